@@ -1,0 +1,207 @@
+//! When to try a request again, and how long to wait first.
+
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+
+use crate::spec::RetrySpec;
+
+/// The spec's retry rules, as decisions.
+///
+/// A provider's `Retry-After` is obeyed because retrying sooner only extends its throttling;
+/// it is capped at `max_backoff` so a bogus header cannot park a sync for a day. Without the
+/// header the delay grows exponentially with jitter, so many connections throttled at once do
+/// not retry in lockstep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    statuses: Vec<u16>,
+    retry_after_header: String,
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_spec(spec: &RetrySpec) -> Self {
+        RetryPolicy {
+            statuses: spec.statuses.clone(),
+            retry_after_header: spec.retry_after_header.clone(),
+            max_attempts: spec.max_attempts.max(1),
+            initial_backoff: spec.initial_backoff.get(),
+            max_backoff: spec.max_backoff.get(),
+        }
+    }
+
+    /// Attempts in all, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// Whether responses with this status are retried. A response with such a status that
+    /// reaches the caller therefore means the retries were exhausted.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.statuses.contains(&status)
+    }
+
+    /// The wait before the next attempt after attempt number `attempt` (1 for the first) got
+    /// `status`, or `None` when the response is final.
+    pub fn delay_after_status(
+        &self,
+        attempt: u32,
+        status: u16,
+        headers: &[(String, String)],
+    ) -> Option<Duration> {
+        if !self.retries_status(status) || attempt >= self.max_attempts {
+            return None;
+        }
+        let retry_after = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&self.retry_after_header))
+            .and_then(|(_, value)| parse_retry_after(value, SystemTime::now()));
+        Some(match retry_after {
+            Some(wait) => wait.min(self.max_backoff),
+            None => self.backoff(attempt),
+        })
+    }
+
+    /// The wait before the next attempt after attempt number `attempt` failed without an
+    /// answer, or `None` when it must not be repeated. A request that never reached the server
+    /// (`connect_failed`) is safe to repeat; otherwise only idempotent methods are repeated,
+    /// because the server may have acted on the request before the connection broke.
+    pub fn delay_after_transport_error(
+        &self,
+        attempt: u32,
+        method: &str,
+        connect_failed: bool,
+    ) -> Option<Duration> {
+        if attempt >= self.max_attempts || !(connect_failed || is_idempotent(method)) {
+            return None;
+        }
+        Some(self.backoff(attempt))
+    }
+
+    /// Exponential backoff with "equal jitter": between half and all of
+    /// `initial * 2^(attempt-1)`, capped at `max_backoff`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        let full = self
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
+        let half = full / 2;
+        let jitter_nanos =
+            rand::thread_rng().gen_range(0..=half.as_nanos().min(u64::MAX as u128) as u64);
+        half + Duration::from_nanos(jitter_nanos)
+    }
+}
+
+fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method.to_ascii_uppercase().as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
+}
+
+/// `Retry-After` as delay-seconds or as an HTTP date; a date in the past means "now".
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::HumanDuration;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::from_spec(&RetrySpec {
+            statuses: vec![429, 503],
+            retry_after_header: "Retry-After".into(),
+            max_attempts: 4,
+            initial_backoff: HumanDuration(Duration::from_millis(100)),
+            max_backoff: HumanDuration(Duration::from_secs(10)),
+        })
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn honours_retry_after_seconds_capped_at_max_backoff() {
+        let p = policy();
+        assert_eq!(
+            p.delay_after_status(1, 429, &headers(&[("retry-after", "3")])),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            p.delay_after_status(1, 503, &headers(&[("Retry-After", " 3600 ")])),
+            Some(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn honours_retry_after_dates() {
+        let now = SystemTime::now();
+        let in_five = httpdate::fmt_http_date(now + Duration::from_secs(5));
+        let wait = parse_retry_after(&in_five, now).unwrap();
+        assert!(
+            wait <= Duration::from_secs(5) && wait >= Duration::from_secs(4),
+            "{wait:?}"
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(60));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backs_off_exponentially_with_jitter_when_no_header() {
+        let p = policy();
+        for (attempt, full_ms) in [(1u32, 100u64), (2, 200), (3, 400)] {
+            for _ in 0..20 {
+                let wait =
+                    p.delay_after_status(attempt, 429, &headers(&[("Retry-After", "later")]));
+                let wait = wait.unwrap();
+                assert!(
+                    wait >= Duration::from_millis(full_ms / 2)
+                        && wait <= Duration::from_millis(full_ms),
+                    "attempt {attempt}: {wait:?}"
+                );
+            }
+        }
+        let capped = RetryPolicy {
+            max_attempts: 100,
+            ..policy()
+        };
+        assert!(capped.delay_after_status(40, 429, &[]).unwrap() <= Duration::from_secs(10));
+    }
+
+    #[test]
+    fn stops_after_max_attempts_and_on_other_statuses() {
+        let p = policy();
+        assert!(p.delay_after_status(3, 429, &[]).is_some());
+        assert_eq!(p.delay_after_status(4, 429, &[]), None);
+        assert_eq!(
+            p.delay_after_status(1, 500, &headers(&[("Retry-After", "1")])),
+            None
+        );
+        assert_eq!(p.delay_after_status(1, 200, &[]), None);
+    }
+
+    #[test]
+    fn repeats_transport_failures_only_when_safe() {
+        let p = policy();
+        assert!(p.delay_after_transport_error(1, "GET", false).is_some());
+        assert!(p.delay_after_transport_error(1, "delete", false).is_some());
+        assert_eq!(p.delay_after_transport_error(1, "POST", false), None);
+        assert!(p.delay_after_transport_error(1, "POST", true).is_some());
+        assert_eq!(p.delay_after_transport_error(4, "GET", true), None);
+    }
+}

@@ -1,0 +1,743 @@
+//! Every OAuth failure, classified into what the host should do about it.
+//!
+//! The classification is a pure function of where the failure happened ([`Stage`]), the HTTP
+//! status and the provider's error fields, so it is tested table-style and shared by the token
+//! endpoint and the authorization callbacks. Microsoft's AADSTS numbers are more precise than
+//! the OAuth `error` strings (`invalid_grant` covers an expired refresh token and a reused code,
+//! which need opposite handling), so a known number decides first.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// What the host should do about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OAuthErrorKind {
+    /// The connection's grant no longer works (expired, revoked, consent or MFA missing):
+    /// mark the connection broken and ask a person to connect again.
+    ReconnectNeeded,
+    /// The integration's own settings are wrong (client secret, scopes, tenant, redirect URI):
+    /// an administrator must fix the integration; reconnecting does not help.
+    IntegrationMisconfigured,
+    /// The authorization code was already redeemed. Fail the callback and never retry it.
+    CodeAlreadyUsed,
+    /// The callback cannot complete (invalid or expired code, PKCE mismatch, malformed or
+    /// mismatched callback): start the connection again.
+    CallbackRejected,
+    /// The user (or administrator) declined consent.
+    UserDeclined,
+    /// The provider needs the user to sign in or consent interactively.
+    InteractionRequired,
+    /// A temporary failure (5xx, 429, timeout, connection failure): retry later.
+    Transient,
+}
+
+impl OAuthErrorKind {
+    /// Whether the same request may succeed later without anyone changing anything.
+    pub fn is_retryable(self) -> bool {
+        self == OAuthErrorKind::Transient
+    }
+}
+
+/// Where in the flow a failure happened; the same provider error can mean different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The authorization redirect came back with `error=`.
+    Authorize,
+    /// The admin consent redirect came back with `error=`.
+    AdminConsent,
+    /// Redeeming an authorization code at the token endpoint.
+    CodeExchange,
+    /// Redeeming a refresh token at the token endpoint.
+    Refresh,
+    /// Before anything was sent: the integration or connection config cannot form a request.
+    Local,
+}
+
+/// The error fields a provider sends, from a token error body or a callback query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ErrorFields {
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub error_description: Option<String>,
+    #[serde(default)]
+    pub error_codes: Vec<u32>,
+    #[serde(default)]
+    pub suberror: Option<String>,
+}
+
+impl ErrorFields {
+    /// Reads a token endpoint error body; anything that is not a JSON object yields no fields.
+    pub fn from_body(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    /// The AADSTS number: the first of `error_codes`, else the one that starts the description.
+    fn aadsts(&self) -> Option<u32> {
+        if let Some(code) = self.error_codes.first() {
+            return Some(*code);
+        }
+        let description = self.error_description.as_deref()?;
+        let start = description.find("AADSTS")? + "AADSTS".len();
+        let digits: String = description[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    }
+}
+
+/// A classified OAuth failure. Never contains tokens, codes or secrets: only the provider's
+/// error fields, the status and our own text.
+///
+/// Boxed, so `Result<_, OAuthError>` stays small on the happy path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError(Box<Details>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Details {
+    kind: OAuthErrorKind,
+    stage: Stage,
+    error: Option<String>,
+    aadsts: Option<u32>,
+    suberror: Option<String>,
+    status: Option<u16>,
+    description: Option<String>,
+    fix: String,
+    state: Option<String>,
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.0;
+        match (d.aadsts, &d.error, d.status) {
+            (Some(code), _, _) => write!(f, "AADSTS{code}: {}", d.fix),
+            (None, Some(error), _) => write!(f, "{error}: {}", d.fix),
+            (None, None, Some(status)) if status >= 400 => write!(f, "HTTP {status}: {}", d.fix),
+            (None, None, _) => f.write_str(&d.fix),
+        }
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl OAuthError {
+    /// A failure found before or outside the provider's answer (bad config, broken callback,
+    /// no connection), with our own description.
+    pub fn local(kind: OAuthErrorKind, stage: Stage, fix: impl Into<String>) -> Self {
+        OAuthError(Box::new(Details {
+            kind,
+            stage,
+            error: None,
+            aadsts: None,
+            suberror: None,
+            status: None,
+            description: None,
+            fix: fix.into(),
+            state: None,
+        }))
+    }
+
+    pub fn kind(&self) -> OAuthErrorKind {
+        self.0.kind
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.0.stage
+    }
+
+    /// The OAuth `error` string, e.g. `invalid_grant`.
+    pub fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+
+    /// Microsoft's AADSTS number, e.g. `70008`.
+    pub fn aadsts(&self) -> Option<u32> {
+        self.0.aadsts
+    }
+
+    pub fn suberror(&self) -> Option<&str> {
+        self.0.suberror.as_deref()
+    }
+
+    /// The token endpoint's HTTP status; `None` for callbacks and failures without an answer.
+    pub fn status(&self) -> Option<u16> {
+        self.0.status
+    }
+
+    /// The first line of the provider's description (trace and correlation ids dropped).
+    pub fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// One line telling a person what to do.
+    pub fn fix(&self) -> &str {
+        &self.0.fix
+    }
+
+    /// The `state` of the callback that carried the error, so the host can find its flow.
+    pub fn state(&self) -> Option<&str> {
+        self.0.state.as_deref()
+    }
+
+    pub(crate) fn with_state(mut self, state: Option<String>) -> Self {
+        self.0.state = state;
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.0.status = Some(status);
+        self
+    }
+}
+
+/// Classifies a provider error: `status` is the token endpoint's status (`None` for a
+/// callback), `fields` what the provider said.
+pub fn classify(stage: Stage, status: Option<u16>, fields: &ErrorFields) -> OAuthError {
+    let aadsts = fields.aadsts();
+    let error = fields.error.as_deref().map(str::to_ascii_lowercase);
+    let (kind, fix) = decide(stage, status, error.as_deref(), aadsts);
+    OAuthError(Box::new(Details {
+        kind,
+        stage,
+        error: fields.error.clone(),
+        aadsts,
+        suberror: fields.suberror.clone(),
+        status,
+        description: fields.error_description.as_deref().map(first_line),
+        fix: fix.into(),
+        state: None,
+    }))
+}
+
+/// The first line of a description, without the trace, correlation and timestamp that
+/// Microsoft appends (they differ per request and only help Microsoft's support).
+fn first_line(description: &str) -> String {
+    let line = description.lines().next().unwrap_or_default();
+    let line = line.split(" Trace ID:").next().unwrap_or(line);
+    line.trim().to_owned()
+}
+
+use OAuthErrorKind::*;
+
+fn decide(
+    stage: Stage,
+    status: Option<u16>,
+    error: Option<&str>,
+    aadsts: Option<u32>,
+) -> (OAuthErrorKind, &'static str) {
+    if matches!(status, Some(429)) || matches!(status, Some(s) if s >= 500) {
+        return (
+            Transient,
+            "the provider is unavailable or throttling — retry later",
+        );
+    }
+    let by_code = aadsts.and_then(|code| by_aadsts(stage, code));
+    let by_string = error.map(|error| by_error(stage, error));
+    match (by_code, by_string) {
+        // At a callback the `error` string is the documented contract (`interaction_required`
+        // comes with AADSTS50076, which at the token endpoint means "reconnect"), so the code
+        // only contributes its more precise fix when it agrees on the kind.
+        (Some(code), Some(string))
+            if matches!(stage, Stage::Authorize | Stage::AdminConsent) && code.0 != string.0 =>
+        {
+            string
+        }
+        (Some(code), _) => code,
+        (None, Some(string)) => string,
+        (None, None) => by_status(status),
+    }
+}
+
+fn by_status(status: Option<u16>) -> (OAuthErrorKind, &'static str) {
+    match status {
+        Some(401 | 403) => (
+            IntegrationMisconfigured,
+            "the provider refused the client's credentials — check client_id and client_secret",
+        ),
+        Some(404 | 405) => (
+            IntegrationMisconfigured,
+            "the token URL does not point at a token endpoint — check the token_url and the tenant",
+        ),
+        Some(_) => (
+            IntegrationMisconfigured,
+            "the provider answered without an OAuth error — check the token_url",
+        ),
+        None => (
+            CallbackRejected,
+            "the callback carries neither a code nor an OAuth error — start the connection again",
+        ),
+    }
+}
+
+/// Microsoft's numbers that decide the kind whatever the `error` string says.
+fn by_aadsts(stage: Stage, code: u32) -> Option<(OAuthErrorKind, &'static str)> {
+    let at_exchange = stage == Stage::CodeExchange;
+    Some(match code {
+        54005 => (
+            CodeAlreadyUsed,
+            "the authorization code was already redeemed — start the connection again; a code is never retried",
+        ),
+        50148 => (
+            CallbackRejected,
+            "the PKCE code_verifier does not match the code_challenge — start the connection again",
+        ),
+        70008 if at_exchange => (
+            CallbackRejected,
+            "the authorization code expired before it was redeemed — start the connection again",
+        ),
+        70008 => (
+            ReconnectNeeded,
+            "the refresh token has expired — the user must connect again",
+        ),
+        9002313 if at_exchange => (
+            CallbackRejected,
+            "the authorization code is malformed or invalid — start the connection again",
+        ),
+        70000 => (
+            ReconnectNeeded,
+            "the granted scopes are unauthorized or expired — the user must connect again",
+        ),
+        700082 => (
+            ReconnectNeeded,
+            "the refresh token expired after 90 days of inactivity — the user must connect again",
+        ),
+        50173 => (
+            ReconnectNeeded,
+            "the grant was revoked (password change or administrator revocation) — the user must connect again",
+        ),
+        65001 => (
+            ReconnectNeeded,
+            "consent is missing for the requested scopes — the user must connect again, or an administrator must grant admin consent",
+        ),
+        50076 => (
+            ReconnectNeeded,
+            "multi-factor authentication is required by policy — the user must connect again and complete MFA",
+        ),
+        65004 if stage == Stage::AdminConsent => (
+            UserDeclined,
+            "the administrator declined to grant consent — ask them to grant it again",
+        ),
+        65004 => (
+            UserDeclined,
+            "the user declined to consent — ask them to connect again and accept",
+        ),
+        7000215 => (
+            IntegrationMisconfigured,
+            "the client secret is wrong (often the secret's ID was used instead of its value) — copy the secret's Value from Entra ID (Certificates & secrets) into client_secret",
+        ),
+        7000222 => (
+            IntegrationMisconfigured,
+            "the client secret has expired — create a new secret in Entra ID (Certificates & secrets) and update client_secret",
+        ),
+        70011 => (
+            IntegrationMisconfigured,
+            "a requested scope is not valid — check the integration's scopes against the provider's",
+        ),
+        50194 => (
+            IntegrationMisconfigured,
+            "the app is single-tenant and cannot use `common` — set the connection's tenant to the tenant's ID or domain, or make the app multi-tenant",
+        ),
+        90002 => (
+            IntegrationMisconfigured,
+            "the tenant does not exist — check the connection's tenant",
+        ),
+        700016 => (
+            IntegrationMisconfigured,
+            "the client_id is unknown in this tenant — check client_id and the tenant",
+        ),
+        500112 => (
+            CallbackRejected,
+            "the redirect_uri differs from the one the code was issued for — start the connection again",
+        ),
+        7000218 => (
+            IntegrationMisconfigured,
+            "no client credential was sent — set client_secret",
+        ),
+        90130 => (
+            IntegrationMisconfigured,
+            "admin consent needs the tenant's ID or domain, or `organizations`, not `common` — set the connection's tenant",
+        ),
+        50011 | 500113 => (
+            IntegrationMisconfigured,
+            "the redirect URI is not registered for the app — add it exactly in Entra ID (Authentication) or fix redirect_uri",
+        ),
+        _ => return None,
+    })
+}
+
+fn by_error(stage: Stage, error: &str) -> (OAuthErrorKind, &'static str) {
+    match error {
+        "invalid_grant" if stage == Stage::CodeExchange => (
+            CallbackRejected,
+            "the authorization code is invalid or expired — start the connection again",
+        ),
+        "invalid_grant" => (
+            ReconnectNeeded,
+            "the provider no longer accepts the grant — the user must connect again",
+        ),
+        "invalid_client" => (
+            IntegrationMisconfigured,
+            "the provider refused the client's credentials — check client_id and client_secret",
+        ),
+        "invalid_scope" => (
+            IntegrationMisconfigured,
+            "a requested scope is not valid — check the integration's scopes against the provider's",
+        ),
+        "unauthorized_client" => (
+            IntegrationMisconfigured,
+            "the app may not use this flow — check the app registration (supported account types, platform)",
+        ),
+        "invalid_request"
+        | "invalid_resource"
+        | "unsupported_response_type"
+        | "unsupported_grant_type" => (
+            IntegrationMisconfigured,
+            "the provider refused the request as malformed — check the integration's URLs, redirect_uri and scopes",
+        ),
+        "access_denied" if stage == Stage::AdminConsent => {
+            (UserDeclined, "the administrator declined to grant consent")
+        }
+        "access_denied" => (
+            UserDeclined,
+            "the user declined to consent — ask them to connect again and accept",
+        ),
+        "consent_required" | "interaction_required" | "login_required" => (
+            InteractionRequired,
+            "the provider needs the user to sign in or consent interactively — connect again without `prompt=none`",
+        ),
+        "server_error" | "temporarily_unavailable" => (
+            Transient,
+            "the provider is temporarily unavailable — retry later",
+        ),
+        _ if matches!(stage, Stage::Authorize | Stage::AdminConsent) => (
+            CallbackRejected,
+            "the provider rejected the authorization with an unrecognised error — start the connection again",
+        ),
+        _ => (
+            IntegrationMisconfigured,
+            "the provider answered with an unrecognised OAuth error — check the integration's settings",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_error(error: &str, code: Option<u32>, suberror: Option<&str>) -> ErrorFields {
+        ErrorFields {
+            error: Some(error.into()),
+            error_description: code.map(|c| {
+                format!(
+                    "AADSTS{c}: Something happened.\r\nTrace ID: 1 Correlation ID: 2 Timestamp: 3"
+                )
+            }),
+            error_codes: code.into_iter().collect(),
+            suberror: suberror.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn token_endpoint_table() {
+        use Stage::{CodeExchange as X, Refresh as R};
+        type Row<'a> = (
+            Stage,
+            u16,
+            &'a str,
+            Option<u32>,
+            Option<&'a str>,
+            OAuthErrorKind,
+        );
+        let rows: &[Row] = &[
+            (R, 400, "invalid_grant", Some(70000), None, ReconnectNeeded),
+            (R, 400, "invalid_grant", Some(70008), None, ReconnectNeeded),
+            (X, 400, "invalid_grant", Some(70008), None, CallbackRejected),
+            (R, 400, "invalid_grant", Some(700082), None, ReconnectNeeded),
+            (R, 400, "invalid_grant", Some(50173), None, ReconnectNeeded),
+            (X, 400, "invalid_grant", Some(54005), None, CodeAlreadyUsed),
+            (
+                R,
+                400,
+                "invalid_grant",
+                Some(65001),
+                Some("consent_required"),
+                ReconnectNeeded,
+            ),
+            (
+                R,
+                400,
+                "invalid_grant",
+                Some(50076),
+                Some("basic_action"),
+                ReconnectNeeded,
+            ),
+            (X, 400, "invalid_grant", Some(50148), None, CallbackRejected),
+            (
+                X,
+                401,
+                "invalid_client",
+                Some(7000215),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                R,
+                401,
+                "invalid_client",
+                Some(7000222),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                X,
+                400,
+                "invalid_scope",
+                Some(70011),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                X,
+                400,
+                "invalid_request",
+                Some(50194),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                X,
+                400,
+                "invalid_request",
+                Some(90002),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                X,
+                400,
+                "invalid_request",
+                Some(9002313),
+                None,
+                CallbackRejected,
+            ),
+            (R, 400, "invalid_grant", None, None, ReconnectNeeded),
+            (X, 400, "invalid_grant", None, None, CallbackRejected),
+            (R, 400, "invalid_grant", Some(12345), None, ReconnectNeeded),
+            (
+                R,
+                400,
+                "unauthorized_client",
+                None,
+                None,
+                IntegrationMisconfigured,
+            ),
+            (R, 503, "temporarily_unavailable", None, None, Transient),
+            (
+                R,
+                503,
+                "temporarily_unavailable",
+                Some(90033),
+                None,
+                Transient,
+            ),
+            (
+                R,
+                429,
+                "temporarily_unavailable",
+                Some(90055),
+                None,
+                Transient,
+            ),
+            (
+                X,
+                400,
+                "invalid_grant",
+                Some(500112),
+                None,
+                CallbackRejected,
+            ),
+            (
+                X,
+                401,
+                "invalid_client",
+                Some(7000218),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                X,
+                400,
+                "unauthorized_client",
+                Some(700016),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (R, 500, "server_error", None, None, Transient),
+            (R, 429, "invalid_request", None, None, Transient),
+            (
+                R,
+                400,
+                "something_new",
+                None,
+                None,
+                IntegrationMisconfigured,
+            ),
+        ];
+        for (stage, status, error, code, suberror, kind) in rows {
+            let got = classify(*stage, Some(*status), &token_error(error, *code, *suberror));
+            assert_eq!(
+                got.kind(),
+                *kind,
+                "{stage:?} {status} {error} {code:?}: {got}"
+            );
+            assert_eq!(got.aadsts(), *code);
+        }
+    }
+
+    #[test]
+    fn callback_table() {
+        let rows: &[(Stage, &str, Option<&str>, OAuthErrorKind)] = &[
+            (
+                Stage::Authorize,
+                "access_denied",
+                Some("AADSTS65004: User declined to consent to access the app."),
+                UserDeclined,
+            ),
+            (Stage::Authorize, "access_denied", None, UserDeclined),
+            (Stage::AdminConsent, "access_denied", None, UserDeclined),
+            (
+                Stage::Authorize,
+                "consent_required",
+                None,
+                InteractionRequired,
+            ),
+            (
+                Stage::Authorize,
+                "interaction_required",
+                None,
+                InteractionRequired,
+            ),
+            (
+                Stage::Authorize,
+                "login_required",
+                None,
+                InteractionRequired,
+            ),
+            (Stage::Authorize, "server_error", None, Transient),
+            (Stage::Authorize, "temporarily_unavailable", None, Transient),
+            (
+                Stage::Authorize,
+                "invalid_request",
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                Stage::Authorize,
+                "unauthorized_client",
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                Stage::Authorize,
+                "invalid_resource",
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                Stage::Authorize,
+                "unsupported_response_type",
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                Stage::Authorize,
+                "invalid_request",
+                Some("AADSTS50194: Application is not configured as a multi-tenant application."),
+                IntegrationMisconfigured,
+            ),
+            (Stage::Authorize, "weird", None, CallbackRejected),
+            (
+                Stage::Authorize,
+                "interaction_required",
+                Some(
+                    "AADSTS50076: Due to a configuration change, you must use multi-factor authentication.",
+                ),
+                InteractionRequired,
+            ),
+            (
+                Stage::Authorize,
+                "consent_required",
+                Some("AADSTS65001: The user or administrator has not consented."),
+                InteractionRequired,
+            ),
+        ];
+        for (stage, error, description, kind) in rows {
+            let fields = ErrorFields {
+                error: Some((*error).into()),
+                error_description: description.map(Into::into),
+                ..ErrorFields::default()
+            };
+            let got = classify(*stage, None, &fields);
+            assert_eq!(got.kind(), *kind, "{error} {description:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn failures_without_an_oauth_error_are_classified_by_status() {
+        let rows = [
+            (Some(502), Transient),
+            (Some(429), Transient),
+            (Some(401), IntegrationMisconfigured),
+            (Some(404), IntegrationMisconfigured),
+            (Some(400), IntegrationMisconfigured),
+            (None, CallbackRejected),
+        ];
+        for (status, kind) in rows {
+            let got = classify(
+                Stage::Refresh,
+                status,
+                &ErrorFields::from_body(b"<html>oops</html>"),
+            );
+            assert_eq!(got.kind(), kind, "{status:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn reads_the_code_from_the_description_and_keeps_one_line() {
+        let fields = ErrorFields::from_body(
+            br#"{"error":"invalid_client","error_description":"AADSTS7000222: The provided client secret keys for app 'x' are expired.\r\nTrace ID: abc\r\nCorrelation ID: def\r\nTimestamp: 2024-01-01","timestamp":"x","trace_id":"abc"}"#,
+        );
+        let got = classify(Stage::Refresh, Some(401), &fields);
+        assert_eq!(got.aadsts(), Some(7000222));
+        assert_eq!(
+            got.description(),
+            Some("AADSTS7000222: The provided client secret keys for app 'x' are expired.")
+        );
+        assert_eq!(
+            got.to_string(),
+            "AADSTS7000222: the client secret has expired — create a new secret in Entra ID (Certificates & secrets) and update client_secret"
+        );
+        assert!(!got.kind().is_retryable());
+    }
+
+    #[test]
+    fn displays_the_error_or_status_when_there_is_no_code() {
+        let got = classify(Stage::Refresh, Some(503), &ErrorFields::default());
+        assert_eq!(
+            got.to_string(),
+            "HTTP 503: the provider is unavailable or throttling — retry later"
+        );
+        assert!(got.kind().is_retryable());
+        let got = classify(
+            Stage::Authorize,
+            None,
+            &ErrorFields {
+                error: Some("login_required".into()),
+                ..ErrorFields::default()
+            },
+        );
+        assert!(got.to_string().starts_with("login_required: "), "{got}");
+    }
+}

@@ -1,0 +1,303 @@
+//! The control API's request and response bodies, shared by the server and [`ControlClient`].
+//!
+//! [`ControlClient`]: crate::ControlClient
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateTenant {
+    /// A GUID; random when absent.
+    pub id: Option<String>,
+    /// The verified domain; `tenantN.onmicrosoft.com` when absent.
+    pub domain: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantInfo {
+    pub id: String,
+    pub domains: Vec<String>,
+    pub display_name: String,
+}
+
+/// Who may sign in to an app: any organisation, or only its home tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    #[default]
+    MultiTenant,
+    SingleTenant,
+}
+
+/// What `authorize` shows: nothing (redirects at once), or a consent page to accept or decline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMode {
+    #[default]
+    Auto,
+    Page,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateApp {
+    pub name: Option<String>,
+    /// Tenant id or domain.
+    pub home_tenant: String,
+    pub redirect_uris: Vec<String>,
+    /// Lifetime of the client secret; two years when absent.
+    pub secret_expires_in_secs: Option<i64>,
+    pub audience: Audience,
+    pub consent_mode: ConsentMode,
+    /// Scopes an admin has already consented to in the home tenant (e.g. `People.Read.All`).
+    pub admin_consented_scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub client_id: String,
+    pub name: String,
+    pub home_tenant_id: String,
+    pub client_secret: String,
+    pub secret_expires_at: DateTime<Utc>,
+    pub redirect_uris: Vec<String>,
+    pub audience: Audience,
+    pub consent_mode: ConsentMode,
+    /// Admin-consented scopes by tenant id.
+    pub admin_consents: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateUser {
+    /// Tenant id or domain.
+    pub tenant: String,
+    /// Derived from the display name and the tenant's domain when absent.
+    pub user_principal_name: Option<String>,
+    pub display_name: Option<String>,
+    /// The user principal name when absent.
+    pub mail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: String,
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub mail: String,
+    pub tenant_id: String,
+    pub people: usize,
+    pub consent_revoked: bool,
+    pub mfa_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedPeople {
+    pub count: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeopleCount {
+    pub count: usize,
+}
+
+/// Which tokens to expire. An explicit token wins; else a user's tokens; else every access
+/// token. Expired refresh tokens answer AADSTS70008.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExpireTokens {
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// User id or user principal name.
+    pub user: Option<String>,
+    /// With `user` (or nothing): expire refresh tokens as well as access tokens.
+    pub include_refresh_tokens: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expired {
+    pub access_tokens: usize,
+    pub refresh_tokens: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateSecret {
+    /// From the current virtual time; zero or less expires the secret now.
+    pub expires_in_secs: i64,
+    /// Issue a new secret value (the old one stops working).
+    pub rotate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdvanceClock {
+    pub seconds: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockInfo {
+    pub now: DateTime<Utc>,
+    pub offset_secs: i64,
+}
+
+/// The documented `error` values of an authorization (or admin consent) redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizeErrorKind {
+    InvalidRequest,
+    UnauthorizedClient,
+    AccessDenied,
+    UnsupportedResponseType,
+    ServerError,
+    TemporarilyUnavailable,
+    InvalidResource,
+    LoginRequired,
+    InteractionRequired,
+    ConsentRequired,
+}
+
+impl AuthorizeErrorKind {
+    pub fn as_str(self) -> &'static str {
+        use AuthorizeErrorKind::*;
+        match self {
+            InvalidRequest => "invalid_request",
+            UnauthorizedClient => "unauthorized_client",
+            AccessDenied => "access_denied",
+            UnsupportedResponseType => "unsupported_response_type",
+            ServerError => "server_error",
+            TemporarilyUnavailable => "temporarily_unavailable",
+            InvalidResource => "invalid_resource",
+            LoginRequired => "login_required",
+            InteractionRequired => "interaction_required",
+            ConsentRequired => "consent_required",
+        }
+    }
+}
+
+/// The outcome forced on an app's next authorize or admin consent request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NextOutcome {
+    pub error: AuthorizeErrorKind,
+    /// A realistic `AADSTSnnnn: …` text for the error when absent.
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+/// Misbehaviour for the next `count` requests whose path starts with `path_prefix`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// `GET`, `POST`, …; any method when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    pub path_prefix: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Answer with this status and an error body shaped for the path (Graph or OAuth).
+    Status {
+        status: u16,
+        #[serde(default)]
+        retry_after_secs: Option<u64>,
+    },
+    /// Wait, then answer normally.
+    Delay { ms: u64 },
+    /// 200 with a truncated JSON body.
+    MalformedBody,
+    /// Close the connection without a complete response: the client sees a transport error.
+    DropConnection,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Token endpoint requests by `grant_type` (`"missing"` when absent).
+    pub token_requests: BTreeMap<String, u64>,
+    /// Graph requests by path, without the query string.
+    pub graph_requests: BTreeMap<String, u64>,
+    /// 429 responses sent, whether by throttling or by a fault.
+    pub throttled: u64,
+    /// Most Graph requests seen in flight at once for a mailbox (user id), counting rejected ones.
+    pub max_concurrency_per_mailbox: BTreeMap<String, u32>,
+    /// Most Graph requests seen in flight at once overall.
+    pub max_concurrency: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThrottleSettings {
+    /// In-flight Graph requests allowed per (app, mailbox); the next one gets a 429.
+    pub max_concurrent_per_mailbox: u32,
+    /// Requests allowed per (app, mailbox) and window.
+    pub requests_per_window: u32,
+    pub window_secs: u64,
+    /// `Retry-After` on throttling 429s; when absent, 1 for concurrency and the rest of the
+    /// window for the budget.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Default for ThrottleSettings {
+    /// Outlook's published limits: 4 concurrent requests, 10,000 per 10 minutes.
+    fn default() -> Self {
+        ThrottleSettings {
+            max_concurrent_per_mailbox: 4,
+            requests_per_window: 10_000,
+            window_secs: 600,
+            retry_after_secs: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub throttling: ThrottleSettings,
+    /// Added to every Graph response.
+    pub graph_latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateSettings {
+    pub throttling: Option<ThrottleSettings>,
+    pub graph_latency_ms: Option<u64>,
+}
+
+/// See [`ControlClient::setup_demo`](crate::ControlClient::setup_demo).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoOptions {
+    pub redirect_uris: Vec<String>,
+    pub people: usize,
+    pub seed: u64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            redirect_uris: Vec::new(),
+            people: 200,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DemoSetup {
+    pub tenant_id: String,
+    pub tenant_domain: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub user_id: String,
+    pub user_principal_name: String,
+}

@@ -1,0 +1,125 @@
+//! Fault injection: the next N requests matching a method and path prefix misbehave.
+//!
+//! Runs inside [`crate::observe`] (so faulted responses still carry request ids and 429s are
+//! counted) and before any route, so faults reach every identity and Graph endpoint alike.
+
+use std::io;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::control::types::{FaultKind, FaultRule};
+use crate::graph::{self, error::GraphError};
+use crate::identity::error::OAuthError;
+use crate::state::AppState;
+
+/// The start of a real people page, cut off mid-string.
+const TRUNCATED_JSON: &str = r#"{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#users('7af3431f')/people","value":[{"id":"7af3431f-ee68-4559-a1ca-17dc7bfcc269","displayName":"Alex Wil"#;
+
+#[derive(Default)]
+pub struct Faults {
+    rules: Mutex<Vec<FaultRule>>,
+}
+
+impl Faults {
+    fn rules(&self) -> MutexGuard<'_, Vec<FaultRule>> {
+        self.rules.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn add(&self, rule: FaultRule) -> Result<Vec<FaultRule>, String> {
+        if let FaultKind::Status { status, .. } = rule.kind {
+            StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
+        }
+        if let Some(method) = &rule.method {
+            Method::from_bytes(method.as_bytes())
+                .map_err(|_| format!("invalid method '{method}'"))?;
+        }
+        let mut rules = self.rules();
+        if rule.count > 0 {
+            rules.push(rule);
+        }
+        Ok(rules.clone())
+    }
+
+    pub fn pending(&self) -> Vec<FaultRule> {
+        self.rules().clone()
+    }
+
+    pub fn clear(&self) {
+        self.rules().clear();
+    }
+
+    /// Consumes one use of the first rule matching the request.
+    fn take(&self, method: &Method, path: &str) -> Option<FaultKind> {
+        let mut rules = self.rules();
+        let position = rules.iter().position(|rule| {
+            path.starts_with(&rule.path_prefix)
+                && rule
+                    .method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
+        })?;
+        let rule = &mut rules[position];
+        rule.count -= 1;
+        let kind = rule.kind.clone();
+        if rule.count == 0 {
+            rules.remove(position);
+        }
+        Some(kind)
+    }
+}
+
+pub async fn inject(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    match state.faults.take(request.method(), &path) {
+        None => next.run(request).await,
+        Some(FaultKind::Delay { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            next.run(request).await
+        }
+        Some(FaultKind::Status {
+            status,
+            retry_after_secs,
+        }) => error_response(&path, status, retry_after_secs),
+        Some(FaultKind::MalformedBody) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            TRUNCATED_JSON,
+        )
+            .into_response(),
+        Some(FaultKind::DropConnection) => severed(),
+    }
+}
+
+/// An error shaped like the endpoint's own: Graph's body under Graph paths, OAuth's elsewhere.
+fn error_response(path: &str, status: u16, retry_after_secs: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).expect("validated when the rule was added");
+    let mut response = if graph::is_graph_path(path) {
+        GraphError::for_status(status).into_response()
+    } else {
+        OAuthError::for_status(status).into_response()
+    };
+    if let Some(seconds) = retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// A response whose body fails before its first byte. Hyper then drops the connection without
+/// flushing the status line, so the client sees a transport error rather than any response.
+fn severed() -> Response {
+    let failure = io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "connection dropped by fault injection",
+    );
+    Response::new(Body::from_stream(futures::stream::once(async move {
+        Err::<Bytes, _>(failure)
+    })))
+}

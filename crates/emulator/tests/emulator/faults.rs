@@ -1,0 +1,161 @@
+//! Fault injection: each kind, matching by method and path prefix, and consumption.
+
+use std::time::{Duration, Instant};
+
+use plugboard_emulator::{FaultKind, FaultRule};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::{SCOPES, scrub, start};
+
+fn rule(path_prefix: &str, count: u32, kind: FaultKind) -> FaultRule {
+    FaultRule {
+        method: None,
+        path_prefix: path_prefix.into(),
+        count,
+        kind,
+    }
+}
+
+#[tokio::test]
+async fn status_faults_are_shaped_for_the_endpoint() {
+    let h = start(5).await;
+    let token = h.access_token().await;
+    let fault = rule(
+        "/v1.0/me/people",
+        2,
+        FaultKind::Status {
+            status: 503,
+            retry_after_secs: Some(3),
+        },
+    );
+    h.control.add_fault(&fault).await.unwrap();
+    for _ in 0..2 {
+        let (status, headers, body) = h.graph("/v1.0/me/people", &token).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers["retry-after"], "3");
+        assert!(headers.contains_key("request-id"));
+        insta::assert_json_snapshot!("fault_503_graph", scrub(body));
+    }
+    assert_eq!(h.graph("/v1.0/me/people", &token).await.0, StatusCode::OK);
+    assert!(h.control.faults().await.unwrap().is_empty());
+
+    let token_fault = FaultRule {
+        method: Some("POST".into()),
+        ..rule(
+            "/common/oauth2/v2.0/token",
+            1,
+            FaultKind::Status {
+                status: 500,
+                retry_after_secs: None,
+            },
+        )
+    };
+    h.control.add_fault(&token_fault).await.unwrap();
+    let (code, pkce) = h.code(SCOPES).await;
+    let (status, body) = h.redeem(&code, &pkce).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    insta::assert_json_snapshot!("fault_500_token", scrub(body));
+    assert_eq!(
+        h.redeem(&code, &pkce).await.0,
+        StatusCode::OK,
+        "the faulted request did not consume the code"
+    );
+}
+
+#[tokio::test]
+async fn faults_match_the_method() {
+    let h = start(5).await;
+    let token = h.access_token().await;
+    let fault = FaultRule {
+        method: Some("POST".into()),
+        ..rule(
+            "/v1.0/",
+            1,
+            FaultKind::Status {
+                status: 500,
+                retry_after_secs: None,
+            },
+        )
+    };
+    h.control.add_fault(&fault).await.unwrap();
+    assert_eq!(h.graph("/v1.0/me", &token).await.0, StatusCode::OK);
+    assert_eq!(h.control.faults().await.unwrap().len(), 1);
+    h.control.clear_faults().await.unwrap();
+    assert!(h.control.faults().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn delay_then_answer_normally() {
+    let h = start(5).await;
+    let token = h.access_token().await;
+    h.control
+        .add_fault(&rule("/v1.0/me", 1, FaultKind::Delay { ms: 250 }))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(h.graph("/v1.0/me", &token).await.0, StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn malformed_body() {
+    let h = start(5).await;
+    let token = h.access_token().await;
+    h.control
+        .add_fault(&rule("/v1.0/me/people", 1, FaultKind::MalformedBody))
+        .await
+        .unwrap();
+    let response = h
+        .http
+        .get(format!("{}/v1.0/me/people", h.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.json::<Value>().await.is_err());
+}
+
+#[tokio::test]
+async fn dropped_connections_are_transport_errors() {
+    let h = start(5).await;
+    let token = h.access_token().await;
+    h.control
+        .add_fault(&rule("/v1.0/me/people", 2, FaultKind::DropConnection))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let error = h
+            .http
+            .get(format!("{}/v1.0/me/people", h.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(error.status().is_none(), "{error:?}");
+    }
+    assert_eq!(h.graph("/v1.0/me/people", &token).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn throttling_faults_are_counted() {
+    let h = start(5).await;
+    let token = h.access_token().await;
+    h.control.reset_counters().await.unwrap();
+    let fault = rule(
+        "/v1.0/",
+        1,
+        FaultKind::Status {
+            status: 429,
+            retry_after_secs: Some(2),
+        },
+    );
+    h.control.add_fault(&fault).await.unwrap();
+    let (status, _, body) = h.graph("/v1.0/me/people", &token).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("TooManyRequests"))
+    );
+    assert_eq!(h.control.counters().await.unwrap().throttled, 1);
+}

@@ -1,0 +1,13 @@
+//! The emulator against the reference documents, over HTTP, as clients see it.
+//!
+//! One test binary (modules per area) keeps linking cheap; each test starts its own emulator
+//! on a random port, so tests are independent and run in parallel.
+
+mod binary;
+mod code_flow;
+mod control;
+mod faults;
+mod graph;
+mod harness;
+mod throttling;
+mod token_errors;
