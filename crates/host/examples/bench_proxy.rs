@@ -1,0 +1,365 @@
+//! The proxy benchmark behind `cargo xtask bench proxy`: the same load sent straight to the
+//! emulator and through Plugboard's proxy, at concurrency 1 and 16, in one run.
+//!
+//! Usage: `bench_proxy --plugboard <path to a release plugboard binary> [--seconds N]
+//! [--rounds N]`. Everything runs on loopback: the emulator in this process (on its own
+//! runtime), Plugboard as a child process, and the load generator here.
+//!
+//! Small virtual machines are noisy, so direct and proxied windows alternate for several
+//! rounds: both see the same noise. Requests/s is the median of the rounds; latencies are
+//! percentiles over every request of every round.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plugboard_emulator::{DemoOptions, Emulator, EmulatorOptions, ThrottleSettings};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+const API_KEY: &str = "bench-api-key-0123456789-0123456789-abcdef";
+const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const CONCURRENCY: [usize; 2] = [1, 16];
+const WARM_UP: Duration = Duration::from_secs(1);
+
+struct Args {
+    plugboard: PathBuf,
+    seconds: u64,
+    rounds: usize,
+}
+
+fn args() -> Args {
+    let mut plugboard = None;
+    let mut seconds = 3;
+    let mut rounds = 3;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--plugboard" => plugboard = args.next().map(PathBuf::from),
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seconds N")
+            }
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--rounds N")
+            }
+            other => panic!(
+                "unknown argument `{other}`; usage: bench_proxy --plugboard PATH [--seconds N] [--rounds N]"
+            ),
+        }
+    }
+    Args {
+        plugboard: plugboard.expect("--plugboard PATH (cargo xtask bench proxy passes it)"),
+        seconds,
+        rounds,
+    }
+}
+
+fn main() {
+    let args = args();
+    // The emulator gets its own runtime, so the load generator's threads never serve it.
+    let emulator_runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let emulator = emulator_runtime
+        .block_on(Emulator::start(EmulatorOptions {
+            throttling: ThrottleSettings {
+                max_concurrent_per_mailbox: 1_000,
+                requests_per_window: u32::MAX,
+                ..ThrottleSettings::default()
+            },
+            ..EmulatorOptions::default()
+        }))
+        .unwrap();
+    let load_runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    load_runtime.block_on(run(args, emulator.url(), emulator.control()));
+    drop(emulator);
+}
+
+async fn run(args: Args, emulator: String, control: plugboard_emulator::ControlClient) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("http://127.0.0.1:{port}");
+    let demo = control
+        .setup_demo(DemoOptions {
+            redirect_uris: vec![format!("{host}/oauth/callback")],
+            people: 100,
+            seed: 1,
+        })
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("plugboard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("plugboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:{port}"
+public_url = "{host}"
+[store]
+url = "sqlite://{db}"
+[security]
+encryption_keys = {{ k1 = "{ENCRYPTION_KEY}" }}
+active_key = "k1"
+[[providers]]
+builtin = "microsoft-people"
+[integrations.microsoft]
+provider = "microsoft-people"
+client_id = "{client_id}"
+[integrations.microsoft.overrides]
+authorization_url = "{emulator}/{{tenant}}/oauth2/v2.0/authorize"
+token_url = "{emulator}/{{tenant}}/oauth2/v2.0/token"
+api_base_url = "{emulator}"
+"#,
+            db = dir.join("plugboard.db").display(),
+            client_id = demo.client_id,
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(&args.plugboard)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY)
+        .env(
+            "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
+            &demo.client_secret,
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting plugboard");
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    wait_healthy(&http, &host).await;
+    connect(&http, &host).await;
+    let detail: Value = http
+        .get(format!("{host}/connections/bench?integration=microsoft"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = detail["credentials"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let direct = Target {
+        url: format!("{emulator}/v1.0/me"),
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+    };
+    let proxied = Target {
+        url: format!("{host}/proxy/v1.0/me"),
+        headers: vec![
+            ("authorization".into(), format!("Bearer {API_KEY}")),
+            ("integration".into(), "microsoft".into()),
+            ("connection-id".into(), "bench".into()),
+        ],
+    };
+    let window = Duration::from_secs(args.seconds);
+    println!(
+        "GET /v1.0/me, {} rounds of {}s per path and concurrency (after {}s of warm-up), on {} cores\n",
+        args.rounds,
+        args.seconds,
+        WARM_UP.as_secs(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("| concurrency | path | requests/s | p50 (ms) | p99 (ms) |");
+    println!("|---:|---|---:|---:|---:|");
+    let mut summary = Vec::new();
+    for concurrency in CONCURRENCY {
+        run_load(&direct, concurrency, WARM_UP).await;
+        run_load(&proxied, concurrency, WARM_UP).await;
+        let (mut a, mut b) = (Samples::default(), Samples::default());
+        for _ in 0..args.rounds {
+            a.add(run_load(&direct, concurrency, window).await, window);
+            b.add(run_load(&proxied, concurrency, window).await, window);
+        }
+        let (a, b) = (a.stats(), b.stats());
+        println!(
+            "| {concurrency} | direct to the emulator | {:.0} | {:.3} | {:.3} |",
+            a.rps,
+            ms(a.p50),
+            ms(a.p99)
+        );
+        println!(
+            "| {concurrency} | through Plugboard's proxy | {:.0} | {:.3} | {:.3} |",
+            b.rps,
+            ms(b.p50),
+            ms(b.p99)
+        );
+        summary.push((concurrency, a, b));
+    }
+    println!();
+    for (concurrency, a, b) in summary {
+        println!(
+            "concurrency {concurrency}: Plugboard adds {:.3} ms at p50 and keeps {:.0}% of the direct throughput",
+            ms(b.p50.saturating_sub(a.p50)),
+            100.0 * b.rps / a.rps
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct Target {
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy)]
+struct Stats {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Every latency of every round, and each round's requests/s.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    rps: Vec<f64>,
+}
+
+impl Samples {
+    fn add(&mut self, latencies: Vec<Duration>, window: Duration) {
+        self.rps.push(latencies.len() as f64 / window.as_secs_f64());
+        self.latencies.extend(latencies);
+    }
+
+    fn stats(mut self) -> Stats {
+        self.latencies.sort_unstable();
+        self.rps.sort_by(f64::total_cmp);
+        let at =
+            |q: f64| self.latencies[((self.latencies.len() as f64 - 1.0) * q).round() as usize];
+        Stats {
+            rps: self.rps[self.rps.len() / 2],
+            p50: at(0.50),
+            p99: at(0.99),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `concurrency` workers, each sending one request after the other for `window`, on one
+/// shared client (one connection pool, like a real caller). Every request's latency.
+async fn run_load(target: &Target, concurrency: usize, window: Duration) -> Vec<Duration> {
+    let http = reqwest::Client::new();
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &target.headers {
+        headers.insert(
+            reqwest::header::HeaderName::try_from(name.as_str()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let shared = Arc::new((http, headers, target.url.clone()));
+    let until = Instant::now() + window;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let (http, headers, url) = &*shared;
+                let mut latencies = Vec::new();
+                loop {
+                    let started = Instant::now();
+                    if started >= until {
+                        return latencies;
+                    }
+                    let response = http.get(url).headers(headers.clone()).send().await.unwrap();
+                    assert!(
+                        response.status().is_success(),
+                        "{url}: {}",
+                        response.status()
+                    );
+                    response.bytes().await.unwrap();
+                    latencies.push(started.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    latencies
+}
+
+async fn wait_healthy(http: &reqwest::Client, host: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{host}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "plugboard did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connects the demo account as a browser would: redirects followed by hand, cookies kept.
+async fn connect(http: &reqwest::Client, host: &str) {
+    let session: Value = http
+        .post(format!("{host}/connect/sessions"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"integration": "microsoft", "connection_id": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    let mut url = session["connect_url"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        let mut request = http.get(&url);
+        if url.starts_with(host) && !cookies.is_empty() {
+            let header: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            request = request.header(COOKIE, header.join("; "));
+        }
+        let response = request.send().await.unwrap();
+        for value in response.headers().get_all(SET_COOKIE) {
+            let (name, value) = value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap();
+            cookies.insert(name.to_owned(), value.to_owned());
+        }
+        match response.headers().get(LOCATION) {
+            Some(next) => url = next.to_str().unwrap().to_owned(),
+            None => {
+                assert!(
+                    response.status().is_success(),
+                    "connecting failed: {}",
+                    response.text().await.unwrap()
+                );
+                return;
+            }
+        }
+    }
+    panic!("the connect flow did not finish");
+}

@@ -1,0 +1,152 @@
+//! `POST /connect/sessions`: a short-lived link that lets one end user connect one account.
+//!
+//! The caller's backend creates the session with the API key and hands the `connect_url` to the
+//! end user's browser, which never sees the API key. Only the token's hash is stored.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiJson, AppState, hash_token, random_token};
+use crate::store::ConnectSession;
+
+/// How long a connect link works.
+const SESSION_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/connect/sessions", post(create))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub integration: String,
+    pub connection_id: String,
+    #[serde(default)]
+    pub connection_config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub return_url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionCreated {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub connect_url: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<CreateSession>,
+) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+    let created = create_session(&state, request).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Checks the request and stores the session; shared with `plugboard dev`.
+pub async fn create_session(
+    state: &AppState,
+    request: CreateSession,
+) -> Result<SessionCreated, ApiError> {
+    let integration = state.integration(&request.integration)?;
+    check_connection_id(&request.connection_id)?;
+    let connection_config = integration
+        .spec()
+        .resolve_connection_config(&request.connection_config)
+        .map_err(|problems| {
+            ApiError::bad_request("invalid_connection_config", problems.join("; "))
+        })?;
+    if let Some(url) = &request.return_url {
+        check_return_url(&state.server.allowed_return_origins, url)?;
+    }
+    let token = format!("pbcs_{}", random_token());
+    let expires_at = Utc::now() + SESSION_LIFETIME;
+    let session = ConnectSession {
+        integration: request.integration.clone(),
+        connection_id: request.connection_id,
+        connection_config,
+        return_url: request.return_url,
+        expires_at,
+    };
+    state
+        .connections
+        .store()
+        .create_connect_session(&hash_token(&token), &session)
+        .await?;
+    let connect_url = format!(
+        "{}/oauth/connect/{}?session_token={token}",
+        state.server.public_url.as_str().trim_end_matches('/'),
+        request.integration
+    );
+    Ok(SessionCreated {
+        token,
+        expires_at,
+        connect_url,
+    })
+}
+
+/// Connection ids are the caller's own keys (a user id, an email); they appear in URLs and logs.
+fn check_connection_id(id: &str) -> Result<(), ApiError> {
+    let valid = (1..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_connection_id",
+            "connection_id must be 1 to 128 letters, digits, `-`, `_`, `.`, `:` or `@`",
+        ))
+    }
+}
+
+/// The end user is sent to `return_url` after connecting; an open redirect otherwise.
+fn check_return_url(allowed: &[String], url: &str) -> Result<(), ApiError> {
+    let parsed = url::Url::parse(url).map_err(|_| {
+        ApiError::bad_request("invalid_return_url", "return_url is not an absolute URL")
+    })?;
+    let origin = parsed.origin().ascii_serialization();
+    if allowed.contains(&origin) && parsed.username().is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "return_url_not_allowed",
+            format!("return_url's origin `{origin}` is not in server.allowed_return_origins"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_urls_must_be_on_an_allowed_origin() {
+        let allowed = vec!["http://localhost:3000".to_owned()];
+        assert!(check_return_url(&allowed, "http://localhost:3000/done?x=1").is_ok());
+        for bad in [
+            "http://localhost:3001/done",
+            "https://localhost:3000/done",
+            "http://localhost:3000@evil.example/",
+            "http://user@localhost:3000/",
+            "/relative",
+            "javascript:alert(1)",
+        ] {
+            assert!(check_return_url(&allowed, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connection_ids_are_plain() {
+        assert!(check_connection_id("user-42@example.com").is_ok());
+        for bad in ["", "a/b", "a b", "é", &"x".repeat(129)] {
+            assert!(check_connection_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The HTTP API: one [`AppState`], one error type ([`ApiError`]), and a router per area.
+//!
+//! Every route but `/health` and the OAuth browser routes (`/oauth/…`, which browsers reach
+//! through links and provider redirects) needs `Authorization: Bearer <secret_key>`.
+//! Request logs name the route pattern, never the URI: queries carry session tokens and
+//! authorization codes.
+
+mod auth;
+mod connect;
+mod connections;
+mod oauth;
+mod proxy;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::config::ServerConfig;
+use crate::integrations::{Integration, Integrations};
+use crate::refresh::{Connections, RefreshError};
+use crate::store::StoreError;
+
+pub use connect::{CreateSession, create_session};
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub server: ServerConfig,
+    pub integrations: Integrations,
+    pub connections: Connections,
+    /// The process's one HTTP client: pooled connections, redirects never followed.
+    pub http: reqwest::Client,
+    /// SHA-256 of the API key, so requests are checked in constant time without keeping the
+    /// key itself around.
+    api_key_digest: [u8; 32],
+}
+
+impl AppState {
+    pub fn new(
+        server: ServerConfig,
+        integrations: Integrations,
+        connections: Connections,
+        http: reqwest::Client,
+        api_key: &secrecy::SecretString,
+    ) -> Self {
+        AppState(Arc::new(Shared {
+            server,
+            integrations,
+            connections,
+            http,
+            api_key_digest: auth::digest(secrecy::ExposeSecret::expose_secret(api_key)),
+        }))
+    }
+
+    /// The integration, or the API's 404.
+    fn integration(&self, name: &str) -> Result<&Arc<Integration>, ApiError> {
+        self.integrations.get(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "integration_not_found",
+                format!("no integration `{name}`"),
+            )
+        })
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let authenticated = Router::new()
+        .merge(connect::routes())
+        .merge(connections::routes())
+        .merge(proxy::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    Router::new()
+        .route("/health", get(health))
+        .merge(oauth::routes())
+        .merge(authenticated)
+        .fallback(not_found)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(no route)".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    tracing::debug!(%method, %route, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// The API's one error type: `{"error": {"code": "snake_case", "message": "…"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn connection_not_found(connection_id: &str, integration: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "connection_not_found",
+            format!("no connection `{connection_id}` in integration `{integration}`"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store failure");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            "the store failed; see the server log",
+        )
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        let message = error.to_string();
+        match error {
+            RefreshError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "connection_not_found", message)
+            }
+            RefreshError::NeedsReconnect(_) => {
+                ApiError::new(StatusCode::CONFLICT, "needs_reconnect", message)
+            }
+            RefreshError::Misconfigured(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "integration_misconfigured",
+                message,
+            ),
+            RefreshError::Transient(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "refresh_failed", message)
+            }
+            RefreshError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// `Json` whose rejections are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    ApiError::new(rejection.status(), "invalid_body", rejection.body_text())
+}
+
+/// `Query` whose rejections are [`ApiError`]s.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", rejection.body_text())
+}
+
+/// 32 random bytes, base64url: session tokens, states and browser bindings.
+pub fn random_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hex SHA-256, how single-use tokens and states are looked up without being stored.
+pub fn hash_token(token: &str) -> String {
+    auth::digest(token)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

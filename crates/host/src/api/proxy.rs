@@ -1,0 +1,367 @@
+//! `ANY /proxy/{*path}`: a request forwarded to the provider's API with the connection's token.
+//!
+//! Method, query, body and ordinary headers pass through; hop-by-hop headers and Plugboard's
+//! own (`Authorization`, `Connection-Id`, `Integration`, `Retries`) do not. Responses stream
+//! back as they arrive. Request bodies with a known length up to [`REPLAYABLE_BODY`] are held in
+//! memory so the request can be sent again (after a token refresh, or a 429/503); larger or
+//! chunked bodies stream straight through and are sent once.
+//!
+//! A 401 from the provider gets one token refresh (or the token another request already
+//! refreshed) and one more attempt. `Retries: N` (0 to 10, default 0) asks for up to N more
+//! attempts after a 429 or 503, each after the provider's `Retry-After` (capped by the spec's
+//! `max_backoff`) or an exponential backoff without one.
+//!
+//! The path is taken from the raw request URI, not the decoded route parameter, so that
+//! `resolve_url` sees `%2e%2e` and friends and refuses them instead of their decoded form
+//! slipping through.
+
+use axum::Router;
+use axum::body::HttpBody as _;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderName};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use plugboard_core::http::{DEFAULT_REQUEST_TIMEOUT, RetryPolicy, resolve_url};
+use plugboard_core::spec::RetrySpec;
+use secrecy::ExposeSecret;
+
+use super::{ApiError, AppState};
+use crate::refresh::REFRESH_MARGIN;
+use crate::store::ConnectionKey;
+
+/// Bodies up to this size are kept so a request can be retried.
+const REPLAYABLE_BODY: u64 = 1024 * 1024;
+/// Most retries a caller may ask for with `Retries: N`.
+const MAX_RETRIES: u32 = 10;
+/// Statuses the proxy retries when asked to: throttling and unavailability, both of which
+/// come with `Retry-After` at Microsoft.
+const RETRY_STATUSES: [u16; 2] = [429, 503];
+
+const CONNECTION_ID: HeaderName = HeaderName::from_static("connection-id");
+const INTEGRATION: HeaderName = HeaderName::from_static("integration");
+const RETRIES: HeaderName = HeaderName::from_static("retries");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/proxy/{*path}", any(forward))
+}
+
+/// Headers that describe one hop, never the end-to-end message (RFC 9110 §7.6.1).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ]
+    .contains(name)
+}
+
+async fn forward(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let integration_name = required_header(&parts.headers, &INTEGRATION)?;
+    let connection_id = required_header(&parts.headers, &CONNECTION_ID)?;
+    let retries = retries(&parts.headers)?;
+    let integration = state.integration(integration_name)?;
+    let key = ConnectionKey::new(integration_name, connection_id);
+    let connection = state
+        .connections
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::connection_not_found(connection_id, integration_name))?;
+    let mut connection = state
+        .connections
+        .fresh(integration, connection, REFRESH_MARGIN)
+        .await?;
+
+    let target = target(parts.uri.path(), parts.uri.query())?;
+    let base = integration
+        .api_base_url(&connection.connection_config)
+        .map_err(|why| ApiError::new(StatusCode::BAD_GATEWAY, "integration_misconfigured", why))?;
+    let url = resolve_url(base.as_ref(), &target)
+        .map_err(|refused| ApiError::bad_request("path_refused", refused.to_string()))?;
+    let headers = forwarded_headers(&parts.headers, &integration.default_headers);
+    let mut body = Outgoing::read(body).await?;
+    let policy = (retries > 0).then(|| {
+        RetryPolicy::from_spec(&RetrySpec {
+            statuses: RETRY_STATUSES.to_vec(),
+            max_attempts: retries + 1,
+            ..integration.api().retry.clone()
+        })
+    });
+
+    let mut attempt = 1;
+    let mut refreshed = false;
+    loop {
+        let mut token = header::HeaderValue::from_str(&format!(
+            "Bearer {}",
+            connection.tokens.access_token.expose_secret()
+        ))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "invalid_token",
+                "the stored access token is not a valid header value",
+            )
+        })?;
+        token.set_sensitive(true);
+        let response = state
+            .http
+            .request(parts.method.clone(), url.clone())
+            .headers(headers.clone())
+            .header(header::AUTHORIZATION, token)
+            .timeout(DEFAULT_REQUEST_TIMEOUT)
+            .body(body.for_attempt())
+            .send()
+            .await
+            .map_err(upstream_error)?;
+        let status = response.status().as_u16();
+        let replayable = body.replayable();
+        if status == 401 && replayable && !refreshed {
+            // The token may have been revoked or expired early; `replace` refreshes only if
+            // no other request already did, then this request tries once more.
+            refreshed = true;
+            connection = state
+                .connections
+                .replace(integration, &key, connection.token_version)
+                .await?;
+            continue;
+        }
+        if let Some(policy) = &policy
+            && replayable
+            && policy.retries_status(status)
+        {
+            let response_headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            if let Some(delay) = policy.delay_after_status(attempt, status, &response_headers) {
+                tracing::debug!(status, attempt, ?delay, "proxy retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
+            }
+        }
+        return Ok(stream_back(response));
+    }
+}
+
+fn required_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h str, ApiError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_header", format!("the `{name}` header is required"))
+        })
+}
+
+fn retries(headers: &HeaderMap) -> Result<u32, ApiError> {
+    let Some(value) = headers.get(RETRIES) else {
+        return Ok(0);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| *n <= MAX_RETRIES)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_header",
+                format!("`Retries` must be a number from 0 to {MAX_RETRIES}"),
+            )
+        })
+}
+
+/// The provider-relative target from the raw request path, with the query as it came.
+fn target(path: &str, query: Option<&str>) -> Result<String, ApiError> {
+    let rest = path.strip_prefix("/proxy").unwrap_or(path);
+    if rest.contains("://") || rest.starts_with("//") {
+        return Err(ApiError::bad_request(
+            "path_refused",
+            "send a path below the provider's API, not an absolute URL",
+        ));
+    }
+    Ok(match query {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    })
+}
+
+/// The caller's headers minus hop-by-hop and Plugboard's own, plus the spec's defaults for
+/// headers the caller did not set.
+fn forwarded_headers(incoming: &HeaderMap, defaults: &HeaderMap) -> HeaderMap {
+    // Headers the `Connection` header names are hop-by-hop too.
+    let named: Vec<String> = incoming
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    let mut headers = HeaderMap::with_capacity(incoming.len());
+    for (name, value) in incoming {
+        let ours = [
+            header::HOST,
+            header::AUTHORIZATION,
+            header::CONTENT_LENGTH,
+            CONNECTION_ID,
+            INTEGRATION,
+            RETRIES,
+        ]
+        .contains(name);
+        if ours || is_hop_by_hop(name) || named.iter().any(|n| n == name.as_str()) {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    for (name, value) in defaults {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers
+}
+
+/// The request body: in memory when it may be sent again, else a stream sent once.
+enum Outgoing {
+    Replayable(Bytes),
+    Stream(Option<Body>),
+}
+
+impl Outgoing {
+    async fn read(body: Body) -> Result<Outgoing, ApiError> {
+        let small = body
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n <= REPLAYABLE_BODY);
+        if !small {
+            return Ok(Outgoing::Stream(Some(body)));
+        }
+        let bytes = axum::body::to_bytes(body, REPLAYABLE_BODY as usize)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    format!("reading the request body failed: {e}"),
+                )
+            })?;
+        Ok(Outgoing::Replayable(bytes))
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, Outgoing::Replayable(_))
+    }
+
+    fn for_attempt(&mut self) -> reqwest::Body {
+        match self {
+            Outgoing::Replayable(bytes) => reqwest::Body::from(bytes.clone()),
+            // `replayable()` is false for streams, so there is only ever one attempt.
+            Outgoing::Stream(body) => match body.take() {
+                Some(body) => reqwest::Body::wrap_stream(body.into_data_stream()),
+                None => reqwest::Body::from(Bytes::new()),
+            },
+        }
+    }
+}
+
+fn stream_back(response: reqwest::Response) -> Response {
+    let status = response.status();
+    let mut headers = HeaderMap::with_capacity(response.headers().len());
+    for (name, value) in response.headers() {
+        if !is_hop_by_hop(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+fn upstream_error(error: reqwest::Error) -> ApiError {
+    // Without the URL: its query may hold personal data.
+    let error = error.without_url();
+    tracing::warn!(%error, "proxied request failed");
+    if error.is_timeout() {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the provider did not answer in time",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("the provider could not be reached: {error}"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_come_from_the_raw_path_and_refuse_absolute_urls() {
+        assert_eq!(
+            target("/proxy/v1.0/me/people", Some("$top=50")).unwrap(),
+            "/v1.0/me/people?$top=50"
+        );
+        assert_eq!(
+            target("/proxy/v1.0/%2e%2e/x", None).unwrap(),
+            "/v1.0/%2e%2e/x"
+        );
+        for bad in ["/proxy/https://evil.example/x", "/proxy//evil.example/x"] {
+            assert!(target(bad, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_plugboard_headers_stay_here() {
+        let mut incoming = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer plugboard-key"),
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("integration", "microsoft"),
+            ("connection-id", "c1"),
+            ("retries", "2"),
+            ("host", "127.0.0.1:3003"),
+            ("content-type", "application/json"),
+            ("accept", "text/plain"),
+            ("x-request-id", "abc"),
+        ] {
+            incoming.append(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        let mut defaults = HeaderMap::new();
+        defaults.insert("accept", "application/json".parse().unwrap());
+        defaults.insert("x-default", "d".parse().unwrap());
+        let headers = forwarded_headers(&incoming, &defaults);
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["accept", "content-type", "x-default", "x-request-id"]
+        );
+        assert_eq!(
+            headers["accept"], "text/plain",
+            "the caller's header wins over the default"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The command line: `serve`, `dev`, `check-config` and `keys rotate`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{self, LoadOptions, Loaded};
+use crate::dev::{self, DevOptions};
+use crate::registry::Registry;
+use crate::server;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plugboard",
+    version,
+    about = "Plugboard: OAuth connections, token refresh and an authenticated proxy in one binary."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Runs a demo on embedded defaults: the Microsoft emulator in-process, a fresh SQLite store
+    /// under `--dir`, an integration `microsoft` pointed at the emulator and a demo user. Prints
+    /// the connect link and the API key.
+    Dev {
+        /// Where the demo keeps its SQLite store; recreated on every start.
+        #[arg(long, value_name = "DIR", default_value = ".plugboard-dev")]
+        dir: PathBuf,
+        #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:3003")]
+        bind: SocketAddr,
+        /// How many people the demo user has.
+        #[arg(long, default_value_t = 300)]
+        people: usize,
+    },
+    /// Validates the configuration and prints every problem and warning.
+    CheckConfig {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Manages the encryption keys of stored secrets.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-encrypts every stored secret under `security.active_key`.
+    ///
+    /// Steps: add the new key to `security.encryption_keys`, make it `active_key`, restart the
+    /// server, run this command, then remove the old key and restart again. The server may keep
+    /// running during rotation once it runs with the new active key: rows are rewritten one at a
+    /// time with a compare-and-swap, so a concurrent token refresh is never lost. A server still
+    /// running with the old active key must be stopped (or restarted with the new one) first,
+    /// or it keeps writing secrets under the old key.
+    Rotate {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve { config } => runtime().block_on(serve(&config)),
+        Command::Dev { dir, bind, people } => {
+            runtime().block_on(dev::run(DevOptions { dir, bind, people }))
+        }
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Keys {
+            command: KeysCommand::Rotate { config },
+        } => runtime().block_on(rotate_keys(&config)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`). They never carry tokens or
+/// secrets: those live in `SecretString`s whose `Debug` is redacted, and request logs name
+/// routes, not URIs.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime must start")
+}
+
+/// Loads the config file, printing its warnings.
+fn load(path: &Path) -> Result<(Loaded, Registry), String> {
+    let registry = Registry::builtin().map_err(|e| e.to_string())?;
+    let loaded =
+        config::load(path, &registry, &LoadOptions::from_process()).map_err(|e| e.to_string())?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok((loaded, registry))
+}
+
+fn check_config(path: &Path) -> Result<(), String> {
+    let (loaded, _) = load(path)?;
+    let integrations = loaded.config.integrations.len();
+    println!("{}: OK ({integrations} integration(s))", path.display());
+    Ok(())
+}
+
+async fn serve(path: &Path) -> Result<(), String> {
+    let (loaded, registry) = load(path)?;
+    let config = &loaded.config;
+    let state = server::state(config, &registry).await?;
+    let listener = TcpListener::bind(config.server.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.bind))?;
+    server::run(listener, state, server::shutdown_signal()).await
+}
+
+async fn rotate_keys(path: &Path) -> Result<(), String> {
+    let (loaded, _) = load(path)?;
+    let store = server::open_store(&loaded.config).await?;
+    let rotation = store.reencrypt_all().await.map_err(|e| e.to_string())?;
+    println!(
+        "re-encrypted {} row(s) under key `{}`; {} already used it. Keys other than `{}` can now be removed from security.encryption_keys.",
+        rotation.reencrypted,
+        loaded.config.security.active_key,
+        rotation.current,
+        loaded.config.security.active_key
+    );
+    Ok(())
+}

@@ -1,0 +1,710 @@
+//! The host's configuration: `plugboard.toml`, overridden key by key by `PLUGBOARD__SECTION__KEY`
+//! environment variables, with `${VAR}` references in the file's values.
+//!
+//! Loading never stops at the first problem: every unknown key, wrong type and broken rule is
+//! collected, each naming its key, where the value came from (the file or the variable) and
+//! what was expected, so one run of `plugboard check-config` shows everything to fix. Secret
+//! values are never repeated in messages.
+
+mod interpolate;
+mod read;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::NaiveDate;
+use config::{Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use url::Url;
+
+use crate::registry::Registry;
+use read::{Ctx, ENV_PREFIX, Table};
+
+/// How far ahead an expiring client secret is announced.
+pub const SECRET_EXPIRY_WARNING_DAYS: i64 = 30;
+/// A bearer key shorter than this is guessable.
+const MIN_SECRET_KEY_LEN: usize = 32;
+
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub security: SecurityConfig,
+    pub integrations: BTreeMap<String, IntegrationConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// Where browsers and providers reach this server; no trailing slash.
+    pub public_url: Url,
+    /// Origins (`scheme://host[:port]`) a connect session's `return_url` may point to.
+    pub allowed_return_origins: Vec<String>,
+}
+
+impl ServerConfig {
+    /// The one redirect URI registered with every provider.
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/oauth/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Sqlite { path: PathBuf },
+}
+
+pub struct SecurityConfig {
+    /// The API's bearer key.
+    pub secret_key: SecretString,
+    pub encryption_keys: BTreeMap<String, SecretBox<[u8; 32]>>,
+    pub active_key: String,
+}
+
+impl fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field(
+                "encryption_keys",
+                &self.encryption_keys.keys().collect::<Vec<_>>(),
+            )
+            .field("active_key", &self.active_key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IntegrationConfig {
+    pub provider: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub client_secret_expires_at: Option<NaiveDate>,
+    /// The scopes to request; the provider's default scopes when the config names none.
+    pub scopes: Vec<String>,
+    pub overrides: Overrides,
+}
+
+/// URL templates that replace the provider spec's, e.g. to point at the emulator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub admin_consent_url: Option<String>,
+    pub api_base_url: Option<String>,
+}
+
+/// A valid configuration and what deserves attention without stopping the server.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Everything wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: String,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        write!(f, "configuration `{}` has {count} {noun}:", self.source)?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        for warning in &self.warnings {
+            write!(f, "\n  warning: {warning}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What a load depends on besides the file, so tests control it without touching the process.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Variables for `PLUGBOARD__…` overrides and `${VAR}` references.
+    pub env: HashMap<String, String>,
+    /// For client secret expiry warnings.
+    pub today: NaiveDate,
+}
+
+impl LoadOptions {
+    /// The process environment and today's date.
+    pub fn from_process() -> Self {
+        LoadOptions {
+            env: std::env::vars().collect(),
+            today: chrono::Utc::now().date_naive(),
+        }
+    }
+}
+
+/// Reads and validates the file at `path`.
+pub fn load(
+    path: &Path,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        source: source.clone(),
+        problems: vec![format!("cannot read the file: {e}")],
+        warnings: Vec::new(),
+    })?;
+    load_str(&source, &text, registry, options)
+}
+
+/// Validates configuration text; `source` names it in messages.
+pub fn load_str(
+    source: &str,
+    text: &str,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
+    let fail = |problems| ConfigError {
+        source: source.to_owned(),
+        problems,
+        warnings: Vec::new(),
+    };
+    // The config crate's own syntax errors span several lines; toml's span reads better.
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(fail(vec![syntax_error(text, &e)]));
+    }
+    let env: config::Map<String, String> = options
+        .env
+        .iter()
+        .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}__")))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let merged = config::Config::builder()
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env)),
+        )
+        .build()
+        .map_err(|e| fail(vec![e.to_string()]))?;
+    let root = config::Source::collect(&merged).map_err(|e| fail(vec![e.to_string()]))?;
+
+    let mut ctx = Ctx::new(source, &options.env);
+    let config = read_config(&mut ctx, Table::root(root), registry, options.today);
+    match config {
+        Some(config) if ctx.problems.is_empty() => Ok(Loaded {
+            config,
+            warnings: ctx.warnings,
+        }),
+        _ => Err(ConfigError {
+            source: source.to_owned(),
+            problems: ctx.problems,
+            warnings: ctx.warnings,
+        }),
+    }
+}
+
+fn syntax_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim();
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// Reads every section, so that problems in all of them are reported together.
+fn read_config(
+    ctx: &mut Ctx<'_>,
+    mut root: Table,
+    registry: &Registry,
+    today: NaiveDate,
+) -> Option<Config> {
+    let server = section(ctx, &mut root, "server").and_then(|t| read_server(ctx, t));
+    let store = section(ctx, &mut root, "store").and_then(|t| read_store(ctx, t));
+    let security = section(ctx, &mut root, "security").and_then(|t| read_security(ctx, t));
+    let providers = read_providers(ctx, &mut root, registry);
+    let integrations = read_integrations(ctx, &mut root, registry, &providers, today);
+    root.finish(ctx);
+    Some(Config {
+        server: server?,
+        store: store?,
+        security: security?,
+        integrations: integrations?,
+    })
+}
+
+/// A section's table; a missing section reads as empty, so each of its required keys is
+/// reported with the variable that could set it.
+fn section(ctx: &mut Ctx<'_>, root: &mut Table, name: &str) -> Option<Table> {
+    match root.take(name) {
+        Some(field) => ctx.table(field),
+        None => Some(Table::empty(name)),
+    }
+}
+
+fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
+    let bind = t
+        .required(ctx, "bind", "an address such as \"127.0.0.1:3003\"")
+        .and_then(|f| {
+            let text = ctx.string(&f, "an address")?;
+            let parsed = text.parse::<SocketAddr>();
+            if parsed.is_err() {
+                ctx.error(
+                    &f,
+                    format!("`{text}` is not an IP address and port such as \"127.0.0.1:3003\""),
+                );
+            }
+            parsed.ok()
+        });
+    let public_url = t
+        .required(
+            ctx,
+            "public_url",
+            "a URL such as \"https://plugboard.example.com\"",
+        )
+        .and_then(|f| {
+            let text = ctx.string(&f, "a URL")?;
+            let url = check_url(ctx, &f, &text)?;
+            if url.query().is_some() || url.fragment().is_some() {
+                ctx.error(&f, "must not have a query or fragment");
+                return None;
+            }
+            Some(url)
+        });
+    let origins = match t.take("allowed_return_origins") {
+        None => Some(Vec::new()),
+        Some(f) => ctx.strings(&f, "origins").map(|list| {
+            let mut origins = Vec::new();
+            for origin in list {
+                match check_url(ctx, &f, &origin) {
+                    Some(url) if url.path() == "/" && url.query().is_none() && origin_only(&origin) => {
+                        origins.push(url.origin().ascii_serialization());
+                    }
+                    Some(_) => ctx.error(
+                        &f,
+                        format!("`{origin}` must be an origin only, such as \"https://app.example.com\", without a path"),
+                    ),
+                    None => {}
+                }
+            }
+            origins
+        }),
+    };
+    t.finish(ctx);
+    Some(ServerConfig {
+        bind: bind?,
+        public_url: public_url?,
+        allowed_return_origins: origins?,
+    })
+}
+
+fn origin_only(text: &str) -> bool {
+    text.split_once("://")
+        .is_some_and(|(_, rest)| !rest.trim_end_matches('/').contains(['/', '?', '#']))
+}
+
+/// An absolute http(s) URL without user information; plain http only on loopback hosts.
+fn check_url(ctx: &mut Ctx<'_>, field: &read::Field, text: &str) -> Option<Url> {
+    let url = match Url::parse(text) {
+        Ok(url) => url,
+        Err(e) => {
+            ctx.error(field, format!("`{text}` is not an absolute URL ({e})"));
+            return None;
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        ctx.error(field, format!("`{text}` must not carry user information"));
+        return None;
+    }
+    match url.scheme() {
+        "https" => Some(url),
+        "http" if is_loopback(&url) => Some(url),
+        "http" => {
+            ctx.error(
+                field,
+                format!("`{text}` uses plain http://, which is accepted for loopback hosts only (localhost, 127.0.0.1, [::1]); use https://"),
+            );
+            None
+        }
+        other => {
+            ctx.error(
+                field,
+                format!("`{text}` has scheme `{other}`; expected https://"),
+            );
+            None
+        }
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn read_store(ctx: &mut Ctx<'_>, mut t: Table) -> Option<StoreConfig> {
+    let store = t
+        .required(ctx, "url", "a database URL such as \"sqlite://plugboard.db\"")
+        .and_then(|f| {
+            let text = ctx.string(&f, "a database URL")?;
+            if let Some(path) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
+                let path = path.split('?').next().unwrap_or_default();
+                if path.is_empty() {
+                    ctx.error(&f, "names no file; expected \"sqlite://path/to/plugboard.db\"");
+                    return None;
+                }
+                Some(StoreConfig::Sqlite { path: PathBuf::from(path) })
+            } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+                ctx.error(&f, "PostgreSQL is not supported yet; use \"sqlite://path/to/plugboard.db\"");
+                None
+            } else {
+                ctx.error(
+                    &f,
+                    format!("`{text}` is not a supported database URL; expected \"sqlite://path/to/plugboard.db\""),
+                );
+                None
+            }
+        });
+    t.finish(ctx);
+    store
+}
+
+fn read_security(ctx: &mut Ctx<'_>, mut t: Table) -> Option<SecurityConfig> {
+    let secret_key = t
+        .required(ctx, "secret_key", "the API's bearer key")
+        .and_then(|f| {
+            let key = ctx.secret(&f, "a string")?;
+            if key.expose_secret().chars().count() < MIN_SECRET_KEY_LEN {
+                ctx.error(
+                    &f,
+                    format!("is too short: use at least {MIN_SECRET_KEY_LEN} random characters, e.g. from `openssl rand -base64 32`"),
+                );
+                return None;
+            }
+            Some(key)
+        });
+    let keys_expected = "a table of key ids to base64 keys, e.g. { k1 = \"…\" }";
+    let keys_field = t.take("encryption_keys");
+    if keys_field.is_none() {
+        ctx.missing_entries(&t.key_of("encryption_keys"), keys_expected);
+    }
+    let keys = keys_field
+        .and_then(|f| ctx.table(f))
+        .and_then(|table| {
+            let mut keys = BTreeMap::new();
+            let mut ok = true;
+            for (id, f) in table.drain() {
+                if !is_key_id(&id) {
+                    ctx.error(&f, "key ids are 1 to 32 lowercase letters, digits, `-` or `_`");
+                    ok = false;
+                    continue;
+                }
+                let Some(text) = ctx.secret(&f, "a base64 string") else {
+                    ok = false;
+                    continue;
+                };
+                match STANDARD.decode(text.expose_secret().trim()).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()) {
+                    Some(bytes) => {
+                        keys.insert(id, SecretBox::new(Box::new(bytes)));
+                    }
+                    None => {
+                        ctx.error(&f, "expected the base64 encoding of exactly 32 random bytes, e.g. from `openssl rand -base64 32`");
+                        ok = false;
+                    }
+                }
+            }
+            if keys.is_empty() && ok {
+                ctx.missing_entries(&t.key_of("encryption_keys"), keys_expected);
+                return None;
+            }
+            ok.then_some(keys)
+        });
+    let active = t
+        .required(
+            ctx,
+            "active_key",
+            "the id of the key that encrypts new data",
+        )
+        .and_then(|f| {
+            let id = ctx.string(&f, "a key id")?;
+            if let Some(keys) = &keys
+                && !keys.contains_key(&id)
+            {
+                let known: Vec<&str> = keys.keys().map(String::as_str).collect();
+                ctx.error(
+                    &f,
+                    format!(
+                        "`{id}` is not in security.encryption_keys (which has: {})",
+                        known.join(", ")
+                    ),
+                );
+                return None;
+            }
+            Some(id)
+        });
+    t.finish(ctx);
+    Some(SecurityConfig {
+        secret_key: secret_key?,
+        encryption_keys: keys?,
+        active_key: active?,
+    })
+}
+
+fn is_key_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn read_providers(ctx: &mut Ctx<'_>, root: &mut Table, registry: &Registry) -> Vec<String> {
+    let Some(items) = root.take("providers").and_then(|f| ctx.array(f)) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for item in items {
+        let Some(mut t) = ctx.table(item) else {
+            continue;
+        };
+        if let Some(f) = t.take("path") {
+            ctx.error(
+                &f,
+                "dynamic providers are not supported yet; use `builtin = \"<id>\"`",
+            );
+        } else if let Some(f) = t.required(ctx, "builtin", "the id of a built-in provider")
+            && let Some(id) = ctx.string(&f, "a provider id")
+        {
+            if registry.get(&id).is_none() {
+                ctx.error(
+                    &f,
+                    format!(
+                        "no built-in provider `{id}` (built in: {})",
+                        registry.ids().join(", ")
+                    ),
+                );
+            } else if ids.contains(&id) {
+                ctx.error(&f, format!("provider `{id}` is listed twice"));
+            } else {
+                ids.push(id);
+            }
+        }
+        t.finish(ctx);
+    }
+    ids
+}
+
+fn read_integrations(
+    ctx: &mut Ctx<'_>,
+    root: &mut Table,
+    registry: &Registry,
+    providers: &[String],
+    today: NaiveDate,
+) -> Option<BTreeMap<String, IntegrationConfig>> {
+    let Some(table) = root.take("integrations").and_then(|f| ctx.table(f)) else {
+        return Some(BTreeMap::new());
+    };
+    let mut integrations = BTreeMap::new();
+    let mut ok = true;
+    for (name, f) in table.drain() {
+        if !is_integration_name(&name) {
+            ctx.error(&f, "integration names are lowercase letters, digits, `-` and `_`, starting with a letter");
+            ok = false;
+            continue;
+        }
+        match ctx
+            .table(f)
+            .and_then(|t| read_integration(ctx, t, registry, providers, today))
+        {
+            Some(integration) => {
+                integrations.insert(name, integration);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(integrations)
+}
+
+fn is_integration_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn read_integration(
+    ctx: &mut Ctx<'_>,
+    mut t: Table,
+    registry: &Registry,
+    providers: &[String],
+    today: NaiveDate,
+) -> Option<IntegrationConfig> {
+    let provider = t
+        .required(ctx, "provider", "a provider id from [[providers]]")
+        .and_then(|f| {
+            let id = ctx.string(&f, "a provider id")?;
+            if registry.get(&id).is_none() {
+                ctx.error(
+                    &f,
+                    format!(
+                        "no provider `{id}` (built in: {})",
+                        registry.ids().join(", ")
+                    ),
+                );
+                return None;
+            }
+            if !providers.contains(&id) {
+                ctx.error(
+                    &f,
+                    format!("provider `{id}` is not enabled; add [[providers]] builtin = \"{id}\""),
+                );
+                return None;
+            }
+            Some(id)
+        });
+    let spec = provider
+        .as_deref()
+        .and_then(|id| registry.get(id))
+        .map(|p| p.spec());
+    let client_id = t
+        .required(ctx, "client_id", "the OAuth client id")
+        .and_then(|f| {
+            let id = ctx.string(&f, "a string")?;
+            if id.trim().is_empty() {
+                ctx.error(&f, "must not be empty");
+                return None;
+            }
+            Some(id)
+        });
+    let client_secret = t
+        .required(ctx, "client_secret", "the OAuth client secret")
+        .and_then(|f| {
+            let secret = ctx.secret(&f, "a string")?;
+            if secret.expose_secret().is_empty() {
+                ctx.error(&f, "must not be empty");
+                return None;
+            }
+            Some(secret)
+        });
+    let expires = match t.take("client_secret_expires_at") {
+        None => Some(None),
+        Some(f) => ctx.string(&f, "a date").and_then(|text| {
+            match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+                Ok(date) => {
+                    let days = (date - today).num_days();
+                    if days < 0 {
+                        ctx.warn(&f, format!("the client secret expired on {date}: token requests fail until it is replaced"));
+                    } else if days <= SECRET_EXPIRY_WARNING_DAYS {
+                        ctx.warn(&f, format!("the client secret expires on {date}, in {days} days: create a new one and update the config"));
+                    }
+                    Some(Some(date))
+                }
+                Err(_) => {
+                    ctx.error(&f, format!("`{text}` is not a date such as \"2028-05-01\""));
+                    None
+                }
+            }
+        }),
+    };
+    let scopes = match t.take("scopes") {
+        None => Some(None),
+        Some(f) => ctx.strings(&f, "scope names").map(|scopes| {
+            if let Some(oauth) = spec.and_then(|s| s.auth.as_oauth2()) {
+                if oauth.scope("offline_access").is_some() && !scopes.iter().any(|s| s == "offline_access") {
+                    ctx.warn(&f, "`offline_access` is missing: connections get no refresh token and need a person to reconnect when the access token expires");
+                }
+                for scope in &scopes {
+                    if oauth.scope(scope).is_none() {
+                        ctx.warn(&f, format!("scope `{scope}` is not declared by provider `{}`", provider.as_deref().unwrap_or_default()));
+                    }
+                }
+            }
+            Some(scopes)
+        }),
+    };
+    let overrides = match t.take("overrides") {
+        None => Some(Overrides::default()),
+        Some(f) => ctx.table(f).and_then(|o| read_overrides(ctx, o, spec)),
+    };
+    t.finish(ctx);
+    let scopes = match scopes? {
+        Some(scopes) => scopes,
+        None => spec
+            .and_then(|s| s.auth.as_oauth2())
+            .map(|o| o.default_scopes())
+            .unwrap_or_default(),
+    };
+    Some(IntegrationConfig {
+        provider: provider?,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        client_secret_expires_at: expires?,
+        scopes,
+        overrides: overrides?,
+    })
+}
+
+fn read_overrides(
+    ctx: &mut Ctx<'_>,
+    mut t: Table,
+    spec: Option<&plugboard_core::ProviderSpec>,
+) -> Option<Overrides> {
+    let mut ok = true;
+    let mut read = |ctx: &mut Ctx<'_>, t: &mut Table, name: &str| -> Option<String> {
+        let f = t.take(name)?;
+        let template = ctx.string(&f, "a URL template");
+        let checked = template.and_then(|template| {
+            let names = match plugboard_core::spec::template_placeholders(&template) {
+                Ok(names) => names,
+                Err(e) => {
+                    ctx.error(&f, e.to_string());
+                    return None;
+                }
+            };
+            let mut sample = template.clone();
+            for placeholder in &names {
+                let declared = spec.is_none_or(|s| s.connection_config.contains_key(placeholder));
+                if !declared {
+                    ctx.error(&f, format!("placeholder `{{{placeholder}}}` is not a connection parameter of the provider"));
+                    return None;
+                }
+                sample = sample.replace(&format!("{{{placeholder}}}"), "x");
+            }
+            check_url(ctx, &f, &sample)?;
+            Some(template)
+        });
+        if checked.is_none() {
+            ok = false;
+        }
+        checked
+    };
+    let overrides = Overrides {
+        authorization_url: read(ctx, &mut t, "authorization_url"),
+        token_url: read(ctx, &mut t, "token_url"),
+        admin_consent_url: read(ctx, &mut t, "admin_consent_url"),
+        api_base_url: read(ctx, &mut t, "api_base_url").map(|u| u.trim_end_matches('/').to_owned()),
+    };
+    t.finish(ctx);
+    ok.then_some(overrides)
+}

@@ -1,0 +1,289 @@
+//! Walking the merged `config` tree by hand, so that every problem is collected (serde stops at
+//! the first) and each one names its key and where the value came from: the file, or the
+//! `PLUGBOARD__…` variable that overrode it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use config::{Value, ValueKind};
+use secrecy::SecretString;
+
+use super::interpolate::interpolate;
+
+/// What the `config` crate records as the origin of values taken from the environment.
+const ENV_ORIGIN: &str = "the environment";
+pub(super) const ENV_PREFIX: &str = "PLUGBOARD";
+
+/// The variable that overrides a key: `server.bind` → `PLUGBOARD__SERVER__BIND`.
+pub(super) fn env_var(key: &str) -> String {
+    let mut name = ENV_PREFIX.to_owned();
+    for segment in key.split('.') {
+        name.push_str("__");
+        name.push_str(&segment.to_ascii_uppercase());
+    }
+    name
+}
+
+/// One value with its full key, e.g. `integrations.microsoft.client_id`.
+pub(super) struct Field {
+    pub key: String,
+    value: Value,
+}
+
+/// Problems and warnings found so far, and what is needed to describe where values came from.
+pub(super) struct Ctx<'a> {
+    pub file: &'a str,
+    env: &'a HashMap<String, String>,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(file: &'a str, env: &'a HashMap<String, String>) -> Self {
+        Ctx {
+            file,
+            env,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn from_env(field: &Field) -> bool {
+        field.value.origin() == Some(ENV_ORIGIN)
+    }
+
+    fn origin(&self, field: &Field) -> String {
+        if Self::from_env(field) {
+            format!("environment variable {}", env_var(&field.key))
+        } else {
+            self.file.to_owned()
+        }
+    }
+
+    pub fn error(&mut self, field: &Field, message: impl AsRef<str>) {
+        let line = format!(
+            "{} (from {}): {}",
+            field.key,
+            self.origin(field),
+            message.as_ref()
+        );
+        self.problems.push(line);
+    }
+
+    pub fn warn(&mut self, field: &Field, message: impl AsRef<str>) {
+        let line = format!(
+            "{} (from {}): {}",
+            field.key,
+            self.origin(field),
+            message.as_ref()
+        );
+        self.warnings.push(line);
+    }
+
+    pub fn missing(&mut self, key: &str, expected: &str) {
+        self.problems.push(format!(
+            "{key}: required, not set; expected {expected} in {} or in {}",
+            self.file,
+            env_var(key)
+        ));
+    }
+
+    /// Like [`Ctx::missing`] for a table whose keys are names, set by one variable per entry.
+    pub fn missing_entries(&mut self, key: &str, expected: &str) {
+        self.problems.push(format!(
+            "{key}: required, not set; expected {expected} in {} or in {}__<ID>",
+            self.file,
+            env_var(key)
+        ));
+    }
+
+    /// A string; file values have `${VAR}` references expanded. `reveal` puts the value in
+    /// messages, which secrets never do.
+    fn text(&mut self, field: &Field, expected: &str, reveal: bool) -> Option<String> {
+        let raw = match &field.value.kind {
+            ValueKind::String(s) => s.clone(),
+            _ => {
+                let found = describe(&field.value.kind, reveal);
+                self.error(field, format!("expected {expected}, found {found}"));
+                return None;
+            }
+        };
+        if Self::from_env(field) {
+            return Some(raw);
+        }
+        match interpolate(&raw, self.env) {
+            Ok(text) => Some(text),
+            Err(why) => {
+                self.error(field, why);
+                None
+            }
+        }
+    }
+
+    pub fn string(&mut self, field: &Field, expected: &str) -> Option<String> {
+        self.text(field, expected, true)
+    }
+
+    pub fn secret(&mut self, field: &Field, expected: &str) -> Option<SecretString> {
+        self.text(field, expected, false).map(SecretString::from)
+    }
+
+    /// An array of strings. A variable cannot hold an array, so there a comma- or
+    /// space-separated string is accepted.
+    pub fn strings(&mut self, field: &Field, expected: &str) -> Option<Vec<String>> {
+        match &field.value.kind {
+            ValueKind::String(s) if Self::from_env(field) => Some(
+                s.split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            ValueKind::Array(items) => {
+                let mut out = Vec::new();
+                for (i, value) in items.iter().enumerate() {
+                    let item = Field {
+                        key: format!("{}[{i}]", field.key),
+                        value: value.clone(),
+                    };
+                    out.push(self.string(&item, expected)?);
+                }
+                Some(out)
+            }
+            other => {
+                let found = describe(other, true);
+                self.error(
+                    field,
+                    format!("expected an array of {expected}, found {found}"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn table(&mut self, field: Field) -> Option<Table> {
+        match field.value.kind {
+            ValueKind::Table(map) => Some(Table {
+                key: field.key,
+                entries: map.into_iter().collect(),
+            }),
+            ref other => {
+                let found = describe(other, true);
+                self.error(&field, format!("expected a table, found {found}"));
+                None
+            }
+        }
+    }
+
+    /// The elements of an array, each keyed `name[i]`.
+    pub fn array(&mut self, field: Field) -> Option<Vec<Field>> {
+        match field.value.kind {
+            ValueKind::Array(items) => Some(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, value)| Field {
+                        key: format!("{}[{i}]", field.key),
+                        value,
+                    })
+                    .collect(),
+            ),
+            ref other => {
+                let found = describe(other, true);
+                self.error(
+                    &field,
+                    format!("expected an array of tables, found {found}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A table being read: keys are taken out as they are understood, and what is left at the end
+/// is unknown.
+pub(super) struct Table {
+    key: String,
+    entries: BTreeMap<String, Value>,
+}
+
+impl Table {
+    pub fn root(entries: HashMap<String, Value>) -> Table {
+        Table {
+            key: String::new(),
+            entries: entries.into_iter().collect(),
+        }
+    }
+
+    pub fn empty(key: &str) -> Table {
+        Table {
+            key: key.to_owned(),
+            entries: BTreeMap::new(),
+        }
+    }
+
+    pub fn key_of(&self, name: &str) -> String {
+        if self.key.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.key)
+        }
+    }
+
+    pub fn take(&mut self, name: &str) -> Option<Field> {
+        let value = self.entries.remove(name)?;
+        Some(Field {
+            key: self.key_of(name),
+            value,
+        })
+    }
+
+    pub fn required(&mut self, ctx: &mut Ctx<'_>, name: &str, expected: &str) -> Option<Field> {
+        let field = self.take(name);
+        if field.is_none() {
+            ctx.missing(&self.key_of(name), expected);
+        }
+        field
+    }
+
+    /// Every remaining entry, for tables whose keys are names (integrations, key ids).
+    pub fn drain(self) -> Vec<(String, Field)> {
+        let key = self.key;
+        self.entries
+            .into_iter()
+            .map(|(name, value)| {
+                let field = Field {
+                    key: format!("{key}.{name}"),
+                    value,
+                };
+                (name, field)
+            })
+            .collect()
+    }
+
+    /// Reports every key nobody took.
+    pub fn finish(self, ctx: &mut Ctx<'_>) {
+        for (_, field) in self.drain() {
+            let key = field.key.trim_start_matches('.').to_owned();
+            ctx.error(&Field { key, ..field }, "unknown key");
+        }
+    }
+}
+
+fn describe(kind: &ValueKind, reveal: bool) -> String {
+    let (what, value) = match kind {
+        ValueKind::Nil => return "nothing".to_owned(),
+        ValueKind::Boolean(b) => ("a boolean", b.to_string()),
+        ValueKind::I64(n) => ("an integer", n.to_string()),
+        ValueKind::I128(n) => ("an integer", n.to_string()),
+        ValueKind::U64(n) => ("an integer", n.to_string()),
+        ValueKind::U128(n) => ("an integer", n.to_string()),
+        ValueKind::Float(n) => ("a number", n.to_string()),
+        ValueKind::String(s) => ("a string", format!("{s:?}")),
+        ValueKind::Table(_) => return "a table".to_owned(),
+        ValueKind::Array(_) => return "an array".to_owned(),
+    };
+    if reveal {
+        format!("{what} `{value}`")
+    } else {
+        what.to_owned()
+    }
+}

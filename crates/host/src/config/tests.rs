@@ -1,0 +1,251 @@
+//! Configuration loading: what is accepted, and every error message, as snapshots.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+const VALID: &str = r#"
+[server]
+bind = "127.0.0.1:3003"
+public_url = "http://127.0.0.1:3003/"
+allowed_return_origins = ["http://localhost:3000", "https://app.example.com"]
+
+[store]
+url = "sqlite://data/plugboard.db"
+
+[security]
+secret_key = "${PLUGBOARD_SECRET_KEY}"
+encryption_keys = { k1 = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=" }
+active_key = "k1"
+
+[[providers]]
+builtin = "microsoft-people"
+
+[integrations.microsoft]
+provider = "microsoft-people"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "${MS_CLIENT_SECRET:?set it to the app's client secret value}"
+client_secret_expires_at = "2028-05-01"
+scopes = ["People.Read", "User.Read", "offline_access"]
+
+[integrations.microsoft.overrides]
+authorization_url = "http://127.0.0.1:4010/{tenant}/oauth2/v2.0/authorize"
+token_url = "http://127.0.0.1:4010/{tenant}/oauth2/v2.0/token"
+api_base_url = "http://127.0.0.1:4010/"
+"#;
+
+fn options(env: &[(&str, &str)]) -> LoadOptions {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("PLUGBOARD_SECRET_KEY".to_owned(), "x".repeat(40)),
+        (
+            "MS_CLIENT_SECRET".to_owned(),
+            "client-secret-value".to_owned(),
+        ),
+    ]);
+    for (name, value) in env {
+        vars.insert(name.to_string(), value.to_string());
+    }
+    LoadOptions {
+        env: vars,
+        today: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+    }
+}
+
+fn registry() -> Registry {
+    Registry::builtin().unwrap()
+}
+
+fn load_with(text: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    load_str("plugboard.toml", text, &registry(), &options(env))
+}
+
+fn errors(text: &str, env: &[(&str, &str)]) -> String {
+    load_with(text, env)
+        .expect_err("the config should be refused")
+        .to_string()
+}
+
+#[test]
+fn a_valid_config_loads_with_interpolation_and_normalisation() {
+    let loaded = load_with(VALID, &[]).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let config = loaded.config;
+    assert_eq!(
+        config.server.redirect_uri(),
+        "http://127.0.0.1:3003/oauth/callback"
+    );
+    assert_eq!(
+        config.server.allowed_return_origins,
+        ["http://localhost:3000", "https://app.example.com"]
+    );
+    assert_eq!(
+        config.store,
+        StoreConfig::Sqlite {
+            path: "data/plugboard.db".into()
+        }
+    );
+    assert_eq!(config.security.secret_key.expose_secret(), &"x".repeat(40));
+    let ms = &config.integrations["microsoft"];
+    assert_eq!(ms.client_secret.expose_secret(), "client-secret-value");
+    assert_eq!(
+        ms.overrides.api_base_url.as_deref(),
+        Some("http://127.0.0.1:4010")
+    );
+    assert_eq!(
+        ms.client_secret_expires_at,
+        NaiveDate::from_ymd_opt(2028, 5, 1)
+    );
+}
+
+#[test]
+fn environment_variables_override_any_key() {
+    let loaded = load_with(
+        VALID,
+        &[
+            ("PLUGBOARD__SERVER__BIND", "0.0.0.0:8080"),
+            (
+                "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
+                "from-env",
+            ),
+            (
+                "PLUGBOARD__INTEGRATIONS__MICROSOFT__SCOPES",
+                "People.Read,User.Read offline_access",
+            ),
+            ("PLUGBOARD__SECURITY__ENCRYPTION_KEYS__K2", KEY_2),
+            ("PLUGBOARD__SECURITY__ACTIVE_KEY", "k2"),
+        ],
+    )
+    .unwrap();
+    let config = loaded.config;
+    assert_eq!(config.server.bind.to_string(), "0.0.0.0:8080");
+    let ms = &config.integrations["microsoft"];
+    assert_eq!(ms.client_secret.expose_secret(), "from-env");
+    assert_eq!(ms.scopes, ["People.Read", "User.Read", "offline_access"]);
+    assert_eq!(config.security.active_key, "k2");
+    assert_eq!(config.security.encryption_keys.len(), 2);
+}
+
+#[test]
+fn scopes_default_to_the_providers_and_warnings_are_collected() {
+    let text = VALID
+        .replace(
+            "scopes = [\"People.Read\", \"User.Read\", \"offline_access\"]",
+            "",
+        )
+        .replace("2028-05-01", "2026-01-20");
+    let loaded = load_with(&text, &[]).unwrap();
+    assert_eq!(
+        loaded.config.integrations["microsoft"].scopes,
+        ["People.Read", "User.Read", "offline_access"]
+    );
+    insta::assert_debug_snapshot!(loaded.warnings);
+
+    let without_offline = VALID.replace(", \"offline_access\"]", ", \"Mail.Read\"]");
+    insta::assert_debug_snapshot!(load_with(&without_offline, &[]).unwrap().warnings);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let broken = VALID
+        .replace(
+            "bind = \"127.0.0.1:3003\"",
+            "bind = \"localhost\"\nport = 3003",
+        )
+        .replace(
+            "public_url = \"http://127.0.0.1:3003/\"",
+            "public_url = \"http://plugboard.example.com\"",
+        )
+        .replace(
+            "\"https://app.example.com\"]",
+            "\"https://app.example.com/callback\"]",
+        )
+        .replace("sqlite://data/plugboard.db", "postgres://db/plugboard")
+        .replace("active_key = \"k1\"", "active_key = \"k9\"")
+        .replace(
+            "client_id = \"11111111-2222-3333-4444-555555555555\"",
+            "client_id = 42",
+        )
+        .replace("2028-05-01", "May 2028")
+        .replace(
+            "token_url = \"http://127.0.0.1:4010/{tenant}/oauth2/v2.0/token\"",
+            "token_url = \"http://127.0.0.1:4010/{region}/token\"\nuser_info_url = \"x\"",
+        )
+        + "\n[integrations.other]\nprovider = \"salesforce\"\n";
+    insta::assert_snapshot!(errors(
+        &broken,
+        &[("PLUGBOARD__SECURITY__SECRET_KEY", "short")]
+    ));
+}
+
+#[test]
+fn missing_sections_and_keys_name_the_variable_that_could_set_them() {
+    insta::assert_snapshot!(errors("[server]\nbind = \"127.0.0.1:3003\"\n", &[]));
+}
+
+#[test]
+fn secrets_never_appear_in_messages() {
+    let text = VALID
+        .replace(KEY_1, "c2VjcmV0LWtleS1tYXRlcmlhbA==")
+        .replace(
+            "secret_key = \"${PLUGBOARD_SECRET_KEY}\"",
+            "secret_key = \"tiny-secret\"",
+        );
+    let message = errors(
+        &text,
+        &[("PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET", "")],
+    );
+    for secret in ["tiny-secret", "c2VjcmV0LWtleS1tYXRlcmlhbA=="] {
+        assert!(!message.contains(secret), "{message}");
+    }
+    insta::assert_snapshot!(message);
+}
+
+#[test]
+fn unset_variables_and_syntax_errors_are_explained() {
+    let unset = load_str(
+        "plugboard.toml",
+        VALID,
+        &registry(),
+        &LoadOptions {
+            env: HashMap::new(),
+            today: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        },
+    )
+    .unwrap_err();
+    insta::assert_snapshot!(unset.to_string());
+    insta::assert_snapshot!(errors("[server]\nbind = \n", &[]));
+}
+
+#[test]
+fn dynamic_providers_are_refused_for_now() {
+    let text = VALID.replace(
+        "builtin = \"microsoft-people\"",
+        "path = \"target/libacme.so\"",
+    );
+    insta::assert_snapshot!(errors(&text, &[]));
+}
+
+#[test]
+fn the_example_config_in_the_repository_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/plugboard.toml");
+    let env = [
+        (
+            "PLUGBOARD_SECRET_KEY",
+            "an-example-api-key-of-at-least-32-chars",
+        ),
+        ("PLUGBOARD_ENCRYPTION_KEY", KEY_1),
+        (
+            "MICROSOFT_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+        ("MICROSOFT_CLIENT_SECRET", "example-secret"),
+    ];
+    let loaded = load(&path, &registry(), &options(&env)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.config.integrations.contains_key("microsoft"));
+}

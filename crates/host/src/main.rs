@@ -1,0 +1,16 @@
+//! `plugboard`: the server binary and its commands. See `cli.rs` for the commands.
+
+mod api;
+mod cli;
+mod config;
+mod crypto;
+mod dev;
+mod integrations;
+mod refresh;
+mod registry;
+mod server;
+mod store;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,341 @@
+//! Connections with fresh tokens: a small read cache, and single-flight token refresh.
+//!
+//! One refresh per connection at a time, however many requests need it, in two layers:
+//! - in this process, a per-connection async mutex: the first caller refreshes, the others wait
+//!   and then find a newer `token_version` and use it without refreshing again;
+//! - across processes sharing a database, a refresh lease in the store plus a compare-and-swap
+//!   on `token_version` when the new tokens are written, so a second replica neither refreshes
+//!   at the same time nor overwrites a newer token with an older one.
+//!
+//! Providers that rotate refresh tokens (and revoke the old one, or the whole family, on reuse)
+//! make this a correctness matter, not an optimisation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use plugboard_core::oauth::{OAuthError, OAuthErrorKind};
+use secrecy::SecretString;
+
+use crate::integrations::Integration;
+use crate::store::{Connection, ConnectionKey, ConnectionStatus, Store, StoreError, TokenUpdate};
+
+/// Tokens expiring sooner than this are refreshed before use.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// How long a cached connection is trusted before it is read again; bounds how long another
+/// replica's changes (a delete, a refresh) take to be seen here.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long one process may hold a connection's refresh lease: longer than a token request
+/// may take, short enough that a crashed holder does not block refreshes for long.
+const LEASE: Duration = Duration::from_secs(45);
+/// How often to look again while another process holds the lease.
+const LEASE_POLL: Duration = Duration::from_millis(50);
+/// Attempts at a refresh that fails transiently, and the first delay between them.
+const TRANSIENT_ATTEMPTS: u32 = 3;
+const TRANSIENT_BACKOFF: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("connection not found")]
+    NotFound,
+    /// The grant is gone; the reason is the classified provider error.
+    #[error("the connection needs to be reconnected: {0}")]
+    NeedsReconnect(String),
+    #[error("the integration is misconfigured: {0}")]
+    Misconfigured(String),
+    #[error("refreshing the token failed temporarily: {0}")]
+    Transient(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a refresh is wanted.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// The token expires within this margin.
+    Expiring(Duration),
+    /// The token of this version was rejected (or a refresh was asked for): replace it, unless
+    /// someone already did.
+    Replace(i64),
+}
+
+struct Cached {
+    connection: Arc<Connection>,
+    read_at: Instant,
+}
+
+pub struct Connections {
+    store: Arc<dyn Store>,
+    /// Identifies this process as the holder of refresh leases.
+    owner: String,
+    locks: Mutex<HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>>>,
+    cache: RwLock<HashMap<ConnectionKey, Cached>>,
+}
+
+impl Connections {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Connections {
+            store,
+            owner: uuid::Uuid::new_v4().to_string(),
+            locks: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The connection, from the cache when it was read recently.
+    pub async fn get(&self, key: &ConnectionKey) -> Result<Option<Arc<Connection>>, StoreError> {
+        if let Some(cached) = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            && cached.read_at.elapsed() < CACHE_TTL
+        {
+            return Ok(Some(cached.connection.clone()));
+        }
+        self.load(key).await
+    }
+
+    /// Reads the connection from the store (bypassing the cache) and caches it.
+    pub async fn load(&self, key: &ConnectionKey) -> Result<Option<Arc<Connection>>, StoreError> {
+        match self.store.connection(key).await? {
+            Some(connection) => Ok(Some(self.remember(connection))),
+            None => {
+                self.forget(key);
+                Ok(None)
+            }
+        }
+    }
+
+    pub fn remember(&self, connection: Connection) -> Arc<Connection> {
+        let connection = Arc::new(connection);
+        let cached = Cached {
+            connection: connection.clone(),
+            read_at: Instant::now(),
+        };
+        self.cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(connection.key.clone(), cached);
+        connection
+    }
+
+    pub fn forget(&self, key: &ConnectionKey) {
+        self.cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// The connection with a token valid for at least `margin`, refreshing it first if needed.
+    pub async fn fresh(
+        &self,
+        integration: &Integration,
+        connection: Arc<Connection>,
+        margin: Duration,
+    ) -> Result<Arc<Connection>, RefreshError> {
+        if connection.status == ConnectionStatus::NeedsReconnect {
+            return Err(needs_reconnect(&connection));
+        }
+        if !expires_within(&connection, margin) {
+            return Ok(connection);
+        }
+        self.refresh(integration, &connection.key, Need::Expiring(margin))
+            .await
+    }
+
+    /// A connection whose token is newer than `version`: the one another request already got,
+    /// or a freshly refreshed one. For a token the provider rejected, and for forced refreshes.
+    pub async fn replace(
+        &self,
+        integration: &Integration,
+        key: &ConnectionKey,
+        version: i64,
+    ) -> Result<Arc<Connection>, RefreshError> {
+        self.refresh(integration, key, Need::Replace(version)).await
+    }
+
+    async fn refresh(
+        &self,
+        integration: &Integration,
+        key: &ConnectionKey,
+        need: Need,
+    ) -> Result<Arc<Connection>, RefreshError> {
+        let lock = self.lock_for(key);
+        let result = {
+            let _guard = lock.lock().await;
+            self.refresh_locked(integration, key, need).await
+        };
+        self.release_lock(key, lock);
+        result
+    }
+
+    async fn refresh_locked(
+        &self,
+        integration: &Integration,
+        key: &ConnectionKey,
+        need: Need,
+    ) -> Result<Arc<Connection>, RefreshError> {
+        let waited_since = Instant::now();
+        let mut transient_failures = 0;
+        loop {
+            // Always the store, not the cache: another process may have refreshed.
+            let current = self.load(key).await?.ok_or(RefreshError::NotFound)?;
+            if current.status == ConnectionStatus::NeedsReconnect {
+                return Err(needs_reconnect(&current));
+            }
+            let satisfied = match need {
+                Need::Expiring(margin) => !expires_within(&current, margin),
+                Need::Replace(version) => current.token_version != version,
+            };
+            if satisfied {
+                return Ok(current);
+            }
+            let Some(refresh_token) = current.tokens.refresh_token.clone() else {
+                let reason = "the connection has no refresh token (the integration does not request `offline_access`); connect again";
+                return Err(self.give_up(&current, reason).await?);
+            };
+            let now = Utc::now();
+            let lease_until = now + chrono::Duration::from_std(LEASE).expect("small duration");
+            if !self
+                .store
+                .acquire_refresh_lease(key, &self.owner, lease_until, now)
+                .await?
+            {
+                if waited_since.elapsed() > LEASE * 2 {
+                    return Err(RefreshError::Transient(
+                        "another process holds the refresh lease".to_owned(),
+                    ));
+                }
+                tokio::time::sleep(LEASE_POLL).await;
+                continue;
+            }
+            let outcome = self.redeem(integration, &current, &refresh_token).await;
+            self.store.release_refresh_lease(key, &self.owner).await?;
+            match outcome {
+                Ok(Some(updated)) => {
+                    tracing::info!(integration = %key.integration, connection_id = %key.connection_id, version = updated.token_version, "token refreshed");
+                    return Ok(self.remember(updated));
+                }
+                // Another process stored newer tokens between our read and our write.
+                Ok(None) => continue,
+                Err(error) => match error.kind() {
+                    OAuthErrorKind::Transient if transient_failures + 1 < TRANSIENT_ATTEMPTS => {
+                        transient_failures += 1;
+                        let delay = TRANSIENT_BACKOFF * 2u32.pow(transient_failures - 1);
+                        tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, %error, ?delay, "token refresh failed temporarily; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    OAuthErrorKind::Transient => {
+                        tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, %error, "token refresh failed temporarily");
+                        return Err(RefreshError::Transient(error.to_string()));
+                    }
+                    OAuthErrorKind::IntegrationMisconfigured => {
+                        tracing::error!(integration = %key.integration, %error, "token refresh refused: the integration is misconfigured");
+                        return Err(RefreshError::Misconfigured(error.to_string()));
+                    }
+                    _ => {
+                        // The grant was refused. If someone refreshed meanwhile, the refused
+                        // refresh token was an old one: use their tokens. Otherwise give up.
+                        if let Some(again) = self.load(key).await?
+                            && again.token_version != current.token_version
+                        {
+                            return Ok(again);
+                        }
+                        return Err(self.give_up(&current, &error.to_string()).await?);
+                    }
+                },
+            }
+        }
+    }
+
+    /// Redeems the refresh token and stores the result if nobody else stored newer tokens.
+    async fn redeem(
+        &self,
+        integration: &Integration,
+        current: &Connection,
+        refresh_token: &SecretString,
+    ) -> Result<Option<Connection>, OAuthError> {
+        let tokens = integration
+            .oauth
+            .refresh(&current.connection_config, refresh_token, None)
+            .await?;
+        let update = TokenUpdate {
+            access_token: tokens.access_token,
+            // None keeps the stored refresh token, for providers that do not rotate it.
+            refresh_token: tokens.refresh_token,
+            id_token: tokens.id_token,
+            expires_at: tokens.expires_at,
+            scopes: tokens.scopes,
+        };
+        match self.store.update_tokens(current, update, Utc::now()).await {
+            Ok(updated) => Ok(updated),
+            Err(error) => {
+                // The new tokens are lost; the old refresh token stays valid at Microsoft, and
+                // the next request refreshes again.
+                tracing::error!(%error, "storing refreshed tokens failed");
+                Err(OAuthError::local(
+                    OAuthErrorKind::Transient,
+                    plugboard_core::oauth::Stage::Refresh,
+                    "the refreshed tokens could not be stored",
+                ))
+            }
+        }
+    }
+
+    /// Marks the connection as needing a reconnect, and stops trying.
+    async fn give_up(
+        &self,
+        current: &Connection,
+        reason: &str,
+    ) -> Result<RefreshError, StoreError> {
+        let marked = self
+            .store
+            .mark_needs_reconnect(&current.key, current.token_version, reason, Utc::now())
+            .await?;
+        tracing::warn!(integration = %current.key.integration, connection_id = %current.key.connection_id, %reason, marked, "connection needs a reconnect");
+        self.forget(&current.key);
+        Ok(RefreshError::NeedsReconnect(reason.to_owned()))
+    }
+
+    fn lock_for(&self, key: &ConnectionKey) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops the connection's lock from the map once nobody else holds or waits for it, so the
+    /// map does not grow with every connection ever refreshed.
+    fn release_lock(&self, key: &ConnectionKey, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        // Ours and the map's: nobody else has a clone, and new clones are made under this mutex.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(key);
+        }
+    }
+}
+
+fn expires_within(connection: &Connection, margin: Duration) -> bool {
+    let limit = Utc::now() + chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX);
+    connection
+        .tokens
+        .expires_at
+        .is_some_and(|expires_at| expires_at <= limit)
+}
+
+fn needs_reconnect(connection: &Connection) -> RefreshError {
+    RefreshError::NeedsReconnect(
+        connection
+            .status_reason
+            .clone()
+            .unwrap_or_else(|| "the connection needs to be reconnected".to_owned()),
+    )
+}

@@ -1,0 +1,131 @@
+//! Assembling and running the server: store, integrations, state, router, listener.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use chrono::Utc;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::{Config, SECRET_EXPIRY_WARNING_DAYS, StoreConfig};
+use crate::crypto::KeyRing;
+use crate::integrations::Integrations;
+use crate::refresh::Connections;
+use crate::registry::Registry;
+use crate::store::{SqliteStore, Store};
+
+/// How often expired connect sessions and OAuth states are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often client secret expiry is checked again (start-up checks it first).
+const SECRET_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    let security = &config.security;
+    let keys = KeyRing::new(&security.encryption_keys, &security.active_key)
+        .ok_or("security.active_key is not in security.encryption_keys")?;
+    match &config.store {
+        StoreConfig::Sqlite { path } => {
+            let store = SqliteStore::open(path, Arc::new(keys))
+                .await
+                .map_err(|e| format!("store `{}`: {e}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Everything the handlers need, from a validated configuration.
+pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, String> {
+    let store = open_store(config).await?;
+    let http = plugboard_core::http::http_client();
+    let integrations = Integrations::resolve(config, registry, &http)?;
+    Ok(AppState::new(
+        config.server.clone(),
+        integrations,
+        Connections::new(store),
+        http,
+        &config.security.secret_key,
+    ))
+}
+
+/// Serves until `shutdown` completes, then lets requests in flight finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let purger = tokio::spawn(purge_expired(state.connections.store().clone()));
+    let secret_watch = tokio::spawn(watch_client_secrets(state.clone()));
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "plugboard listening");
+    // Small answers go out at once instead of waiting for the peer's delayed ACK (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    let served = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("the server failed: {e}"));
+    purger.abort();
+    secret_watch.abort();
+    tracing::info!("plugboard stopped");
+    served
+}
+
+async fn purge_expired(store: Arc<dyn Store>) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        every.tick().await;
+        match store.purge_expired(Utc::now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired sessions and states deleted"),
+            Err(error) => tracing::warn!(%error, "deleting expired sessions and states failed"),
+        }
+    }
+}
+
+/// A server runs for months: an expiring client secret is announced daily, not only at start.
+async fn watch_client_secrets(state: AppState) {
+    let mut every = tokio::time::interval_at(
+        tokio::time::Instant::now() + SECRET_CHECK_EVERY,
+        SECRET_CHECK_EVERY,
+    );
+    loop {
+        every.tick().await;
+        let today = Utc::now().date_naive();
+        for integration in state.integrations.iter() {
+            let Some(expires) = integration.client_secret_expires_at else {
+                continue;
+            };
+            let days = (expires - today).num_days();
+            if days <= SECRET_EXPIRY_WARNING_DAYS {
+                tracing::warn!(integration = %integration.name, %expires, days, "the integration's client secret expires soon (or has expired): create a new one and update the config");
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,266 @@
+//! What the host persists, behind one trait so a PostgreSQL backend can be added without touching
+//! callers.
+//!
+//! Backends receive and return plaintext secrets as [`SecretString`] and encrypt them with the
+//! [`KeyRing`](crate::crypto::KeyRing) themselves, binding each ciphertext to its row, so no
+//! caller can forget to encrypt and every backend gets rotation the same way.
+//!
+//! Two mechanisms keep token refresh single across processes sharing one database: a refresh
+//! lease per connection ([`Store::acquire_refresh_lease`]) and a compare-and-swap on the
+//! connection's `token_version` ([`Store::update_tokens`]).
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::crypto::CryptoError;
+
+pub use sqlite::SqliteStore;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// How callers name a connection: the integration and the caller-chosen connection id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionKey {
+    pub integration: String,
+    pub connection_id: String,
+}
+
+impl ConnectionKey {
+    pub fn new(integration: impl Into<String>, connection_id: impl Into<String>) -> Self {
+        ConnectionKey {
+            integration: integration.into(),
+            connection_id: connection_id.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Ok,
+    /// The credentials stopped working for good; only a person reconnecting fixes it.
+    NeedsReconnect,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Ok => "ok",
+            ConnectionStatus::NeedsReconnect => "needs_reconnect",
+        }
+    }
+
+    fn parse(text: &str) -> StoreResult<Self> {
+        match text {
+            "ok" => Ok(ConnectionStatus::Ok),
+            "needs_reconnect" => Ok(ConnectionStatus::NeedsReconnect),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown connection status `{other}`"
+            ))),
+        }
+    }
+}
+
+/// A connection's credentials, decrypted.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub id_token: Option<SecretString>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Row identity: never reused, bound into the ciphertexts.
+    pub id: String,
+    pub key: ConnectionKey,
+    pub provider: String,
+    pub connection_config: BTreeMap<String, String>,
+    /// What the provider's account endpoint said about the connected account.
+    pub account: Option<Value>,
+    pub status: ConnectionStatus,
+    pub status_reason: Option<String>,
+    pub tokens: Tokens,
+    /// Bumped by every change of credentials.
+    pub token_version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A connection made (or made again) by a completed OAuth flow.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub key: ConnectionKey,
+    pub provider: String,
+    pub connection_config: BTreeMap<String, String>,
+    pub account: Option<Value>,
+    pub tokens: Tokens,
+}
+
+/// The result of a token refresh. Absent refresh and id tokens keep the stored ones, because
+/// providers may not send a new refresh token on every refresh.
+#[derive(Debug, Clone)]
+pub struct TokenUpdate {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub id_token: Option<SecretString>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
+}
+
+/// What a connect session token allows: starting one OAuth flow for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectSession {
+    pub integration: String,
+    pub connection_id: String,
+    pub connection_config: BTreeMap<String, String>,
+    pub return_url: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Connect,
+    AdminConsent,
+}
+
+impl Flow {
+    fn as_str(self) -> &'static str {
+        match self {
+            Flow::Connect => "connect",
+            Flow::AdminConsent => "admin_consent",
+        }
+    }
+
+    fn parse(text: &str) -> StoreResult<Self> {
+        match text {
+            "connect" => Ok(Flow::Connect),
+            "admin_consent" => Ok(Flow::AdminConsent),
+            other => Err(StoreError::Corrupt(format!("unknown OAuth flow `{other}`"))),
+        }
+    }
+}
+
+/// An OAuth flow in progress, keyed by the hash of its `state` parameter.
+#[derive(Debug, Clone)]
+pub struct OAuthState {
+    pub flow: Flow,
+    pub integration: String,
+    pub connection_id: String,
+    pub connection_config: BTreeMap<String, String>,
+    pub return_url: Option<String>,
+    pub pkce_verifier: Option<SecretString>,
+    /// Hash of the cookie that binds the flow to the browser that started it.
+    pub browser_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What `keys rotate` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rows whose secrets were re-encrypted under the active key.
+    pub reencrypted: u64,
+    /// Rows already under the active key.
+    pub current: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the connection, or replaces the credentials, config and account of an existing
+    /// one (a reconnect), which also clears `needs_reconnect`.
+    async fn save_connection(
+        &self,
+        new: NewConnection,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Connection>;
+
+    async fn connection(&self, key: &ConnectionKey) -> StoreResult<Option<Connection>>;
+
+    /// Connections, optionally of one integration, ordered by integration and id.
+    async fn connections(&self, integration: Option<&str>) -> StoreResult<Vec<Connection>>;
+
+    /// Whether a connection was deleted.
+    async fn delete_connection(&self, key: &ConnectionKey) -> StoreResult<bool>;
+
+    /// Stores refreshed credentials if the connection still has the token version the caller
+    /// refreshed from; `None` when another refresh won, so the caller re-reads instead.
+    async fn update_tokens(
+        &self,
+        current: &Connection,
+        update: TokenUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Connection>>;
+
+    /// Marks the connection as needing a reconnect, unless its credentials changed since
+    /// `token_version` was read (then the failure is stale). Whether it was marked.
+    async fn mark_needs_reconnect(
+        &self,
+        key: &ConnectionKey,
+        token_version: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Takes the connection's refresh lease for `owner` until `until`, if it is free, expired or
+    /// already `owner`'s.
+    async fn acquire_refresh_lease(
+        &self,
+        key: &ConnectionKey,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    async fn release_refresh_lease(&self, key: &ConnectionKey, owner: &str) -> StoreResult<()>;
+
+    async fn create_connect_session(
+        &self,
+        token_hash: &str,
+        session: &ConnectSession,
+    ) -> StoreResult<()>;
+
+    /// The unexpired session with this token hash.
+    async fn connect_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>>;
+
+    async fn create_oauth_state(
+        &self,
+        state_hash: &str,
+        state: &OAuthState,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Removes the state and returns it, if it exists and is unexpired. A state can be taken
+    /// once, however many callbacks race for it.
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<OAuthState>>;
+
+    /// Deletes expired sessions and states; how many.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Re-encrypts every secret not yet under the key ring's active key.
+    async fn reencrypt_all(&self) -> StoreResult<Rotation>;
+}

@@ -1,0 +1,340 @@
+//! The OAuth connect flow, and every way a callback is refused without a token request.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::{Browser, World, execute_sql};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_connects_an_account_end_to_end() {
+    let world = World::start().await;
+    world.connect("microsoft", "user-1").await;
+    assert_eq!(world.token_requests("authorization_code").await, 1);
+
+    let list: Value = world
+        .host
+        .api(Method::GET, "/connections?integration=microsoft")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connections = list["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 1);
+    let connection = &connections[0];
+    assert_eq!(connection["connection_id"], "user-1");
+    assert_eq!(connection["provider"], "microsoft-people");
+    assert_eq!(connection["status"], "ok");
+    assert_eq!(connection["account"]["id"], world.demo.user_id.as_str());
+    assert_eq!(
+        connection["account"]["email"],
+        world.demo.user_principal_name.as_str()
+    );
+    assert!(
+        connection.get("credentials").is_none(),
+        "listing never reveals tokens"
+    );
+
+    let detail = world.host.credentials("microsoft", "user-1").await;
+    let scopes = detail["credentials"]["scopes"].as_array().unwrap();
+    assert!(scopes.iter().any(|s| s == "People.Read"), "{scopes:?}");
+    let token = detail["credentials"]["access_token"].as_str().unwrap();
+    let me: Value = reqwest::Client::new()
+        .get(format!("{}/v1.0/me", world.emulator.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], world.demo.user_id.as_str());
+    assert_eq!(
+        world.token_requests("refresh_token").await,
+        0,
+        "a fresh token is not refreshed"
+    );
+
+    let response = world
+        .host
+        .api(Method::DELETE, "/connections/user-1?integration=microsoft")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = world
+        .host
+        .api(Method::DELETE, "/connections/user-1?integration=microsoft")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_return_url_gets_the_outcome() {
+    let world = World::start().await;
+    let session = world
+        .host
+        .create_session(
+            "microsoft",
+            "user-2",
+            Some("http://localhost:3000/done?x=1"),
+        )
+        .await;
+    let mut browser = Browser::new();
+    let callback = browser
+        .until_callback(session["connect_url"].as_str().unwrap())
+        .await;
+    let response = browser.get(&callback).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        "http://localhost:3000/done?x=1&integration=microsoft&connection_id=user-2&status=connected"
+    );
+
+    let refused = world
+        .host
+        .api(Method::POST, "/connect/sessions")
+        .json(&serde_json::json!({"integration": "microsoft", "connection_id": "u", "return_url": "https://evil.example/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "return_url_not_allowed");
+}
+
+/// Delivers `callback` from `browser` and checks it is refused with a 400 page.
+async fn assert_refused(browser: &mut Browser, callback: &str, why: &str) {
+    let response = browser.get(callback).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{why}");
+    let page = response.text().await.unwrap();
+    assert!(page.contains(why), "expected `{why}` in {page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_are_refused_without_a_token_request_unless_everything_matches() {
+    let world = World::start().await;
+    let link = |session: &Value| session["connect_url"].as_str().unwrap().to_owned();
+
+    // Missing cookie: the callback arrives in a browser that never started the flow.
+    let session = world.host.create_session("microsoft", "c1", None).await;
+    let callback = Browser::new().until_callback(&link(&session)).await;
+    assert_refused(&mut Browser::new(), &callback, "started in another browser").await;
+
+    // Foreign cookie: another browser, with a binding of its own from its own flow.
+    let mut mallory = Browser::new();
+    let own = world.host.create_session("microsoft", "c2", None).await;
+    mallory.until_callback(&link(&own)).await;
+    let session = world.host.create_session("microsoft", "c3", None).await;
+    let victims = Browser::new().until_callback(&link(&session)).await;
+    assert_refused(&mut mallory, &victims, "started in another browser").await;
+
+    // Expired state: ten minutes pass (the row's expiry is moved into the past).
+    let session = world.host.create_session("microsoft", "c4", None).await;
+    let mut browser = Browser::new();
+    let callback = browser.until_callback(&link(&session)).await;
+    execute_sql(
+        &world.host.db_path,
+        "UPDATE oauth_states SET expires_at = 0",
+    )
+    .await;
+    assert_refused(&mut browser, &callback, "has expired").await;
+
+    // A state nobody issued.
+    let forged = callback.replace("state=", "state=x");
+    assert_refused(&mut browser, &forged, "unknown").await;
+    assert_eq!(
+        world.token_requests("authorization_code").await,
+        0,
+        "no callback reached the token endpoint"
+    );
+
+    // Replay: the same callback (same code, same state) a second time, in the right browser.
+    let session = world.host.create_session("microsoft", "c5", None).await;
+    let mut browser = Browser::new();
+    let callback = browser.until_callback(&link(&session)).await;
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::OK);
+    assert_refused(&mut browser, &callback, "already completed").await;
+    assert_eq!(
+        world.token_requests("authorization_code").await,
+        1,
+        "the code was redeemed exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_errors_are_shown_with_their_meaning() {
+    use plugboard_emulator::{AuthorizeErrorKind, NextOutcome};
+    let world = World::start().await;
+    for (error, title) in [
+        (AuthorizeErrorKind::AccessDenied, "Access was declined"),
+        (AuthorizeErrorKind::ConsentRequired, "consent is needed"),
+        (
+            AuthorizeErrorKind::TemporarilyUnavailable,
+            "The provider is unavailable",
+        ),
+    ] {
+        let outcome = NextOutcome {
+            error,
+            error_description: None,
+        };
+        world
+            .control
+            .schedule_outcome(&world.demo.client_id, &outcome)
+            .await
+            .unwrap();
+        let session = world
+            .host
+            .create_session("microsoft", "declined", None)
+            .await;
+        let (response, _) = Browser::new()
+            .follow(session["connect_url"].as_str().unwrap())
+            .await;
+        assert!(response.status().is_client_error() || response.status().is_server_error());
+        let page = response.text().await.unwrap();
+        assert!(page.contains(title), "{error:?}: {page}");
+        assert!(
+            page.contains("AADSTS"),
+            "the provider's words are shown: {page}"
+        );
+    }
+    assert_eq!(world.token_requests("authorization_code").await, 0);
+
+    // With a return URL the application gets the outcome instead.
+    let outcome = NextOutcome {
+        error: AuthorizeErrorKind::AccessDenied,
+        error_description: None,
+    };
+    world
+        .control
+        .schedule_outcome(&world.demo.client_id, &outcome)
+        .await
+        .unwrap();
+    let session = world
+        .host
+        .create_session("microsoft", "declined", Some("http://localhost:3000/done"))
+        .await;
+    let mut browser = Browser::new();
+    let callback = browser
+        .until_callback(session["connect_url"].as_str().unwrap())
+        .await;
+    let response = browser.get(&callback).await;
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("http://localhost:3000/done?integration=microsoft&connection_id=declined&status=error&error=user_declined"), "{location}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_needs_the_key_and_unknown_things_are_404() {
+    let world = World::start().await;
+    let host = &world.host;
+    let anonymous = reqwest::Client::new();
+    for (method, path) in [
+        (Method::GET, "/connections"),
+        (Method::POST, "/connect/sessions"),
+        (Method::GET, "/proxy/v1.0/me"),
+    ] {
+        let response = anonymous
+            .request(method.clone(), format!("{}{path}", host.url))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    for (path, code) in [
+        ("/connections?integration=nope", "integration_not_found"),
+        (
+            "/connections/ghost?integration=microsoft",
+            "connection_not_found",
+        ),
+        (
+            "/connections/ghost?integration=nope",
+            "integration_not_found",
+        ),
+    ] {
+        let response = host.api(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
+    let response = host
+        .proxy(Method::GET, "microsoft", "ghost", "/v1.0/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = host
+        .proxy(Method::GET, "nope", "ghost", "/v1.0/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = host
+        .api(Method::POST, "/connect/sessions")
+        .json(&serde_json::json!({"integration": "nope", "connection_id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = Browser::new()
+        .get(&format!("{}/oauth/connect/nope?session_token=x", host.url))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = Browser::new()
+        .get(&format!(
+            "{}/oauth/connect/microsoft?session_token=forged",
+            host.url
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_administrator_grants_consent_for_the_organisation() {
+    let world = World::start().await;
+    let session = world.host.create_session("admin", "org", None).await;
+    let token = session["token"].as_str().unwrap();
+    let start = format!(
+        "{}/oauth/admin-consent/admin?tenant={}&session_token={token}",
+        world.host.url, world.demo.tenant_id
+    );
+    let (response, visited) = Browser::new().follow(&start).await;
+    assert_eq!(response.status(), StatusCode::OK, "{visited:?}");
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("Admin consent granted") && page.contains(&world.demo.tenant_id),
+        "{page}"
+    );
+    assert!(visited[1].contains("/v2.0/adminconsent?"), "{visited:?}");
+
+    // `common` cannot take admin consent, and integrations without admin scopes have none.
+    let common = format!(
+        "{}/oauth/admin-consent/admin?tenant=common&session_token={token}",
+        world.host.url
+    );
+    assert_eq!(
+        Browser::new().get(&common).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let other = world.host.create_session("microsoft", "org", None).await;
+    let needless = format!(
+        "{}/oauth/admin-consent/microsoft?tenant={}&session_token={}",
+        world.host.url,
+        world.demo.tenant_id,
+        other["token"].as_str().unwrap()
+    );
+    assert_eq!(
+        Browser::new().get(&needless).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the `plugboard` binary over HTTP against the emulator over HTTP.
+
+mod cli;
+mod connect;
+mod proxy;
+mod refresh;
+mod secrets;
+mod support;
