@@ -86,7 +86,10 @@ async fn the_demo_user_connects_and_syncs_through_an_emulator_process() {
     let tokens = connect_auto_consent(&http_client(), &oauth, &tenant, &[])
         .await
         .expect("the demo user connects");
-    assert!(tokens.refresh_token.is_some(), "offline_access gives a refresh token");
+    assert!(
+        tokens.refresh_token.is_some(),
+        "offline_access gives a refresh token"
+    );
 
     let mut api = spec.api.clone();
     api.base_url = emulator.url.clone();
@@ -97,7 +100,10 @@ async fn the_demo_user_connects_and_syncs_through_an_emulator_process() {
     )
     .with_connection_config(tenant);
     ctx.start_run(SyncMode::Incremental, None);
-    provider.run_sync("people", &ctx).await.expect("the sync succeeds");
+    provider
+        .run_sync("people", &ctx)
+        .await
+        .expect("the sync succeeds");
 
     let control = ControlClient::new(emulator.url.clone());
     let mut expected: Vec<String> = control

@@ -7,7 +7,8 @@
 //! - the `search-people` and `list-user-people` actions ([`actions`]).
 //!
 //! Like every provider it is pure logic: all I/O goes through the host's
-//! [`Context`](plugboard_core::Context).
+//! [`Context`](plugboard_core::Context). Built with the `plugin` feature, its cdylib is a
+//! Plugboard plugin exporting this provider.
 
 mod actions;
 mod graph;
@@ -77,6 +78,9 @@ impl MicrosoftPeople {
         }
     }
 }
+
+#[cfg(feature = "plugin")]
+plugboard_plugin::export_provider!("microsoft-people", MicrosoftPeople::new);
 
 #[async_trait]
 impl Provider for MicrosoftPeople {
