@@ -1,4 +1,4 @@
-//! The proxy benchmark behind `cargo xtask bench proxy`: the same load sent straight to the
+//! The proxy benchmark behind `cargo xtask bench proxy`: two workloads, each sent straight to the
 //! emulator and through Plugboard's proxy, at concurrency 1 and 16, in one run.
 //!
 //! Usage: `bench_proxy --plugboard <path to a release plugboard binary> [--seconds N]
@@ -23,6 +23,9 @@ const API_KEY: &str = "bench-api-key-0123456789-0123456789-abcdef";
 const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const CONCURRENCY: [usize; 2] = [1, 16];
 const WARM_UP: Duration = Duration::from_secs(1);
+/// The smallest Graph answer (the proxy's own cost dominates) and the call the product exists
+/// for, a page of 100 people (the provider's work dominates).
+const WORKLOADS: [&str; 2] = ["/v1.0/me", "/v1.0/me/people?%24top=100"];
 
 struct Args {
     plugboard: PathBuf,
@@ -165,56 +168,58 @@ api_base_url = "{emulator}"
         .unwrap()
         .to_owned();
 
-    let direct = Target {
-        url: format!("{emulator}/v1.0/me"),
-        headers: vec![("authorization".into(), format!("Bearer {token}"))],
-    };
-    let proxied = Target {
-        url: format!("{host}/proxy/v1.0/me"),
-        headers: vec![
-            ("authorization".into(), format!("Bearer {API_KEY}")),
-            ("integration".into(), "microsoft".into()),
-            ("connection-id".into(), "bench".into()),
-        ],
-    };
     let window = Duration::from_secs(args.seconds);
     println!(
-        "GET /v1.0/me, {} rounds of {}s per path and concurrency (after {}s of warm-up), on {} cores\n",
+        "{} rounds of {}s per workload, path and concurrency (after {}s of warm-up), on {} cores",
         args.rounds,
         args.seconds,
         WARM_UP.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("| concurrency | path | requests/s | p50 (ms) | p99 (ms) |");
-    println!("|---:|---|---:|---:|---:|");
     let mut summary = Vec::new();
-    for concurrency in CONCURRENCY {
-        run_load(&direct, concurrency, WARM_UP).await;
-        run_load(&proxied, concurrency, WARM_UP).await;
-        let (mut a, mut b) = (Samples::default(), Samples::default());
-        for _ in 0..args.rounds {
-            a.add(run_load(&direct, concurrency, window).await, window);
-            b.add(run_load(&proxied, concurrency, window).await, window);
+    for path in WORKLOADS {
+        println!("\nGET {path}\n");
+        println!("| concurrency | path | requests/s | p50 (ms) | p99 (ms) |");
+        println!("|---:|---|---:|---:|---:|");
+        let direct = Target {
+            url: format!("{emulator}{path}"),
+            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        };
+        let proxied = Target {
+            url: format!("{host}/proxy{path}"),
+            headers: vec![
+                ("authorization".into(), format!("Bearer {API_KEY}")),
+                ("integration".into(), "microsoft".into()),
+                ("connection-id".into(), "bench".into()),
+            ],
+        };
+        for concurrency in CONCURRENCY {
+            run_load(&direct, concurrency, WARM_UP).await;
+            run_load(&proxied, concurrency, WARM_UP).await;
+            let (mut a, mut b) = (Samples::default(), Samples::default());
+            for _ in 0..args.rounds {
+                a.add(run_load(&direct, concurrency, window).await, window);
+                b.add(run_load(&proxied, concurrency, window).await, window);
+            }
+            let (a, b) = (a.stats(), b.stats());
+            for (label, stats) in [
+                ("direct to the emulator", &a),
+                ("through Plugboard's proxy", &b),
+            ] {
+                println!(
+                    "| {concurrency} | {label} | {:.0} | {:.3} | {:.3} |",
+                    stats.rps,
+                    ms(stats.p50),
+                    ms(stats.p99)
+                );
+            }
+            summary.push((path, concurrency, a, b));
         }
-        let (a, b) = (a.stats(), b.stats());
-        println!(
-            "| {concurrency} | direct to the emulator | {:.0} | {:.3} | {:.3} |",
-            a.rps,
-            ms(a.p50),
-            ms(a.p99)
-        );
-        println!(
-            "| {concurrency} | through Plugboard's proxy | {:.0} | {:.3} | {:.3} |",
-            b.rps,
-            ms(b.p50),
-            ms(b.p99)
-        );
-        summary.push((concurrency, a, b));
     }
     println!();
-    for (concurrency, a, b) in summary {
+    for (path, concurrency, a, b) in summary {
         println!(
-            "concurrency {concurrency}: Plugboard adds {:.3} ms at p50 and keeps {:.0}% of the direct throughput",
+            "GET {path}, concurrency {concurrency}: Plugboard adds {:.3} ms at p50 and keeps {:.0}% of the direct throughput",
             ms(b.p50.saturating_sub(a.p50)),
             100.0 * b.rps / a.rps
         );
