@@ -5,6 +5,12 @@
 //! - `bench proxy [--seconds N]`: requests/s and p50/p99 latency of `GET /v1.0/me` sent
 //!   straight to the emulator and through Plugboard's proxy, at concurrency 1 and 16. The
 //!   results belong in `BENCHMARKS.md`.
+//! - `bench sync [--sizes 10000,100000]`: people synced from the emulator into SQLite by a bare
+//!   fetch-parse-insert pipeline, by Plugboard's initial sync and by a sync with nothing
+//!   changed, with records/s and peak memory. The results belong in `BENCHMARKS.md`.
+//! - `plugins [--release]`: builds every provider under `providers/` that has a `plugin` feature
+//!   as a plugin, in one `cargo build`, and copies the libraries to `target/plugins/`, where
+//!   `[[providers]] path = …` can name them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -14,7 +20,13 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["bench", "proxy", rest @ ..] => bench_proxy(rest),
-        _ => Err("usage: cargo xtask bench proxy [--seconds N]".to_owned()),
+        ["bench", "sync", rest @ ..] => bench_sync(rest),
+        ["plugins"] => plugins(false),
+        ["plugins", "--release"] => plugins(true),
+        _ => Err(
+            "usage: cargo xtask bench proxy [--seconds N]\n       cargo xtask bench sync [--sizes N,N]\n       cargo xtask plugins [--release]"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,13 +57,125 @@ fn bench_proxy(extra: &[&str]) -> Result<(), String> {
         "--example",
         "bench_proxy",
     ]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let release = target.join("release");
+    let release = target_dir(&root).join("release");
     run(Command::new(release.join("examples").join("bench_proxy"))
         .arg("--plugboard")
         .arg(release.join("plugboard"))
         .args(extra))
+}
+
+fn bench_sync(extra: &[&str]) -> Result<(), String> {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    run(Command::new(&cargo).current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "plugboard",
+        "--bin",
+        "plugboard",
+        "--example",
+        "bench_sync",
+    ]))?;
+    let release = target_dir(&root).join("release");
+    run(Command::new(release.join("examples").join("bench_sync"))
+        .arg("--plugboard")
+        .arg(release.join("plugboard"))
+        .args(extra))
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// A provider crate that can be built as a plugin.
+struct PluginCrate {
+    package: String,
+    /// The library's file name, e.g. `libplugboard_microsoft_people.so` on Linux.
+    library: String,
+}
+
+fn plugins(release: bool) -> Result<(), String> {
+    let root = workspace_root();
+    let crates = plugin_crates(&root.join("providers"))?;
+    if crates.is_empty() {
+        return Err("no crate under providers/ has a `plugin` feature".to_owned());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = Command::new(&cargo);
+    build.current_dir(&root).args(["build", "--locked"]);
+    if release {
+        build.arg("--release");
+    }
+    for krate in &crates {
+        build.args(["--package", &krate.package]);
+        build.args(["--features", &format!("{}/plugin", krate.package)]);
+    }
+    run(&mut build)?;
+
+    let target = target_dir(&root);
+    let built = target.join(if release { "release" } else { "debug" });
+    let plugins = target.join("plugins");
+    std::fs::create_dir_all(&plugins)
+        .map_err(|e| format!("cannot create {}: {e}", plugins.display()))?;
+    for krate in &crates {
+        let from = built.join(&krate.library);
+        let to = plugins.join(&krate.library);
+        // Replaced, not overwritten in place: a running server may have the old file mapped.
+        let _ = std::fs::remove_file(&to);
+        std::fs::copy(&from, &to)
+            .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
+        println!("{} -> {}", krate.package, to.display());
+    }
+    Ok(())
+}
+
+/// Every directory under `providers/` whose `Cargo.toml` declares a `plugin` feature, by name.
+fn plugin_crates(providers: &Path) -> Result<Vec<PluginCrate>, String> {
+    let entries = std::fs::read_dir(providers)
+        .map_err(|e| format!("cannot read {}: {e}", providers.display()))?;
+    let mut crates = Vec::new();
+    for entry in entries {
+        let manifest = entry.map_err(|e| e.to_string())?.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        if let Some(package) = plugin_package(&text) {
+            let library = format!(
+                "{}{}{}",
+                std::env::consts::DLL_PREFIX,
+                package.replace('-', "_"),
+                std::env::consts::DLL_SUFFIX
+            );
+            crates.push(PluginCrate { package, library });
+        }
+    }
+    crates.sort_by(|a, b| a.package.cmp(&b.package));
+    Ok(crates)
+}
+
+/// The package name of a manifest that declares a `plugin` feature. xtask has only the
+/// standard library, so this reads the two facts line by line: `name = "…"` in `[package]` and
+/// `plugin = …` in `[features]`, as the workspace's manifests write them.
+fn plugin_package(manifest: &str) -> Option<String> {
+    let mut section = "";
+    let mut name = None;
+    let mut plugin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match (section, key.trim()) {
+            ("[package]", "name") => name = Some(value.trim().trim_matches('"').to_owned()),
+            ("[features]", "plugin") => plugin = true,
+            _ => {}
+        }
+    }
+    name.filter(|_| plugin)
 }
 
 fn run(command: &mut Command) -> Result<(), String> {
@@ -62,5 +186,29 @@ fn run(command: &mut Command) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{command:?} failed: {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_with_a_plugin_feature_names_its_package() {
+        let manifest = "[package]\nname = \"plugboard-acme\"\nversion.workspace = true\n\n\
+                        [features]\n# Exports the provider.\nplugin = [\"dep:plugboard-plugin\"]\n";
+        assert_eq!(plugin_package(manifest), Some("plugboard-acme".to_owned()));
+        let without = "[package]\nname = \"plugboard-acme\"\n\n[dependencies]\nplugin = \"1\"\n";
+        assert_eq!(plugin_package(without), None);
+    }
+
+    #[test]
+    fn every_provider_of_the_workspace_is_found() {
+        let crates = plugin_crates(&workspace_root().join("providers")).unwrap();
+        let packages: Vec<&str> = crates.iter().map(|c| c.package.as_str()).collect();
+        assert!(
+            packages.contains(&"plugboard-microsoft-people"),
+            "{packages:?}"
+        );
     }
 }

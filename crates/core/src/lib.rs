@@ -24,7 +24,8 @@ pub mod spec;
 pub mod testkit;
 
 pub use context::{
-    Context, HttpRequest, HttpResponse, LogLevel, PreviousRun, Record, RunInfo, SyncMode,
+    Context, EncodedRecords, HttpRequest, HttpResponse, LogLevel, PreviousRun, RawRecord, Record,
+    RunInfo, SyncMode,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use pagination::{Page, Pager};

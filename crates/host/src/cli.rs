@@ -1,4 +1,5 @@
-//! The command line: `serve`, `dev`, `check-config` and `keys rotate`.
+//! The command line: `serve`, `dev`, `check-config`, `providers list`, `keys rotate`, `sync run`
+//! and `records export` (the last two in `commands.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use crate::commands::{self, RecordsCommand, SyncCommand};
 use crate::config::{self, LoadOptions, Loaded};
 use crate::dev::{self, DevOptions};
-use crate::registry::Registry;
+use crate::registry::{self, Registry};
 use crate::server;
 
 #[derive(Debug, Parser)]
@@ -49,10 +51,35 @@ enum Command {
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
     },
+    /// Lists the providers the configuration enables, built in or loaded from plugins.
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+    /// Runs syncs by hand.
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
+    /// Reads stored records.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
     /// Manages the encryption keys of stored secrets.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvidersCommand {
+    /// Prints each provider's id, version, source (built in, or the plugin's library), plugin
+    /// ABI version, syncs and actions. Loads the whole configuration, plugins included.
+    List {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
     },
 }
 
@@ -81,6 +108,11 @@ pub fn main() -> ExitCode {
             runtime().block_on(dev::run(DevOptions { dir, bind, people }))
         }
         Command::CheckConfig { config } => check_config(&config),
+        Command::Providers {
+            command: ProvidersCommand::List { config },
+        } => list_providers(&config),
+        Command::Sync { command } => runtime().block_on(commands::sync(command)),
+        Command::Records { command } => runtime().block_on(commands::records(command)),
         Command::Keys {
             command: KeysCommand::Rotate { config },
         } => runtime().block_on(rotate_keys(&config)),
@@ -112,36 +144,42 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime must start")
 }
 
-/// Loads the config file, printing its warnings.
-fn load(path: &Path) -> Result<(Loaded, Registry), String> {
-    let registry = Registry::builtin().map_err(|e| e.to_string())?;
+/// Loads the config file and the providers it enables, printing its warnings.
+pub(crate) fn load(path: &Path) -> Result<Loaded, String> {
+    let builtin = Registry::builtin().map_err(|e| e.to_string())?;
     let loaded =
-        config::load(path, &registry, &LoadOptions::from_process()).map_err(|e| e.to_string())?;
+        config::load(path, &builtin, &LoadOptions::from_process()).map_err(|e| e.to_string())?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    Ok((loaded, registry))
+    Ok(loaded)
 }
 
 fn check_config(path: &Path) -> Result<(), String> {
-    let (loaded, _) = load(path)?;
+    let loaded = load(path)?;
     let integrations = loaded.config.integrations.len();
     println!("{}: OK ({integrations} integration(s))", path.display());
     Ok(())
 }
 
 async fn serve(path: &Path) -> Result<(), String> {
-    let (loaded, registry) = load(path)?;
+    let loaded = load(path)?;
     let config = &loaded.config;
-    let state = server::state(config, &registry).await?;
+    let state = server::state(config, &loaded.providers).await?;
     let listener = TcpListener::bind(config.server.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.bind))?;
     server::run(listener, state, server::shutdown_signal()).await
 }
 
+fn list_providers(path: &Path) -> Result<(), String> {
+    let loaded = load(path)?;
+    print!("{}", registry::listing(&loaded.providers));
+    Ok(())
+}
+
 async fn rotate_keys(path: &Path) -> Result<(), String> {
-    let (loaded, _) = load(path)?;
+    let loaded = load(path)?;
     let store = server::open_store(&loaded.config).await?;
     let rotation = store.reencrypt_all().await.map_err(|e| e.to_string())?;
     println!(

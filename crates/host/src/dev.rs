@@ -95,6 +95,11 @@ authorization_url = "{emulator_url}/{{tenant}}/oauth2/v2.0/authorize"
 token_url = "{emulator_url}/{{tenant}}/oauth2/v2.0/token"
 admin_consent_url = "{emulator_url}/{{tenant}}/v2.0/adminconsent"
 api_base_url = "{emulator_url}"
+
+# The people sync starts as soon as the demo account connects, then runs every 15 minutes.
+[integrations.{INTEGRATION}.syncs.people]
+enabled = true
+frequency = "15m"
 "#,
         database = database.display(),
         client_id = demo.client_id,
@@ -110,7 +115,7 @@ api_base_url = "{emulator_url}"
         },
     )
     .map_err(|e| e.to_string())?;
-    let state = server::state(&loaded.config, &registry).await?;
+    let state = server::state(&loaded.config, &loaded.providers).await?;
     let session = create_session(
         &state,
         CreateSession {
@@ -135,7 +140,10 @@ api_base_url = "{emulator_url}"
          \x20 Store:         {database}\n\n\
          Then try:\n\
          \x20 curl -H 'Authorization: Bearer {api_key}' '{public_url}/connections?integration={INTEGRATION}'\n\
-         \x20 curl -H 'Authorization: Bearer {api_key}' -H 'Integration: {INTEGRATION}' -H 'Connection-Id: {CONNECTION_ID}' '{public_url}/proxy/v1.0/me/people?$top=5'\n",
+         \x20 curl -H 'Authorization: Bearer {api_key}' -H 'Integration: {INTEGRATION}' -H 'Connection-Id: {CONNECTION_ID}' '{public_url}/proxy/v1.0/me/people?$top=5'\n\n\
+         The people sync runs as soon as the demo account connects:\n\
+         \x20 curl -H 'Authorization: Bearer {api_key}' '{public_url}/syncs/status?integration={INTEGRATION}&connection_id={CONNECTION_ID}'\n\
+         \x20 curl -H 'Authorization: Bearer {api_key}' '{public_url}/records?integration={INTEGRATION}&connection_id={CONNECTION_ID}&model=Person&limit=5'\n",
         connect = session.connect_url,
         upn = demo.user_principal_name,
         people = options.people,

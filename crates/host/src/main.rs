@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod commands;
 mod config;
 mod crypto;
 mod dev;
@@ -10,6 +11,8 @@ mod refresh;
 mod registry;
 mod server;
 mod store;
+mod sync;
+mod webhooks;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -15,6 +15,8 @@ use crate::integrations::Integrations;
 use crate::refresh::Connections;
 use crate::registry::Registry;
 use crate::store::{SqliteStore, Store};
+use crate::sync::{Syncs, scheduler};
+use crate::webhooks::Webhooks;
 
 /// How often expired connect sessions and OAuth states are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -30,7 +32,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
             let store = SqliteStore::open(path, Arc::new(keys))
                 .await
                 .map_err(|e| format!("store `{}`: {e}", path.display()))?;
-            Ok(Arc::new(store))
+            if config.encrypt_records {
+                Ok(Arc::new(store))
+            } else {
+                Ok(Arc::new(store.with_plain_records()))
+            }
         }
     }
 }
@@ -40,10 +46,16 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Str
     let store = open_store(config).await?;
     let http = plugboard_core::http::http_client();
     let integrations = Integrations::resolve(config, registry, &http)?;
+    let webhooks = config
+        .webhooks
+        .as_ref()
+        .map(|c| Arc::new(Webhooks::new(c, http.clone(), store.clone())));
+    let syncs = Syncs::new(config, &integrations, webhooks);
     Ok(AppState::new(
         config.server.clone(),
         integrations,
         Connections::new(store),
+        syncs,
         http,
         &config.security.secret_key,
     ))
@@ -57,6 +69,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let purger = tokio::spawn(purge_expired(state.connections.store().clone()));
     let secret_watch = tokio::spawn(watch_client_secrets(state.clone()));
+    let scheduler = scheduler::spawn(state.clone());
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "plugboard listening");
     // Small answers go out at once instead of waiting for the peer's delayed ACK (Nagle).
@@ -71,6 +84,7 @@ pub async fn run(
         .map_err(|e| format!("the server failed: {e}"));
     purger.abort();
     secret_watch.abort();
+    scheduler.abort();
     tracing::info!("plugboard stopped");
     served
 }

@@ -30,7 +30,10 @@ use std::str::Utf8Error;
 use async_ffi::FfiFuture;
 
 /// The version of everything after [`DeclarationHeader`].
-pub const ABI_VERSION: u32 = 1;
+///
+/// 2: `ContextVTable::save_records` carries `Context::save_encoded_records` too, and the host
+/// hands the records' bytes to it instead of decoding them.
+pub const ABI_VERSION: u32 = 2;
 
 /// The first bytes of every declaration, so a library that happens to export a symbol of the
 /// same name is not mistaken for a plugin.
@@ -255,7 +258,9 @@ pub struct ContextVTable {
     /// `request` is JSON of `HttpRequest`.
     pub http:
         unsafe extern "C" fn(ctx: *const c_void, request: RSlice<'_>) -> FfiFuture<HttpOutput>,
-    /// `records` is JSON of `Vec<Record>`.
+    /// `records` is JSON of `Vec<Record>` (`EncodedRecords`), for both `save_records` and
+    /// `save_encoded_records`. The host passes the bytes to its `save_encoded_records` as they
+    /// are, so that it can store each record's data without decoding it.
     pub save_records: unsafe extern "C" fn(
         ctx: *const c_void,
         model: RSlice<'_>,

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_ffi::{FfiFuture, FutureExt};
 use async_trait::async_trait;
 use plugboard_core::{
-    Context, HttpRequest, HttpResponse, LogLevel, Provider, ProviderError, Record, RunInfo,
+    Context, EncodedRecords, HttpRequest, HttpResponse, LogLevel, Provider, ProviderError, Record,
+    RunInfo,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -164,6 +165,17 @@ impl ProxyContext {
         }
     }
 
+    /// Hands the JSON of a batch of records to the host, which keeps it as it is.
+    async fn send_records(&self, model: &str, records: &[u8]) -> Result<(), ProviderError> {
+        let vtable = self.host.vtable();
+        // SAFETY: as for the calls of the `Context` impl below: `self.host` is the context of
+        // the run this proxy lives in, and `records` outlives the call.
+        let call = unsafe {
+            (vtable.save_records)(self.host.data(), RSlice::text(model), RSlice::new(records))
+        };
+        Self::finish(call, "save_records").await
+    }
+
     /// Awaits a context call's future and decodes its JSON result.
     async fn finish<T: DeserializeOwned>(
         call: FfiFuture<RBuffer>,
@@ -192,12 +204,15 @@ impl Context for ProxyContext {
         let guess = self.records_size.load(Ordering::Relaxed) * 9 / 8;
         let records = wire::encode_sized(&records, guess, "the records")?;
         self.records_size.store(records.len(), Ordering::Relaxed);
-        let vtable = self.host.vtable();
-        // SAFETY: see above.
-        let call = unsafe {
-            (vtable.save_records)(self.host.data(), RSlice::text(model), RSlice::new(&records))
-        };
-        Self::finish(call, "save_records").await
+        self.send_records(model, &records).await
+    }
+
+    async fn save_encoded_records(
+        &self,
+        model: &str,
+        records: EncodedRecords,
+    ) -> Result<(), ProviderError> {
+        self.send_records(model, records.as_bytes()).await
     }
 
     async fn delete_records(&self, model: &str, ids: Vec<String>) -> Result<(), ProviderError> {

@@ -10,7 +10,7 @@ use std::ffi::c_void;
 use std::future::Future;
 
 use async_ffi::{FfiFuture, FutureExt};
-use plugboard_core::{Context, HttpRequest, ProviderError, Record};
+use plugboard_core::{Context, EncodedRecords, HttpRequest, ProviderError};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -92,13 +92,15 @@ unsafe extern "C" fn save_records(
 ) -> FfiFuture<RBuffer> {
     // SAFETY: as in `http`.
     let ctx = unsafe { context(data) };
-    let args = model(model_name).and_then(|model| {
-        let records: Vec<Record> = wire::decode(records.as_bytes(), "the records")?;
-        Ok((model, records))
+    // Copied, not decoded: the slice is only borrowed for this call, and the host's context
+    // decodes (or stores as they are) what it needs.
+    let args = model(model_name).map(|model| {
+        let records = EncodedRecords::new(records.as_bytes().to_vec());
+        (model, records)
     });
     call("save_records", async move {
         let (model, records) = args?;
-        ctx.save_records(&model, records).await
+        ctx.save_encoded_records(&model, records).await
     })
 }
 

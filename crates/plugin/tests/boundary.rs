@@ -5,14 +5,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
 
 use chrono::{TimeZone, Utc};
 use plugboard_core::http::{ApiClient, api_base_url, http_client};
 use plugboard_core::testkit::{TestContext, block_on};
 use plugboard_core::{
-    Context, ErrorKind, HttpRequest, HttpResponse, LogLevel, PreviousRun, Provider, ProviderError,
-    Record, SyncMode,
+    Context, EncodedRecords, ErrorKind, HttpRequest, HttpResponse, LogLevel, PreviousRun, Provider,
+    ProviderError, Record, RunInfo, SyncMode,
 };
 use plugboard_emulator::{DemoOptions, Emulator, EmulatorOptions, RunningEmulator};
 use plugboard_plugin::LoadedProvider;
@@ -110,7 +112,102 @@ fn every_context_call_crosses_with_its_data_intact() {
                 (LogLevel::Error, "Error from the probe".to_owned()),
             ]
         );
-        assert_eq!(ctx.save_counts().calls, 2);
+        // The test's own save, the probe's decoded batch and its encoded one.
+        assert_eq!(ctx.save_counts().calls, 3);
+    })
+}
+
+/// A host context that stores JSON: it keeps the bytes of every batch it is handed, then saves
+/// them through the default `save_encoded_records`.
+struct StoresJson {
+    inner: TestContext,
+    batches: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+#[async_trait]
+impl Context for StoresJson {
+    async fn http(&self, request: HttpRequest) -> Result<HttpResponse, ProviderError> {
+        self.inner.http(request).await
+    }
+
+    async fn save_records(&self, _model: &str, _records: Vec<Record>) -> Result<(), ProviderError> {
+        panic!("the host's side of the boundary decoded the records")
+    }
+
+    async fn save_encoded_records(
+        &self,
+        model: &str,
+        records: EncodedRecords,
+    ) -> Result<(), ProviderError> {
+        let bytes = records.as_bytes().to_vec();
+        self.batches.lock().unwrap().push((model.to_owned(), bytes));
+        self.inner.save_encoded_records(model, records).await
+    }
+
+    async fn delete_records(&self, model: &str, ids: Vec<String>) -> Result<(), ProviderError> {
+        self.inner.delete_records(model, ids).await
+    }
+
+    async fn begin_crawl(&self, model: &str) -> Result<(), ProviderError> {
+        self.inner.begin_crawl(model).await
+    }
+
+    async fn end_crawl(&self, model: &str) -> Result<u64, ProviderError> {
+        self.inner.end_crawl(model).await
+    }
+
+    async fn checkpoint(&self) -> Result<Option<Value>, ProviderError> {
+        self.inner.checkpoint().await
+    }
+
+    async fn set_checkpoint(&self, checkpoint: Value) -> Result<(), ProviderError> {
+        self.inner.set_checkpoint(checkpoint).await
+    }
+
+    fn run_info(&self) -> RunInfo {
+        self.inner.run_info()
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.inner.log(level, message)
+    }
+}
+
+#[test]
+fn records_reach_the_host_as_the_bytes_the_plugin_encoded() {
+    block_on(async {
+        let world = World::start().await;
+        let ctx = StoresJson {
+            inner: world.context(),
+            batches: Mutex::new(Vec::new()),
+        };
+        world
+            .probe
+            .run_sync("every-call", &ctx)
+            .await
+            .expect("the probe's sync");
+
+        let batches = ctx.batches.into_inner().unwrap();
+        let [(first_model, decoded), (second_model, encoded)] = batches.as_slice() else {
+            panic!("expected two batches: {batches:?}");
+        };
+        assert_eq!(
+            (first_model.as_str(), second_model.as_str()),
+            (MODEL, MODEL)
+        );
+        // `save_records` in the plugin: the encoding of its `Vec<Record>`.
+        let records: Vec<Record> = serde_json::from_slice(decoded).unwrap();
+        assert_eq!(serde_json::to_vec(&records).unwrap(), *decoded);
+        // `save_encoded_records` in the plugin: its bytes, unchanged, escapes and all.
+        assert_eq!(
+            String::from_utf8(encoded.clone()).unwrap(),
+            r#"[{"id":"AAMk+/=\u00fc","data":{"text":"ünïcödé ✓","n":1.5}}]"#
+        );
+        let raw = EncodedRecords::new(encoded.clone());
+        let raw = raw.raw().unwrap();
+        assert_eq!(raw[0].id, "AAMk+/=ü");
+        assert_eq!(raw[0].data.get(), r#"{"text":"ünïcödé ✓","n":1.5}"#);
+        assert_eq!(ctx.inner.records(MODEL).len(), 2);
     })
 }
 

@@ -7,9 +7,12 @@
 
 mod auth;
 mod connect;
+mod actions;
 mod connections;
 mod oauth;
 mod proxy;
+mod records;
+mod syncs;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -30,8 +33,10 @@ use crate::config::ServerConfig;
 use crate::integrations::{Integration, Integrations};
 use crate::refresh::{Connections, RefreshError};
 use crate::store::StoreError;
+use crate::sync::Syncs;
 
 pub use connect::{CreateSession, create_session};
+pub use records::record_json;
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -41,6 +46,7 @@ pub struct Shared {
     pub server: ServerConfig,
     pub integrations: Integrations,
     pub connections: Connections,
+    pub syncs: Syncs,
     /// The process's one HTTP client: pooled connections, redirects never followed.
     pub http: reqwest::Client,
     /// SHA-256 of the API key, so requests are checked in constant time without keeping the
@@ -53,6 +59,7 @@ impl AppState {
         server: ServerConfig,
         integrations: Integrations,
         connections: Connections,
+        syncs: Syncs,
         http: reqwest::Client,
         api_key: &secrecy::SecretString,
     ) -> Self {
@@ -60,6 +67,7 @@ impl AppState {
             server,
             integrations,
             connections,
+            syncs,
             http,
             api_key_digest: auth::digest(secrecy::ExposeSecret::expose_secret(api_key)),
         }))
@@ -90,6 +98,9 @@ pub fn router(state: AppState) -> Router {
         .merge(connect::routes())
         .merge(connections::routes())
         .merge(proxy::routes())
+        .merge(records::routes())
+        .merge(syncs::routes())
+        .merge(actions::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

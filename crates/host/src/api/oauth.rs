@@ -408,6 +408,7 @@ async fn complete_connect(
     {
         Ok(connection) => {
             tracing::info!(integration = %flow.integration, connection_id = %flow.connection_id, "connection saved");
+            state.syncs.connection_saved(&connection);
             state.connections.remember(connection);
             finish(flow, Ok(("connected", String::new())))
         }

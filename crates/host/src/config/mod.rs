@@ -15,15 +15,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::NaiveDate;
 use config::{Environment, File, FileFormat};
+use plugboard_core::Provider;
+use plugboard_plugin::{LoadedProvider, PluginError};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
-use crate::registry::Registry;
+use crate::registry::{Registry, Source};
 use read::{Ctx, ENV_PREFIX, Table};
 
 /// How far ahead an expiring client secret is announced.
@@ -35,8 +38,35 @@ const MIN_SECRET_KEY_LEN: usize = 32;
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
+    /// `[store] encrypt_records`: whether record payloads are sealed at rest (default true).
+    pub encrypt_records: bool,
     pub security: SecurityConfig,
     pub integrations: BTreeMap<String, IntegrationConfig>,
+    /// Where sync and connection events are POSTed, if anywhere.
+    pub webhooks: Option<WebhooksConfig>,
+}
+
+/// `[webhooks]`: events are signed with `secret` (HMAC-SHA256 of the body).
+#[derive(Clone)]
+pub struct WebhooksConfig {
+    pub url: Url,
+    pub secret: SecretString,
+}
+
+impl fmt::Debug for WebhooksConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhooksConfig")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[integrations.<name>.syncs.<sync>]`: the integration's settings for one of the provider's
+/// syncs; what is absent comes from the provider's spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncOverride {
+    pub enabled: Option<bool>,
+    pub frequency: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +121,8 @@ pub struct IntegrationConfig {
     /// The scopes to request; the provider's default scopes when the config names none.
     pub scopes: Vec<String>,
     pub overrides: Overrides,
+    /// Per-sync settings, by sync name.
+    pub syncs: BTreeMap<String, SyncOverride>,
 }
 
 /// URL templates that replace the provider spec's, e.g. to point at the emulator.
@@ -106,6 +138,9 @@ pub struct Overrides {
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
+    /// The providers `[[providers]]` enables, built in or loaded from plugins: the ones
+    /// integrations may use.
+    pub providers: Registry,
     pub warnings: Vec<String>,
 }
 
@@ -153,7 +188,8 @@ impl LoadOptions {
     }
 }
 
-/// Reads and validates the file at `path`.
+/// Reads and validates the file at `path`, taking built-in providers from `registry` and
+/// loading plugins. A plugin's relative path starts from the file's directory.
 pub fn load(
     path: &Path,
     registry: &Registry,
@@ -165,12 +201,25 @@ pub fn load(
         problems: vec![format!("cannot read the file: {e}")],
         warnings: Vec::new(),
     })?;
-    load_str(&source, &text, registry, options)
+    let dir = path.parent().unwrap_or(Path::new(""));
+    load_in(&source, dir, &text, registry, options)
 }
 
-/// Validates configuration text; `source` names it in messages.
+/// Validates configuration text; `source` names it in messages. The text has no file, so a
+/// plugin's relative path starts from the working directory.
 pub fn load_str(
     source: &str,
+    text: &str,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
+    load_in(source, Path::new(""), text, registry, options)
+}
+
+/// Validates configuration text whose relative plugin paths start from `dir`.
+fn load_in(
+    source: &str,
+    dir: &Path,
     text: &str,
     registry: &Registry,
     options: &LoadOptions,
@@ -203,10 +252,14 @@ pub fn load_str(
     let root = config::Source::collect(&merged).map_err(|e| fail(vec![e.to_string()]))?;
 
     let mut ctx = Ctx::new(source, &options.env);
-    let config = read_config(&mut ctx, Table::root(root), registry, options.today);
+    let mut root = Table::root(root);
+    // First, as integrations are checked against the providers' specs.
+    let providers = read_providers(&mut ctx, &mut root, registry, dir);
+    let config = read_config(&mut ctx, root, registry, &providers, options.today);
     match config {
         Some(config) if ctx.problems.is_empty() => Ok(Loaded {
             config,
+            providers,
             warnings: ctx.warnings,
         }),
         _ => Err(ConfigError {
@@ -235,20 +288,114 @@ fn read_config(
     ctx: &mut Ctx<'_>,
     mut root: Table,
     registry: &Registry,
+    providers: &Registry,
     today: NaiveDate,
 ) -> Option<Config> {
     let server = section(ctx, &mut root, "server").and_then(|t| read_server(ctx, t));
-    let store = section(ctx, &mut root, "store").and_then(|t| read_store(ctx, t));
+    let mut store_table = section(ctx, &mut root, "store");
+    let encrypt_records = match store_table.as_mut().and_then(|t| t.take("encrypt_records")) {
+        Some(f) => ctx.boolean(&f),
+        None => Some(true),
+    };
+    let store = store_table.and_then(|t| read_store(ctx, t));
     let security = section(ctx, &mut root, "security").and_then(|t| read_security(ctx, t));
-    let providers = read_providers(ctx, &mut root, registry);
-    let integrations = read_integrations(ctx, &mut root, registry, &providers, today);
+    let integrations = read_integrations(ctx, &mut root, registry, providers, today);
+    let webhooks = match root.take("webhooks") {
+        None => Some(None),
+        Some(f) => ctx.table(f).and_then(|t| read_webhooks(ctx, t)).map(Some),
+    };
     root.finish(ctx);
     Some(Config {
         server: server?,
         store: store?,
+        encrypt_records: encrypt_records?,
         security: security?,
         integrations: integrations?,
+        webhooks: webhooks?,
     })
+}
+
+fn read_webhooks(ctx: &mut Ctx<'_>, mut t: Table) -> Option<WebhooksConfig> {
+    let url = t
+        .required(ctx, "url", "the URL events are POSTed to")
+        .and_then(|f| {
+            let text = ctx.string(&f, "a URL")?;
+            check_url(ctx, &f, &text)
+        });
+    let secret = t
+        .required(ctx, "secret", "the key events are signed with")
+        .and_then(|f| {
+            let secret = ctx.secret(&f, "a string")?;
+            if secret.expose_secret().chars().count() < 16 {
+                ctx.error(&f, "is too short: use at least 16 random characters");
+                return None;
+            }
+            Some(secret)
+        });
+    t.finish(ctx);
+    Some(WebhooksConfig {
+        url: url?,
+        secret: secret?,
+    })
+}
+
+fn read_sync_overrides(
+    ctx: &mut Ctx<'_>,
+    table: Table,
+    spec: Option<&plugboard_core::ProviderSpec>,
+) -> Option<BTreeMap<String, SyncOverride>> {
+    let mut syncs = BTreeMap::new();
+    let mut ok = true;
+    for (name, f) in table.drain() {
+        if let Some(spec) = spec
+            && spec.sync(&name).is_none()
+        {
+            let declared: Vec<&str> = spec.syncs.iter().map(|s| s.name.as_str()).collect();
+            ctx.error(
+                &f,
+                format!(
+                    "provider `{}` has no sync `{name}` (it has: {})",
+                    spec.id,
+                    declared.join(", ")
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(mut t) = ctx.table(f) else {
+            ok = false;
+            continue;
+        };
+        let mut settings = SyncOverride::default();
+        if let Some(f) = t.take("enabled") {
+            match ctx.boolean(&f) {
+                Some(enabled) => settings.enabled = Some(enabled),
+                None => ok = false,
+            }
+        }
+        if let Some(f) = t.take("frequency") {
+            let parsed = ctx
+                .string(&f, "a duration such as \"30s\", \"15m\", \"1h\" or \"1d\"")
+                .map(|text| text.parse::<plugboard_core::spec::HumanDuration>());
+            match parsed {
+                Some(Ok(duration)) if duration.get() >= std::time::Duration::from_secs(1) => {
+                    settings.frequency = Some(duration.get());
+                }
+                Some(Ok(_)) => {
+                    ctx.error(&f, "must be at least 1s");
+                    ok = false;
+                }
+                Some(Err(e)) => {
+                    ctx.error(&f, e);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        t.finish(ctx);
+        syncs.insert(name, settings);
+    }
+    ok.then_some(syncs)
 }
 
 /// A section's table; a missing section reads as empty, so each of its required keys is
@@ -478,47 +625,143 @@ fn is_key_id(id: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn read_providers(ctx: &mut Ctx<'_>, root: &mut Table, registry: &Registry) -> Vec<String> {
-    let Some(items) = root.take("providers").and_then(|f| ctx.array(f)) else {
-        return Vec::new();
+/// `[[providers]]`: the providers integrations may use, each built in (`builtin = "<id>"`) or a
+/// plugin (`path = "<library>"`). The first provider with an id wins; a later one is refused.
+fn read_providers(
+    ctx: &mut Ctx<'_>,
+    root: &mut Table,
+    registry: &Registry,
+    dir: &Path,
+) -> Registry {
+    let mut enabled = Enabled {
+        registry: Registry::empty(),
+        keys: BTreeMap::new(),
     };
-    let mut ids = Vec::new();
+    let Some(items) = root.take("providers").and_then(|f| ctx.array(f)) else {
+        return enabled.registry;
+    };
     for item in items {
         let Some(mut t) = ctx.table(item) else {
             continue;
         };
-        if let Some(f) = t.take("path") {
-            ctx.error(
+        match (t.take("builtin"), t.take("path")) {
+            (Some(_), Some(f)) => ctx.error(
                 &f,
-                "dynamic providers are not supported yet; use `builtin = \"<id>\"`",
-            );
-        } else if let Some(f) = t.required(ctx, "builtin", "the id of a built-in provider")
-            && let Some(id) = ctx.string(&f, "a provider id")
-        {
-            if registry.get(&id).is_none() {
-                ctx.error(
-                    &f,
-                    format!(
-                        "no built-in provider `{id}` (built in: {})",
-                        registry.ids().join(", ")
-                    ),
-                );
-            } else if ids.contains(&id) {
-                ctx.error(&f, format!("provider `{id}` is listed twice"));
-            } else {
-                ids.push(id);
+                "a provider is built in or a plugin, not both: remove `builtin` or `path`",
+            ),
+            (None, Some(f)) => {
+                if let Some(plugin) = load_plugin(ctx, &f, dir, &enabled) {
+                    let path = plugin.path().to_owned();
+                    enabled.insert(&f, Arc::new(plugin), Source::Plugin { path });
+                }
             }
+            (Some(f), None) => enable_builtin(ctx, &f, registry, &mut enabled),
+            (None, None) => ctx.missing(
+                &t.key_of("builtin"),
+                "a built-in provider's id (or `path`, a plugin's library)",
+            ),
         }
         t.finish(ctx);
     }
-    ids
+    enabled.registry
+}
+
+/// The providers enabled so far, and the key that enabled each, to name it when another
+/// provider claims its id.
+struct Enabled {
+    registry: Registry,
+    keys: BTreeMap<String, String>,
+}
+
+impl Enabled {
+    fn insert(&mut self, field: &read::Field, provider: Arc<dyn Provider>, source: Source) {
+        self.keys
+            .insert(provider.spec().id.clone(), field.key.clone());
+        self.registry.insert(provider, source);
+    }
+
+    /// The provider that has `id` already, described for a message.
+    fn holder(&self, id: &str) -> Option<String> {
+        let source = self.registry.source(id)?;
+        let key = self.keys.get(id).map_or("", String::as_str);
+        Some(match source {
+            Source::BuiltIn => format!("the built-in provider ({key})"),
+            Source::Plugin { path } => format!("plugin {} ({key})", path.display()),
+        })
+    }
+}
+
+fn enable_builtin(ctx: &mut Ctx<'_>, f: &read::Field, registry: &Registry, enabled: &mut Enabled) {
+    let Some(id) = ctx.string(f, "a provider id") else {
+        return;
+    };
+    let Some(provider) = registry.get(&id) else {
+        ctx.error(
+            f,
+            format!(
+                "no built-in provider `{id}` (built in: {})",
+                registry.ids().join(", ")
+            ),
+        );
+        return;
+    };
+    match enabled.registry.source(&id) {
+        None => enabled.insert(f, Arc::clone(provider), Source::BuiltIn),
+        Some(Source::BuiltIn) => ctx.error(f, format!("provider `{id}` is listed twice")),
+        Some(Source::Plugin { .. }) => {
+            let holder = enabled.holder(&id).unwrap_or_default();
+            ctx.error(
+                f,
+                format!("provider id `{id}` is already taken by {holder}; remove one of the two"),
+            );
+        }
+    }
+}
+
+/// Loads the plugin at the path `f` names. Its declaration is checked (a Plugboard plugin, of
+/// this ABI, `plugboard-core` and compiler) and its id compared with the providers enabled
+/// before it, all before any of its code runs; only then is the provider built.
+fn load_plugin(
+    ctx: &mut Ctx<'_>,
+    f: &read::Field,
+    dir: &Path,
+    enabled: &Enabled,
+) -> Option<LoadedProvider> {
+    let text = ctx.string(f, "the path of a plugin's library")?;
+    if text.trim().is_empty() {
+        ctx.error(f, "must not be empty");
+        return None;
+    }
+    // Relative to the config file, not to wherever the server happens to be started: the
+    // same file must always load the same code.
+    let relative = Path::new(&text).is_relative();
+    let path = dir.join(&text);
+    let mut refuse = |error: PluginError| {
+        let hint = match error {
+            PluginError::NotFound { .. } if relative => {
+                "; a relative path starts from the directory of the config file"
+            }
+            _ => "",
+        };
+        ctx.error(f, format!("{error}{hint}"));
+        None
+    };
+    let plugin = match plugboard_plugin::open(&path) {
+        Ok(plugin) => plugin,
+        Err(error) => return refuse(error),
+    };
+    if let Some(other) = enabled.holder(plugin.id()) {
+        let id = plugin.id().to_owned();
+        return refuse(PluginError::DuplicateId { path, id, other });
+    }
+    plugin.instantiate().map_or_else(refuse, Some)
 }
 
 fn read_integrations(
     ctx: &mut Ctx<'_>,
     root: &mut Table,
     registry: &Registry,
-    providers: &[String],
+    providers: &Registry,
     today: NaiveDate,
 ) -> Option<BTreeMap<String, IntegrationConfig>> {
     let Some(table) = root.take("integrations").and_then(|f| ctx.table(f)) else {
@@ -557,13 +800,16 @@ fn read_integration(
     ctx: &mut Ctx<'_>,
     mut t: Table,
     registry: &Registry,
-    providers: &[String],
+    providers: &Registry,
     today: NaiveDate,
 ) -> Option<IntegrationConfig> {
     let provider = t
         .required(ctx, "provider", "a provider id from [[providers]]")
         .and_then(|f| {
             let id = ctx.string(&f, "a provider id")?;
+            if providers.get(&id).is_some() {
+                return Some(id);
+            }
             if registry.get(&id).is_none() {
                 ctx.error(
                     &f,
@@ -574,18 +820,15 @@ fn read_integration(
                 );
                 return None;
             }
-            if !providers.contains(&id) {
-                ctx.error(
-                    &f,
-                    format!("provider `{id}` is not enabled; add [[providers]] builtin = \"{id}\""),
-                );
-                return None;
-            }
-            Some(id)
+            ctx.error(
+                &f,
+                format!("provider `{id}` is not enabled; add [[providers]] builtin = \"{id}\""),
+            );
+            None
         });
     let spec = provider
         .as_deref()
-        .and_then(|id| registry.get(id))
+        .and_then(|id| providers.get(id))
         .map(|p| p.spec());
     let client_id = t
         .required(ctx, "client_id", "the OAuth client id")
@@ -647,6 +890,10 @@ fn read_integration(
         None => Some(Overrides::default()),
         Some(f) => ctx.table(f).and_then(|o| read_overrides(ctx, o, spec)),
     };
+    let syncs = match t.take("syncs") {
+        None => Some(BTreeMap::new()),
+        Some(f) => ctx.table(f).and_then(|s| read_sync_overrides(ctx, s, spec)),
+    };
     t.finish(ctx);
     let scopes = match scopes? {
         Some(scopes) => scopes,
@@ -662,6 +909,7 @@ fn read_integration(
         client_secret_expires_at: expires?,
         scopes,
         overrides: overrides?,
+        syncs: syncs?,
     })
 }
 

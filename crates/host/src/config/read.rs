@@ -123,6 +123,21 @@ impl<'a> Ctx<'a> {
         self.text(field, expected, true)
     }
 
+    /// A boolean; `"true"` and `"false"` are accepted too, as environment variables give them.
+    pub fn boolean(&mut self, field: &Field) -> Option<bool> {
+        match &field.value.kind {
+            ValueKind::Boolean(b) => Some(*b),
+            _ => match self.string(field, "true or false")?.as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                other => {
+                    self.error(field, format!("expected true or false, found `{other}`"));
+                    None
+                }
+            },
+        }
+    }
+
     pub fn secret(&mut self, field: &Field, expected: &str) -> Option<SecretString> {
         self.text(field, expected, false).map(SecretString::from)
     }

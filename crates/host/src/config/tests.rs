@@ -222,11 +222,14 @@ fn unset_variables_and_syntax_errors_are_explained() {
     insta::assert_snapshot!(errors("[server]\nbind = \n", &[]));
 }
 
+/// Plugins that load are tested end to end, with the `plugboard` binary.
 #[test]
-fn dynamic_providers_are_refused_for_now() {
+fn a_provider_entry_that_cannot_be_used_names_its_key() {
     let text = VALID.replace(
-        "builtin = \"microsoft-people\"",
-        "path = \"target/libacme.so\"",
+        "[[providers]]\nbuiltin = \"microsoft-people\"",
+        "[[providers]]\npath = \"target/no-such/libacme.so\"\n\n\
+         [[providers]]\nbuiltin = \"microsoft-people\"\npath = \"libacme.so\"\n\n\
+         [[providers]]\npath = \"\"\n\n[[providers]]\nsource = \"acme\"",
     );
     insta::assert_snapshot!(errors(&text, &[]));
 }
@@ -248,4 +251,36 @@ fn the_example_config_in_the_repository_loads() {
     ];
     let loaded = load(&path, &registry(), &options(&env)).unwrap_or_else(|e| panic!("{e}"));
     assert!(loaded.config.integrations.contains_key("microsoft"));
+}
+
+#[test]
+fn sync_settings_and_webhooks_are_read_and_checked() {
+    let text = format!(
+        "{VALID}\n[integrations.microsoft.syncs.people]\nenabled = false\nfrequency = \"15m\"\n\n[webhooks]\nurl = \"https://app.example.com/hooks\"\nsecret = \"${{HOOK_SECRET}}\"\n"
+    );
+    let loaded = load_with(&text, &[("HOOK_SECRET", "a-webhook-secret-0123")]).unwrap();
+    let people = &loaded.config.integrations["microsoft"].syncs["people"];
+    assert_eq!(people.enabled, Some(false));
+    assert_eq!(people.frequency, Some(std::time::Duration::from_secs(900)));
+    let hooks = loaded.config.webhooks.unwrap();
+    assert_eq!(hooks.url.as_str(), "https://app.example.com/hooks");
+    assert_eq!(hooks.secret.expose_secret(), "a-webhook-secret-0123");
+    assert!(loaded.config.encrypt_records);
+
+    let bad = format!(
+        "{VALID}\n[integrations.microsoft.syncs.nope]\n\n[integrations.microsoft.syncs.people]\nenabled = \"maybe\"\nfrequency = \"often\"\n\n[webhooks]\nurl = \"http://example.com\"\nsecret = \"s3cr3t\"\n"
+    );
+    let message = errors(&bad, &[]);
+    for expected in [
+        "integrations.microsoft.syncs.nope",
+        "has no sync `nope`",
+        "integrations.microsoft.syncs.people.enabled",
+        "integrations.microsoft.syncs.people.frequency",
+        "`often` is not a duration",
+        "webhooks.url",
+        "webhooks.secret",
+    ] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    assert!(!message.contains("s3cr3t"), "secrets never appear: {message}");
 }

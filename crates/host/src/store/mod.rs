@@ -9,7 +9,9 @@
 //! lease per connection ([`Store::acquire_refresh_lease`]) and a compare-and-swap on the
 //! connection's `token_version` ([`Store::update_tokens`]).
 
+mod records;
 mod sqlite;
+mod sqlite_records;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,10 @@ use serde_json::Value;
 
 use crate::crypto::CryptoError;
 
+pub use records::{
+    MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordPage, RecordQuery, RunCounts, RunLog,
+    RunStatus, SaveOutcome, StoredRecord, SyncRun, SyncState, WebhookDelivery,
+};
 pub use sqlite::SqliteStore;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -263,4 +269,97 @@ pub trait Store: Send + Sync + 'static {
 
     /// Re-encrypts every secret not yet under the key ring's active key.
     async fn reencrypt_all(&self) -> StoreResult<Rotation>;
+
+    // Records. `connection` is always the connection's row identity (`Connection::id`).
+
+    /// Inserts new records and rewrites changed ones in one transaction; a record whose payload
+    /// is unchanged is not rewritten (it keeps its `last_modified_at` and action) but still
+    /// counts as seen by the crawl in progress. A deleted record saved again is ADDED anew.
+    async fn save_records(
+        &self,
+        connection: &str,
+        model: &str,
+        records: Vec<plugboard_core::Record>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SaveOutcome>;
+
+    /// Marks live records with these ids DELETED; how many were.
+    async fn delete_records(
+        &self,
+        connection: &str,
+        model: &str,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Starts a new crawl generation of the model; records saved from now on are seen by it.
+    /// Beginning again abandons an unfinished crawl.
+    async fn begin_crawl(&self, connection: &str, model: &str) -> StoreResult<()>;
+
+    /// Ends the crawl in progress: every live record it did not see is marked DELETED, in one
+    /// transaction. `None` when no crawl is in progress.
+    async fn end_crawl(
+        &self,
+        connection: &str,
+        model: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<u64>>;
+
+    /// Records in the order of their last modification; see [`RecordQuery`].
+    async fn records(&self, query: &RecordQuery) -> StoreResult<RecordPage>;
+
+    // Sync state and runs.
+
+    /// The sync's state for the connection; defaults when it never ran.
+    async fn sync_state(&self, connection: &str, sync: &str) -> StoreResult<SyncState>;
+
+    async fn set_checkpoint(
+        &self,
+        connection: &str,
+        sync: &str,
+        checkpoint: Option<&serde_json::Value>,
+    ) -> StoreResult<()>;
+
+    async fn set_sync_paused(&self, connection: &str, sync: &str, paused: bool) -> StoreResult<()>;
+
+    /// Sets (or with `None` clears) the connection's own frequency for the sync.
+    async fn set_sync_frequency(
+        &self,
+        connection: &str,
+        sync: &str,
+        frequency_secs: Option<u64>,
+    ) -> StoreResult<()>;
+
+    /// Records the start of a run; its id.
+    async fn start_run(
+        &self,
+        connection: &str,
+        sync: &str,
+        mode: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String>;
+
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        counts: RunCounts,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Fails every run still marked running: called at start-up, when no run of this process
+    /// can be running yet, so those were cut short by a crash. How many.
+    async fn fail_interrupted_runs(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    async fn append_run_logs(&self, run_id: &str, logs: &[RunLog]) -> StoreResult<()>;
+
+    async fn run_logs(&self, run_id: &str) -> StoreResult<Vec<RunLog>>;
+
+    /// The latest runs of a sync for a connection, newest first.
+    async fn runs(&self, connection: &str, sync: &str, limit: u32) -> StoreResult<Vec<SyncRun>>;
+
+    async fn save_webhook_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()>;
+
+    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
 }

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,9 +19,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
+use super::sqlite_records::SyncStateColumn;
 use super::{
     ConnectSession, Connection, ConnectionKey, ConnectionStatus, Flow, NewConnection, OAuthState,
-    Rotation, Store, StoreError, StoreResult, TokenUpdate, Tokens,
+    RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus, SaveOutcome, Store,
+    StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens, WebhookDelivery,
 };
 use crate::crypto::{Aad, KeyRing};
 
@@ -40,19 +43,32 @@ macro_rules! select_connections {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        include_str!("migrations/0001_initial.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "initial".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0001_initial.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "syncs and records".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0002_syncs_records.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    keys: Arc<KeyRing>,
+    pub(super) writer: SqlitePool,
+    pub(super) reader: SqlitePool,
+    pub(super) keys: Arc<KeyRing>,
+    /// Whether record payloads are encrypted (the default).
+    pub(super) seal_records: bool,
+    /// The last `last_modified_at` stamp issued; see `sqlite_records`.
+    pub(super) last_stamp: AtomicI64,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -92,11 +108,24 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
+        let last_stamp: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(last_modified_at), 0) FROM records")
+                .fetch_one(&writer)
+                .await?;
         Ok(SqliteStore {
             writer,
             reader,
             keys,
+            seal_records: true,
+            last_stamp: AtomicI64::new(last_stamp),
         })
+    }
+
+    /// Stores record payloads as plain JSON from now on (they are encrypted by default).
+    /// Payloads already stored stay readable either way.
+    pub fn with_plain_records(mut self) -> Self {
+        self.seal_records = false;
+        self
     }
 
     fn seal(&self, value: &SecretString, table: &str, row: &str, column: &str) -> String {
@@ -585,9 +614,10 @@ impl Store for SqliteStore {
         for pass in 0..5 {
             let (moved, current, raced) = self.rotate_connections().await?;
             let (states_moved, states_current) = self.rotate_states().await?;
-            rotation.reencrypted += moved + states_moved;
+            let (records_moved, records_current) = self.rotate_records().await?;
+            rotation.reencrypted += moved + states_moved + records_moved;
             if pass == 0 {
-                rotation.current = current + states_current;
+                rotation.current = current + states_current + records_current;
             }
             if raced == 0 {
                 self.compact().await?;
@@ -598,6 +628,120 @@ impl Store for SqliteStore {
             "connections kept changing during rotation; is a server running with another active key?"
                 .into(),
         ))
+    }
+
+    async fn save_records(
+        &self,
+        connection: &str,
+        model: &str,
+        records: Vec<plugboard_core::Record>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SaveOutcome> {
+        self.save_records_sqlite(connection, model, records, now)
+            .await
+    }
+
+    async fn delete_records(
+        &self,
+        connection: &str,
+        model: &str,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.delete_records_sqlite(connection, model, ids, now)
+            .await
+    }
+
+    async fn begin_crawl(&self, connection: &str, model: &str) -> StoreResult<()> {
+        self.begin_crawl_sqlite(connection, model).await
+    }
+
+    async fn end_crawl(
+        &self,
+        connection: &str,
+        model: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<u64>> {
+        self.end_crawl_sqlite(connection, model, now).await
+    }
+
+    async fn records(&self, query: &RecordQuery) -> StoreResult<RecordPage> {
+        self.records_sqlite(query).await
+    }
+
+    async fn sync_state(&self, connection: &str, sync: &str) -> StoreResult<SyncState> {
+        self.sync_state_sqlite(connection, sync).await
+    }
+
+    async fn set_checkpoint(
+        &self,
+        connection: &str,
+        sync: &str,
+        checkpoint: Option<&serde_json::Value>,
+    ) -> StoreResult<()> {
+        self.update_sync_state(connection, sync, SyncStateColumn::Checkpoint(checkpoint))
+            .await
+    }
+
+    async fn set_sync_paused(&self, connection: &str, sync: &str, paused: bool) -> StoreResult<()> {
+        self.update_sync_state(connection, sync, SyncStateColumn::Paused(paused))
+            .await
+    }
+
+    async fn set_sync_frequency(
+        &self,
+        connection: &str,
+        sync: &str,
+        frequency_secs: Option<u64>,
+    ) -> StoreResult<()> {
+        self.update_sync_state(connection, sync, SyncStateColumn::Frequency(frequency_secs))
+            .await
+    }
+
+    async fn start_run(
+        &self,
+        connection: &str,
+        sync: &str,
+        mode: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String> {
+        self.start_run_sqlite(connection, sync, mode, now).await
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        counts: RunCounts,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.finish_run_sqlite(run_id, status, counts, error, now)
+            .await
+    }
+
+    async fn fail_interrupted_runs(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.fail_interrupted_runs_sqlite(now).await
+    }
+
+    async fn append_run_logs(&self, run_id: &str, logs: &[RunLog]) -> StoreResult<()> {
+        self.append_run_logs_sqlite(run_id, logs).await
+    }
+
+    async fn run_logs(&self, run_id: &str) -> StoreResult<Vec<RunLog>> {
+        self.run_logs_sqlite(run_id).await
+    }
+
+    async fn runs(&self, connection: &str, sync: &str, limit: u32) -> StoreResult<Vec<SyncRun>> {
+        self.runs_sqlite(connection, sync, limit).await
+    }
+
+    async fn save_webhook_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
+        self.save_webhook_delivery_sqlite(delivery).await
+    }
+
+    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        self.webhook_deliveries_sqlite(limit).await
     }
 }
 

@@ -55,7 +55,7 @@ fn check_config_accepts_the_example() {
 }
 
 /// `plugboard dev` prints a link that connects the demo account in a browser, and an API key
-/// that lists it.
+/// that lists it; the people sync runs by itself once the account is connected.
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_connects_the_demo_account_end_to_end() {
     let dir = TempDir::new();
@@ -101,6 +101,26 @@ async fn dev_connects_the_demo_account_end_to_end() {
         .unwrap();
     assert_eq!(list["connections"][0]["connection_id"], "demo");
     assert_eq!(list["connections"][0]["status"], "ok");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page: Value = reqwest::Client::new()
+            .get(format!(
+                "{base}/records?integration=microsoft&connection_id=demo&model=Person&limit=100"
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["records"].as_array().map(Vec::len) == Some(50) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "records: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -2,7 +2,9 @@
 
 mod cli;
 mod connect;
+mod plugins;
 mod proxy;
 mod refresh;
 mod secrets;
 mod support;
+mod syncs;

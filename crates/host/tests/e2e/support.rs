@@ -59,8 +59,26 @@ pub struct World {
     pub dir: TempDir,
 }
 
+/// Syncs switched off, so tests of connections and the proxy see only their own requests.
+pub const SYNCS_OFF: &str = "
+[integrations.microsoft.syncs.people]
+enabled = false
+
+[integrations.admin.syncs.people]
+enabled = false
+
+[integrations.echo.syncs.people]
+enabled = false
+";
+
 impl World {
+    /// A world whose host runs no syncs.
     pub async fn start() -> World {
+        Self::start_with(120, SYNCS_OFF).await
+    }
+
+    /// A world whose demo user has `people` people and whose host config ends with `extra`.
+    pub async fn start_with(people: usize, extra: &str) -> World {
         let emulator = Emulator::start(EmulatorOptions {
             throttling: ThrottleSettings {
                 max_concurrent_per_mailbox: 10_000,
@@ -76,21 +94,23 @@ impl World {
         let demo = control
             .setup_demo(DemoOptions {
                 redirect_uris: vec![format!("http://127.0.0.1:{port}/oauth/callback")],
-                people: 120,
+                people,
                 seed: 7,
             })
             .await
             .unwrap();
         let echo_url = start_echo().await;
         let dir = TempDir::new();
-        let config = host_config(
+        let mut config = host_config_with(
             port,
             &dir.0,
             &emulator.url(),
             &demo.client_id,
             &echo_url,
             &["k1"],
+            "",
         );
+        config.push_str(extra);
         let host = Host::start(&dir.0, port, &config, &demo.client_secret, &[("k1", KEY_1)]).await;
         World {
             emulator,
@@ -118,6 +138,23 @@ impl World {
         assert!(page.contains("Connected"), "{page}");
     }
 
+    /// Kills the host with SIGKILL (no shutdown of any kind) and starts it again with the same
+    /// port, config and store. The old host's logs.
+    pub async fn kill_and_restart(&mut self) -> String {
+        let config = std::fs::read_to_string(self.dir.0.join("plugboard.toml")).unwrap();
+        let port: u16 = self.host.url.rsplit(':').next().unwrap().parse().unwrap();
+        let logs = self.host.kill();
+        self.host = Host::start(
+            &self.dir.0,
+            port,
+            &config,
+            &self.demo.client_secret,
+            &[("k1", KEY_1)],
+        )
+        .await;
+        logs
+    }
+
     pub async fn token_requests(&self, grant: &str) -> u64 {
         let counters = self.control.counters().await.unwrap();
         counters.token_requests.get(grant).copied().unwrap_or(0)
@@ -131,6 +168,18 @@ pub fn host_config(
     client_id: &str,
     echo: &str,
     key_ids: &[&str],
+) -> String {
+    host_config_with(port, dir, emulator, client_id, echo, key_ids, SYNCS_OFF)
+}
+
+pub fn host_config_with(
+    port: u16,
+    dir: &Path,
+    emulator: &str,
+    client_id: &str,
+    echo: &str,
+    key_ids: &[&str],
+    extra: &str,
 ) -> String {
     let keys: Vec<String> = key_ids
         .iter()
@@ -185,7 +234,7 @@ scopes = ["People.Read", "User.Read", "offline_access"]
 authorization_url = "{emulator}/{{tenant}}/oauth2/v2.0/authorize"
 token_url = "{emulator}/{{tenant}}/oauth2/v2.0/token"
 api_base_url = "{echo}/api"
-"#,
+{extra}"#,
         db = dir.join("plugboard.db").display(),
         keys = keys.join(", "),
         active = key_ids.last().unwrap(),
@@ -330,6 +379,13 @@ impl Host {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
+    }
+
+    /// Kills the process (SIGKILL on Unix) and waits for it to exit.
+    pub fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.logs()
     }
 
     /// Stops the process and waits for it to exit.

@@ -1,9 +1,13 @@
 //! The plugins the tests load, built once per test binary.
 //!
-//! Every crate under `test-plugins/` plus the Microsoft People provider with its `plugin`
-//! feature, in one `cargo build` into a target directory of their own: the `cargo test` that
-//! runs us may hold the lock of the main one, and one invocation builds the shared
+//! Every crate under `crates/plugin/test-plugins/` plus the Microsoft People provider with its
+//! `plugin` feature, in one `cargo build` into a target directory of their own: the `cargo test`
+//! that runs us may hold the lock of the main one, and one invocation builds the shared
 //! dependencies once.
+//!
+//! The host's end-to-end tests include this file too (`#[path]`), so both test suites run the
+//! same command into the same directory (`CARGO_TARGET_TMPDIR` is the workspace's): whichever
+//! runs second finds everything built.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,12 +37,17 @@ pub fn plugins_dir() -> &'static Path {
 }
 
 fn build() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The including crate's manifest lies below the workspace root, the directory of the lock
+    // file that `--locked` holds the build to.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("the tests run inside the workspace");
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-tests");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut command = Command::new(cargo);
     command
-        .current_dir(manifest_dir)
+        .current_dir(root)
         .args(["build", "--locked", "--quiet", "--target-dir"])
         .arg(&target_dir)
         .args([
@@ -48,7 +57,8 @@ fn build() -> PathBuf {
             "plugboard-microsoft-people/plugin",
         ])
         .env_remove("CARGO_TARGET_DIR");
-    let test_plugins = std::fs::read_dir(manifest_dir.join("test-plugins")).expect("test-plugins/");
+    let test_plugins =
+        std::fs::read_dir(root.join("crates/plugin/test-plugins")).expect("test-plugins/");
     for entry in test_plugins {
         let name = entry.expect("a test plugin").file_name();
         let name = name.to_str().expect("test plugin names are UTF-8");

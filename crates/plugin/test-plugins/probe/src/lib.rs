@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use plugboard_core::provider::unknown;
 use plugboard_core::spec::SpecError;
 use plugboard_core::{
-    Context, ErrorKind, HttpRequest, LogLevel, Provider, ProviderError, ProviderSpec, Record,
+    Context, EncodedRecords, ErrorKind, HttpRequest, LogLevel, Provider, ProviderError,
+    ProviderSpec, Record,
 };
 use serde_json::{Value, json};
 
@@ -113,7 +114,8 @@ impl Provider for Probe {
 }
 
 /// Every `Context` method once, leaving traces the test can check: records carrying what the
-/// host told the plugin, one record deleted, a crawl ended, logs at every level, a checkpoint.
+/// host told the plugin (saved decoded and already encoded), one record deleted, a crawl
+/// ended, logs at every level, a checkpoint.
 async fn every_call(ctx: &dyn Context) -> Result<(), ProviderError> {
     let info = ctx.run_info();
     let previous = ctx.checkpoint().await?;
@@ -122,11 +124,14 @@ async fn every_call(ctx: &dyn Context) -> Result<(), ProviderError> {
         MODEL,
         vec![
             Record::new("seen", json!({"run_info": info, "previous": previous})),
-            Record::new("AAMk+/=ü", json!({"text": "ünïcödé ✓", "n": 1.5})),
             Record::new("doomed", Value::Null),
         ],
     )
     .await?;
+    // Written by hand, as a provider that produces JSON itself would: it crosses as it is.
+    let encoded = r#"[{"id":"AAMk+/=\u00fc","data":{"text":"ünïcödé ✓","n":1.5}}]"#;
+    ctx.save_encoded_records(MODEL, EncodedRecords::new(encoded.as_bytes().to_vec()))
+        .await?;
     ctx.delete_records(MODEL, vec!["doomed".to_owned()]).await?;
     let unseen = ctx.end_crawl(MODEL).await?;
     for level in [

@@ -1,0 +1,210 @@
+//! `plugboard sync run` and `plugboard records export`: syncs and records from the command line,
+//! against the same store and configuration as the server.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use plugboard_core::SyncMode;
+
+use crate::api::{AppState, record_json};
+use crate::cli::load;
+use crate::server;
+use crate::store::{ConnectionKey, RecordQuery, RunStatus};
+use crate::sync::context::Progress;
+use crate::sync::runner::{RunRequest, run_sync};
+
+/// Records per page when exporting: large enough to be fast, small enough to keep memory flat.
+const EXPORT_PAGE: u32 = 1_000;
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Runs one sync for one connection in the foreground and prints a summary.
+    Run {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+        integration: String,
+        connection_id: String,
+        sync: String,
+        /// Crawl from scratch instead of continuing from the checkpoint.
+        #[arg(long)]
+        full: bool,
+        /// Store nothing; print a sample of the records the run would save.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordsCommand {
+    /// Writes a connection's records of a model as JSON lines, oldest modification first.
+    Export {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+        integration: String,
+        connection_id: String,
+        model: String,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+async fn state(config: &Path) -> Result<AppState, String> {
+    let loaded = load(config)?;
+    server::state(&loaded.config, &loaded.providers).await
+}
+
+pub async fn sync(command: SyncCommand) -> Result<(), String> {
+    let SyncCommand::Run {
+        config,
+        integration,
+        connection_id,
+        sync,
+        full,
+        dry_run,
+    } = command;
+    let state = state(&config).await?;
+    let resolved = state
+        .integrations
+        .get(&integration)
+        .ok_or_else(|| format!("no integration `{integration}` in {}", config.display()))?
+        .clone();
+    let started = Instant::now();
+    let ticker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>> = Default::default();
+    let show = |progress: Arc<Progress>| {
+        if std::io::stderr().is_terminal() {
+            *ticker.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(tokio::spawn(progress_line(progress, started)));
+        }
+    };
+    let report = run_sync(
+        &state,
+        RunRequest {
+            integration: resolved,
+            key: ConnectionKey::new(&integration, &connection_id),
+            sync: sync.clone(),
+            mode: if full {
+                SyncMode::Full
+            } else {
+                SyncMode::Incremental
+            },
+            dry_run,
+        },
+        Some(&show),
+    )
+    .await?;
+    if let Some(ticker) = ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        ticker.abort();
+        eprint!("\r\x1b[2K");
+    }
+    let seconds = (report.finished_at - report.started_at)
+        .to_std()
+        .unwrap_or_default()
+        .as_secs_f64();
+    let rate = report.records as f64 / seconds.max(0.001);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{integration}/{connection_id} {sync}{}: {} in {seconds:.1}s — {} requests, {} records read ({rate:.0}/s)",
+        report.run_id.map(|id| format!(" (run {id})")).unwrap_or_default(),
+        report.status.as_str(),
+        report.requests,
+        report.records
+    );
+    if dry_run {
+        let _ = writeln!(
+            out,
+            "dry run: nothing was stored. A sample of the records it would save:"
+        );
+        for record in &report.sample {
+            let line = serde_json::json!({"id": record.id, "data": record.data});
+            let _ = writeln!(out, "{line}");
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "added {}, updated {}, deleted {}",
+            report.counts.added, report.counts.updated, report.counts.deleted
+        );
+    }
+    match (report.status, report.error) {
+        (RunStatus::Success, _) => Ok(()),
+        (_, error) => Err(format!(
+            "the run failed: {}",
+            error.unwrap_or_else(|| "no reason given".to_owned())
+        )),
+    }
+}
+
+/// Redraws one status line on the terminal every 200 ms.
+async fn progress_line(progress: Arc<Progress>, started: Instant) {
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        every.tick().await;
+        let requests = progress.requests.load(Ordering::Relaxed);
+        let records = progress.records.load(Ordering::Relaxed);
+        let rate = records as f64 / started.elapsed().as_secs_f64().max(0.001);
+        eprint!("\r\x1b[2K{requests} requests, {records} records, {rate:.0} records/s");
+        let _ = std::io::stderr().flush();
+    }
+}
+
+pub async fn records(command: RecordsCommand) -> Result<(), String> {
+    let RecordsCommand::Export {
+        config,
+        integration,
+        connection_id,
+        model,
+        output,
+    } = command;
+    let state = state(&config).await?;
+    let key = ConnectionKey::new(&integration, &connection_id);
+    let connection = state
+        .connections
+        .get(&key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no connection `{connection_id}` in integration `{integration}`"))?;
+    let mut sink: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create `{}`: {e}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut after = None;
+    let mut count = 0u64;
+    loop {
+        let page = state
+            .connections
+            .store()
+            .records(&RecordQuery {
+                connection: connection.id.clone(),
+                model: model.clone(),
+                after,
+                limit: EXPORT_PAGE,
+                modified_after: None,
+                actions: Vec::new(),
+                ids: Vec::new(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        for record in page.records {
+            writeln!(sink, "{}", record_json(record)).map_err(|e| format!("writing failed: {e}"))?;
+            count += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    sink.flush().map_err(|e| format!("writing failed: {e}"))?;
+    if let Some(path) = output {
+        eprintln!("{count} record(s) written to {}", path.display());
+    }
+    Ok(())
+}

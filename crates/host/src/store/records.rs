@@ -1,0 +1,195 @@
+//! Records, crawls, sync state, runs and webhook deliveries: the data types the [`Store`]
+//! (crate::store::Store) methods for syncs take and return.
+//!
+//! Every method names a connection by its row identity ([`Connection::id`]
+//! (crate::store::Connection)), which is never reused, so records can never leak from a
+//! deleted connection into a new one with the same caller-chosen id.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{StoreError, StoreResult};
+
+/// The most records one [`RecordQuery`] returns.
+pub const MAX_RECORDS_LIMIT: u32 = 10_000;
+
+/// What happened to a record last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordAction {
+    Added,
+    Updated,
+    Deleted,
+}
+
+impl RecordAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordAction::Added => "ADDED",
+            RecordAction::Updated => "UPDATED",
+            RecordAction::Deleted => "DELETED",
+        }
+    }
+
+    pub fn parse(text: &str) -> StoreResult<Self> {
+        match text {
+            "ADDED" => Ok(RecordAction::Added),
+            "UPDATED" => Ok(RecordAction::Updated),
+            "DELETED" => Ok(RecordAction::Deleted),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown record action `{other}`"
+            ))),
+        }
+    }
+}
+
+/// What one `save_records` call changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaveOutcome {
+    pub added: u64,
+    pub updated: u64,
+    /// Saved again with the same payload: nothing was rewritten.
+    pub unchanged: u64,
+}
+
+/// A position in a model's records: after the record last modified at `modified` (Unix
+/// microseconds) with id `id`. Opaque to API callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordCursor {
+    pub modified: i64,
+    pub id: String,
+}
+
+impl RecordCursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.modified, self.id))
+    }
+
+    pub fn decode(text: &str) -> Option<RecordCursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (modified, id) = text.split_once(':')?;
+        Some(RecordCursor {
+            modified: modified.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// A record as stored, decrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub id: String,
+    pub data: Value,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_modified_at: DateTime<Utc>,
+    pub last_action: RecordAction,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Where a listing continues after this record.
+    pub cursor: RecordCursor,
+}
+
+/// Which records of one connection's model to list, oldest modification first.
+#[derive(Debug, Clone)]
+pub struct RecordQuery {
+    pub connection: String,
+    pub model: String,
+    pub after: Option<RecordCursor>,
+    /// 1 to [`MAX_RECORDS_LIMIT`].
+    pub limit: u32,
+    pub modified_after: Option<DateTime<Utc>>,
+    /// Only records whose last action is one of these; all when empty.
+    pub actions: Vec<RecordAction>,
+    /// Only these ids; all when empty.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPage {
+    pub records: Vec<StoredRecord>,
+    /// Set when more records may follow.
+    pub next: Option<RecordCursor>,
+}
+
+/// A sync's state for one connection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncState {
+    pub checkpoint: Option<Value>,
+    pub paused: bool,
+    /// The connection's own frequency, overriding the integration's.
+    pub frequency_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Success,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> StoreResult<Self> {
+        match text {
+            "running" => Ok(RunStatus::Running),
+            "success" => Ok(RunStatus::Success),
+            "failed" => Ok(RunStatus::Failed),
+            other => Err(StoreError::Corrupt(format!("unknown run status `{other}`"))),
+        }
+    }
+}
+
+/// What a run changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub added: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+impl RunCounts {
+    pub fn changed(&self) -> bool {
+        self.added + self.updated + self.deleted > 0
+    }
+}
+
+/// One run of a sync for a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRun {
+    pub id: String,
+    pub sync_name: String,
+    pub mode: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+}
+
+/// A log line kept with a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLog {
+    pub at: DateTime<Utc>,
+    pub level: String,
+    pub message: String,
+}
+
+/// The outcome of delivering one webhook event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub delivered: bool,
+}

@@ -1,0 +1,413 @@
+//! The host's [`Context`]: what provider code runs against in syncs and actions.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use plugboard_core::http::ApiClient;
+use plugboard_core::{
+    Context, ErrorKind, HttpRequest, HttpResponse, LogLevel, ProviderError, Record, RunInfo,
+};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::api::AppState;
+use crate::integrations::Integration;
+use crate::refresh::{REFRESH_MARGIN, RefreshError};
+use crate::store::{Connection, RunCounts, RunLog, StoreError};
+
+/// Log lines kept per run; a chatty provider cannot fill the database.
+const MAX_LOG_LINES: usize = 2_000;
+/// Records a dry run shows.
+const DRY_RUN_SAMPLE: usize = 5;
+/// Wait before fetching a truncated JSON answer again.
+const TRUNCATED_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// What the context is for.
+pub enum Purpose {
+    /// A sync run that writes to the store.
+    Sync { sync: String },
+    /// A sync run that stores nothing and keeps a sample of what it would save.
+    DryRun { sync: String },
+    Action,
+}
+
+/// Live counters of a run, for progress lines.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub requests: AtomicU64,
+    pub records: AtomicU64,
+}
+
+pub struct HostContext {
+    state: AppState,
+    integration: Arc<Integration>,
+    connection: Mutex<Arc<Connection>>,
+    api: ApiClient,
+    limiter: Option<Arc<tokio::sync::Semaphore>>,
+    run_info: RunInfo,
+    purpose: Purpose,
+    /// Absolute URLs (next links) fetched by this run, to stop a provider that loops.
+    fetched: Mutex<HashSet<String>>,
+    counts: Mutex<RunCounts>,
+    logs: Mutex<Vec<RunLog>>,
+    logs_dropped: AtomicU64,
+    /// A dry run's checkpoint and sample, kept in memory only.
+    dry_checkpoint: Mutex<Option<Value>>,
+    sample: Mutex<Vec<Record>>,
+    pub progress: Arc<Progress>,
+}
+
+impl HostContext {
+    pub fn new(
+        state: AppState,
+        integration: Arc<Integration>,
+        connection: Arc<Connection>,
+        run_info: RunInfo,
+        purpose: Purpose,
+    ) -> Result<HostContext, String> {
+        let base = integration
+            .api_base_url(&connection.connection_config)?
+            .into_owned();
+        let api = ApiClient::new(state.http.clone(), integration.api(), base);
+        let limiter = state
+            .syncs
+            .limiter(&connection.id, integration.api().max_concurrency);
+        Ok(HostContext {
+            state,
+            integration,
+            connection: Mutex::new(connection),
+            api,
+            limiter,
+            run_info,
+            purpose,
+            fetched: Mutex::new(HashSet::new()),
+            counts: Mutex::new(RunCounts::default()),
+            logs: Mutex::new(Vec::new()),
+            logs_dropped: AtomicU64::new(0),
+            dry_checkpoint: Mutex::new(None),
+            sample: Mutex::new(Vec::new()),
+            progress: Arc::new(Progress::default()),
+        })
+    }
+
+    pub fn counts(&self) -> RunCounts {
+        *lock(&self.counts)
+    }
+
+    pub fn sample(&self) -> Vec<Record> {
+        lock(&self.sample).clone()
+    }
+
+    /// The log lines not yet stored, taken.
+    pub fn take_logs(&self) -> Vec<RunLog> {
+        let mut logs = std::mem::take(&mut *lock(&self.logs));
+        let dropped = self.logs_dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            logs.push(RunLog {
+                at: Utc::now(),
+                level: "warn".into(),
+                message: format!("{dropped} more log line(s) were dropped"),
+            });
+        }
+        logs
+    }
+
+    fn connection_row(&self) -> String {
+        lock(&self.connection).id.clone()
+    }
+
+    fn sync_name(&self) -> Option<&str> {
+        match &self.purpose {
+            Purpose::Sync { sync } | Purpose::DryRun { sync } => Some(sync),
+            Purpose::Action => None,
+        }
+    }
+
+    fn stores(&self) -> bool {
+        matches!(self.purpose, Purpose::Sync { .. })
+    }
+
+    /// The connection with a token that is valid for a while, refreshing it if needed.
+    async fn fresh_connection(&self) -> Result<Arc<Connection>, ProviderError> {
+        let current = lock(&self.connection).clone();
+        let fresh = self
+            .state
+            .connections
+            .fresh(&self.integration, current, REFRESH_MARGIN)
+            .await
+            .map_err(|e| self.refresh_error(e))?;
+        *lock(&self.connection) = fresh.clone();
+        Ok(fresh)
+    }
+
+    fn refresh_error(&self, error: RefreshError) -> ProviderError {
+        let message = error.to_string();
+        let key = lock(&self.connection).key.clone();
+        if !matches!(error, RefreshError::Store(_)) {
+            self.state.syncs.refresh_failed(&key, &message);
+        }
+        match error {
+            RefreshError::NeedsReconnect(_) | RefreshError::NotFound => {
+                ProviderError::new(ErrorKind::Auth, message)
+            }
+            RefreshError::Store(_) => ProviderError::new(ErrorKind::Storage, message),
+            RefreshError::Misconfigured(_) | RefreshError::Transient(_) => {
+                ProviderError::new(ErrorKind::Transport, message)
+            }
+        }
+    }
+
+    /// Refuses a next link this run already followed: a provider whose pagination loops
+    /// would otherwise crawl forever.
+    fn check_loop(&self, request: &HttpRequest) -> Result<(), ProviderError> {
+        let absolute = request.url.starts_with("http://") || request.url.starts_with("https://");
+        if self.sync_name().is_none() || request.method != "GET" || !absolute {
+            return Ok(());
+        }
+        let key = format!("{}?{:?}", request.url, request.query);
+        if lock(&self.fetched).insert(key) {
+            return Ok(());
+        }
+        let path = url::Url::parse(&request.url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        Err(ProviderError::new(
+            ErrorKind::Pagination,
+            format!(
+                "pagination loops: the provider's next link to `{path}` was already fetched in this run; the run stops instead of crawling forever"
+            ),
+        ))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn storage(error: StoreError) -> ProviderError {
+    ProviderError::new(ErrorKind::Storage, format!("the store failed: {error}"))
+}
+
+/// A 2xx answer that says it is JSON but does not parse was cut off in transfer. Only an
+/// answer that does not end like a JSON object or array is parsed to find out, so whole pages
+/// (nearly all of them) cost no second parse.
+fn truncated_json(response: &HttpResponse) -> bool {
+    let ends_whole = response
+        .body
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|last| matches!(last, b'}' | b']'));
+    response.is_success()
+        && !ends_whole
+        && response
+            .header("content-type")
+            .is_some_and(|kind| kind.contains("json"))
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&response.body).is_err()
+}
+
+#[async_trait]
+impl Context for HostContext {
+    async fn http(&self, request: HttpRequest) -> Result<HttpResponse, ProviderError> {
+        self.check_loop(&request)?;
+        let _permit = match &self.limiter {
+            Some(limiter) => Some(
+                limiter
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| ProviderError::internal("the concurrency limiter closed"))?,
+            ),
+            None => None,
+        };
+        let retry = self.api.retry_policy().clone();
+        let mut refreshed = false;
+        let mut attempt = 1;
+        loop {
+            let connection = self.fresh_connection().await?;
+            let response = self
+                .api
+                .send(&request, Some(connection.tokens.access_token.expose_secret()))
+                .await?;
+            self.progress.requests.fetch_add(1, Ordering::Relaxed);
+            if response.status == 401 && !refreshed {
+                // Revoked or expired early: one replacement token (single-flight), one retry.
+                refreshed = true;
+                let replaced = self
+                    .state
+                    .connections
+                    .replace(
+                        &self.integration,
+                        &connection.key,
+                        connection.token_version,
+                    )
+                    .await
+                    .map_err(|e| self.refresh_error(e))?;
+                *lock(&self.connection) = replaced;
+                continue;
+            }
+            if retry.retries_status(response.status) {
+                // The client's retries ran out: an error, not an answer.
+                return response.error_for_status();
+            }
+            // A truncated GET answer is retried like a dropped connection: GETs are safe to
+            // repeat, and the page is then read whole instead of failing the run.
+            if request.method == "GET" && attempt < retry.max_attempts() && truncated_json(&response)
+            {
+                self.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "a {} answer was not complete JSON (attempt {attempt}); fetching it again",
+                        response.status
+                    ),
+                );
+                attempt += 1;
+                tokio::time::sleep(TRUNCATED_RETRY_DELAY).await;
+                continue;
+            }
+            self.state.syncs.refresh_worked(&connection.key);
+            return Ok(response);
+        }
+    }
+
+    async fn save_records(&self, model: &str, records: Vec<Record>) -> Result<(), ProviderError> {
+        self.progress
+            .records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        match &self.purpose {
+            Purpose::Sync { .. } => {
+                let outcome = self
+                    .state
+                    .connections
+                    .store()
+                    .save_records(&self.connection_row(), model, records, Utc::now())
+                    .await
+                    .map_err(storage)?;
+                let mut counts = lock(&self.counts);
+                counts.added += outcome.added;
+                counts.updated += outcome.updated;
+                Ok(())
+            }
+            Purpose::DryRun { .. } => {
+                let mut sample = lock(&self.sample);
+                let room = DRY_RUN_SAMPLE.saturating_sub(sample.len());
+                sample.extend(records.into_iter().take(room));
+                Ok(())
+            }
+            Purpose::Action => Err(ProviderError::invalid_input(
+                "actions cannot save records; only syncs can",
+            )),
+        }
+    }
+
+    async fn delete_records(&self, model: &str, ids: Vec<String>) -> Result<(), ProviderError> {
+        if !self.stores() {
+            return Ok(());
+        }
+        let deleted = self
+            .state
+            .connections
+            .store()
+            .delete_records(&self.connection_row(), model, &ids, Utc::now())
+            .await
+            .map_err(storage)?;
+        lock(&self.counts).deleted += deleted;
+        Ok(())
+    }
+
+    async fn begin_crawl(&self, model: &str) -> Result<(), ProviderError> {
+        if !self.stores() {
+            return Ok(());
+        }
+        self.state
+            .connections
+            .store()
+            .begin_crawl(&self.connection_row(), model)
+            .await
+            .map_err(storage)
+    }
+
+    async fn end_crawl(&self, model: &str) -> Result<u64, ProviderError> {
+        if !self.stores() {
+            return Ok(0);
+        }
+        let deleted = self
+            .state
+            .connections
+            .store()
+            .end_crawl(&self.connection_row(), model, Utc::now())
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| {
+                ProviderError::internal(format!(
+                    "end_crawl(`{model}`) without begin_crawl: no crawl is in progress"
+                ))
+            })?;
+        lock(&self.counts).deleted += deleted;
+        Ok(deleted)
+    }
+
+    async fn checkpoint(&self) -> Result<Option<Value>, ProviderError> {
+        match &self.purpose {
+            Purpose::Sync { sync } => Ok(self
+                .state
+                .connections
+                .store()
+                .sync_state(&self.connection_row(), sync)
+                .await
+                .map_err(storage)?
+                .checkpoint),
+            Purpose::DryRun { .. } => Ok(lock(&self.dry_checkpoint).clone()),
+            Purpose::Action => Ok(None),
+        }
+    }
+
+    async fn set_checkpoint(&self, checkpoint: Value) -> Result<(), ProviderError> {
+        match &self.purpose {
+            Purpose::Sync { sync } => {
+                let store = self.state.connections.store();
+                let row = self.connection_row();
+                store
+                    .set_checkpoint(&row, sync, Some(&checkpoint))
+                    .await
+                    .map_err(storage)?;
+                Ok(())
+            }
+            Purpose::DryRun { .. } => {
+                *lock(&self.dry_checkpoint) = Some(checkpoint);
+                Ok(())
+            }
+            Purpose::Action => Err(ProviderError::invalid_input(
+                "actions have no checkpoint; only syncs do",
+            )),
+        }
+    }
+
+    fn run_info(&self) -> RunInfo {
+        self.run_info.clone()
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        tracing::debug!(integration = %self.integration.name, sync = ?self.sync_name(), level, "{message}");
+        let mut logs = lock(&self.logs);
+        if logs.len() >= MAX_LOG_LINES {
+            self.logs_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        logs.push(RunLog {
+            at: Utc::now(),
+            level: level.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+}

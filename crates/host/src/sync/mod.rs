@@ -1,0 +1,157 @@
+//! Running provider code: syncs on a schedule or on demand, and actions.
+//!
+//! - [`context`]: the host's [`Context`](plugboard_core::Context), through which provider code
+//!   does all its I/O — HTTP like the proxy (auth, single-flight refresh, retries), limited to
+//!   the provider's concurrency per connection, records into the store.
+//! - [`runner`]: one run of one sync for one connection, recorded with its counts, error and
+//!   log lines; a failed or panicking run keeps its checkpoint and deletes nothing.
+//! - [`scheduler`]: every enabled sync of every connection at its frequency, one run per
+//!   connection and sync at a time, plus the trigger, pause and start controls.
+
+pub mod context;
+pub mod runner;
+pub mod scheduler;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::integrations::Integrations;
+use crate::store::{Connection, ConnectionKey};
+use crate::webhooks::Webhooks;
+
+/// One sync of an integration as it runs: the spec's, with the integration's overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    pub name: String,
+    pub model: String,
+    pub enabled: bool,
+    pub frequency: Duration,
+}
+
+/// Sync machinery shared by the API, the scheduler and the runs.
+pub struct Syncs {
+    settings: BTreeMap<String, Vec<SyncSettings>>,
+    /// One semaphore per connection (row id), shared by its syncs and actions, sized by the
+    /// provider's `api.max_concurrency`.
+    limiters: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Connections whose token refresh failed during a run, to announce their recovery.
+    refresh_failed: Mutex<HashSet<ConnectionKey>>,
+    pub schedule: scheduler::Schedule,
+    pub webhooks: Option<Arc<Webhooks>>,
+}
+
+impl Syncs {
+    pub fn new(
+        config: &Config,
+        integrations: &Integrations,
+        webhooks: Option<Arc<Webhooks>>,
+    ) -> Syncs {
+        let mut settings = BTreeMap::new();
+        for integration in integrations.iter() {
+            let overrides = config
+                .integrations
+                .get(&integration.name)
+                .map(|c| c.syncs.clone())
+                .unwrap_or_default();
+            let syncs = integration
+                .spec()
+                .syncs
+                .iter()
+                .map(|spec| {
+                    let custom = overrides.get(&spec.name).cloned().unwrap_or_default();
+                    SyncSettings {
+                        name: spec.name.clone(),
+                        model: spec.model.clone(),
+                        enabled: custom.enabled.unwrap_or(true),
+                        frequency: custom.frequency.unwrap_or(spec.frequency.get()),
+                    }
+                })
+                .collect();
+            settings.insert(integration.name.clone(), syncs);
+        }
+        Syncs {
+            settings,
+            limiters: Mutex::new(HashMap::new()),
+            refresh_failed: Mutex::new(HashSet::new()),
+            schedule: scheduler::Schedule::default(),
+            webhooks,
+        }
+    }
+
+    /// The syncs of an integration; empty for an unknown one.
+    pub fn settings(&self, integration: &str) -> &[SyncSettings] {
+        self.settings.get(integration).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn sync_settings(&self, integration: &str, sync: &str) -> Option<&SyncSettings> {
+        self.settings(integration).iter().find(|s| s.name == sync)
+    }
+
+    /// The connection's concurrency limit, if its provider declares one.
+    fn limiter(&self, connection_row: &str, max: Option<u32>) -> Option<Arc<Semaphore>> {
+        let max = max?.max(1) as usize;
+        let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(
+            limiters
+                .entry(connection_row.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(max)))
+                .clone(),
+        )
+    }
+
+    /// A connection was created or reconnected: its syncs start now, and the webhook hears it.
+    pub fn connection_saved(&self, connection: &Connection) {
+        let event = if connection.token_version == 1 {
+            "connection.created"
+        } else {
+            "connection.reconnected"
+        };
+        self.emit(
+            event,
+            json!({
+                "integration": connection.key.integration,
+                "connection_id": connection.key.connection_id,
+            }),
+        );
+        self.schedule.wake();
+    }
+
+    fn refresh_failed(&self, key: &ConnectionKey, error: &str) {
+        let first = self
+            .refresh_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone());
+        if first {
+            self.emit(
+                "connection.refresh_failed",
+                json!({"integration": key.integration, "connection_id": key.connection_id, "error": error}),
+            );
+        }
+    }
+
+    fn refresh_worked(&self, key: &ConnectionKey) {
+        let recovered = self
+            .refresh_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        if recovered {
+            self.emit(
+                "connection.recovered",
+                json!({"integration": key.integration, "connection_id": key.connection_id}),
+            );
+        }
+    }
+
+    pub fn emit(&self, event: &str, data: serde_json::Value) {
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.send(event, data);
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Runs every enabled sync of every connection at its frequency.
+//!
+//! The schedule lives in memory and is rebuilt from the store at start-up: a sync whose last
+//! run succeeded is next due one frequency after that run started; one that never ran, failed,
+//! or was cut short by a crash is due at once (and resumes from its checkpoint). A connection
+//! created while the server runs wakes the scheduler, so its syncs start on their own. Each
+//! (connection, sync) has at most one run at a time; a run that overruns its frequency delays
+//! the next one until it has finished.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use plugboard_core::SyncMode;
+use tokio::sync::{Mutex, Notify};
+
+use super::runner::{RunRequest, run_sync};
+use crate::api::AppState;
+use crate::store::{Connection, ConnectionKey, ConnectionStatus, RunStatus};
+
+/// How often the scheduler looks for new connections when nothing wakes it.
+const TICK: Duration = Duration::from_secs(1);
+/// A failed run is tried again after this, or after the sync's frequency if that is shorter.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
+
+/// What the scheduler knows of one (connection, sync).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub running: bool,
+    pub paused: bool,
+    /// The connection's own frequency, overriding the integration's.
+    pub frequency: Option<Duration>,
+    pub next_run_at: DateTime<Utc>,
+    /// A run asked for through the API, started as soon as no run is in progress.
+    pub triggered: Option<SyncMode>,
+}
+
+type EntryKey = (ConnectionKey, String);
+
+#[derive(Default)]
+pub struct Schedule {
+    entries: Mutex<HashMap<EntryKey, Entry>>,
+    wake: Notify,
+}
+
+impl Schedule {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The entry, created from the store when the scheduler has not seen it yet.
+    async fn with_entry<T>(
+        &self,
+        state: &AppState,
+        connection: &Connection,
+        sync: &str,
+        change: impl FnOnce(&mut Entry) -> T,
+    ) -> Result<T, String> {
+        let key = (connection.key.clone(), sync.to_owned());
+        if !self.entries.lock().await.contains_key(&key) {
+            let entry = initial_entry(state, connection, sync).await?;
+            self.entries.lock().await.entry(key.clone()).or_insert(entry);
+        }
+        let mut entries = self.entries.lock().await;
+        let entry = entries.get_mut(&key).expect("inserted above");
+        Ok(change(entry))
+    }
+
+    /// A copy of the entry, if the scheduler knows it.
+    pub async fn entry(&self, key: &ConnectionKey, sync: &str) -> Option<Entry> {
+        self.entries
+            .lock()
+            .await
+            .get(&(key.clone(), sync.to_owned()))
+            .cloned()
+    }
+
+    pub async fn trigger(
+        &self,
+        state: &AppState,
+        connection: &Connection,
+        sync: &str,
+        mode: SyncMode,
+    ) -> Result<(), String> {
+        self.with_entry(state, connection, sync, |entry| {
+            // A full run asked for wins over an incremental one asked for earlier.
+            if entry.triggered != Some(SyncMode::Full) {
+                entry.triggered = Some(mode);
+            }
+        })
+        .await?;
+        self.wake();
+        Ok(())
+    }
+
+    pub async fn set_paused(
+        &self,
+        state: &AppState,
+        connection: &Connection,
+        sync: &str,
+        paused: bool,
+    ) -> Result<(), String> {
+        state
+            .connections
+            .store()
+            .set_sync_paused(&connection.id, sync, paused)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.with_entry(state, connection, sync, |entry| entry.paused = paused)
+            .await?;
+        self.wake();
+        Ok(())
+    }
+
+    pub async fn set_frequency(
+        &self,
+        state: &AppState,
+        connection: &Connection,
+        sync: &str,
+        frequency: Option<Duration>,
+    ) -> Result<(), String> {
+        state
+            .connections
+            .store()
+            .set_sync_frequency(&connection.id, sync, frequency.map(|f| f.as_secs()))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.with_entry(state, connection, sync, |entry| entry.frequency = frequency)
+            .await?;
+        self.wake();
+        Ok(())
+    }
+}
+
+async fn initial_entry(
+    state: &AppState,
+    connection: &Connection,
+    sync: &str,
+) -> Result<Entry, String> {
+    let store = state.connections.store();
+    let sync_state = store
+        .sync_state(&connection.id, sync)
+        .await
+        .map_err(|e| e.to_string())?;
+    let frequency = sync_state.frequency_secs.map(Duration::from_secs);
+    let default = state
+        .syncs
+        .sync_settings(&connection.key.integration, sync)
+        .map_or(Duration::from_secs(3600), |s| s.frequency);
+    let last = store
+        .runs(&connection.id, sync, 1)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next();
+    let now = Utc::now();
+    let next_run_at = match last {
+        Some(run) if run.status == RunStatus::Success => {
+            run.started_at + frequency.unwrap_or(default)
+        }
+        _ => now,
+    };
+    Ok(Entry {
+        running: false,
+        paused: sync_state.paused,
+        frequency,
+        next_run_at,
+        triggered: None,
+    })
+}
+
+/// Starts the scheduler; it runs until the process ends.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match state
+            .connections
+            .store()
+            .fail_interrupted_runs(Utc::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(runs = n, "runs cut short by a stop of the host were marked failed; they resume from their checkpoints")
+            }
+            Err(error) => tracing::error!(%error, "marking interrupted runs failed"),
+        }
+        loop {
+            let wait = match tick(&state).await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::error!(%error, "the sync scheduler could not read the store");
+                    TICK
+                }
+            };
+            let schedule = &state.syncs.schedule;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = schedule.wake.notified() => {}
+            }
+        }
+    })
+}
+
+/// Starts every due run; how long until the next one may be due.
+async fn tick(state: &AppState) -> Result<Duration, String> {
+    let connections = state
+        .connections
+        .store()
+        .connections(None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let schedule = &state.syncs.schedule;
+    let now = Utc::now();
+    let mut wait = TICK;
+    let mut live = Vec::new();
+    for connection in connections {
+        let Some(integration) = state.integrations.get(&connection.key.integration).cloned() else {
+            continue;
+        };
+        for settings in state.syncs.settings(&integration.name) {
+            live.push((connection.key.clone(), settings.name.clone()));
+            if !settings.enabled || connection.status == ConnectionStatus::NeedsReconnect {
+                continue;
+            }
+            let start = schedule
+                .with_entry(state, &connection, &settings.name, |entry| {
+                    if entry.running || (entry.paused && entry.triggered.is_none()) {
+                        return None;
+                    }
+                    if let Some(mode) = entry.triggered.take() {
+                        entry.running = true;
+                        return Some(mode);
+                    }
+                    if entry.next_run_at <= now {
+                        entry.running = true;
+                        return Some(SyncMode::Incremental);
+                    }
+                    if let Ok(until) = (entry.next_run_at - now).to_std() {
+                        wait = wait.min(until);
+                    }
+                    None
+                })
+                .await?;
+            if let Some(mode) = start {
+                spawn_run(
+                    state.clone(),
+                    integration.clone(),
+                    connection.key.clone(),
+                    settings.name.clone(),
+                    settings.frequency,
+                    mode,
+                );
+            }
+        }
+    }
+    // Forget deleted connections (and syncs that no longer exist) unless a run is finishing.
+    schedule
+        .entries
+        .lock()
+        .await
+        .retain(|key, entry| entry.running || live.contains(key));
+    Ok(wait)
+}
+
+fn spawn_run(
+    state: AppState,
+    integration: Arc<crate::integrations::Integration>,
+    key: ConnectionKey,
+    sync: String,
+    default_frequency: Duration,
+    mode: SyncMode,
+) {
+    tokio::spawn(async move {
+        let started = Utc::now();
+        let request = RunRequest {
+            integration,
+            key: key.clone(),
+            sync: sync.clone(),
+            mode,
+            dry_run: false,
+        };
+        let succeeded = match run_sync(&state, request, None).await {
+            Ok(report) => report.status == RunStatus::Success,
+            Err(error) => {
+                tracing::error!(integration = %key.integration, connection_id = %key.connection_id, %sync, %error, "the sync could not start");
+                false
+            }
+        };
+        let finished = Utc::now();
+        let schedule = &state.syncs.schedule;
+        let mut entries = schedule.entries.lock().await;
+        if let Some(entry) = entries.get_mut(&(key, sync)) {
+            entry.running = false;
+            let frequency = entry.frequency.unwrap_or(default_frequency);
+            entry.next_run_at = if succeeded {
+                (started + frequency).max(finished)
+            } else {
+                finished + frequency.min(RETRY_FAILED_AFTER)
+            };
+        }
+        drop(entries);
+        schedule.wake();
+    });
+}

@@ -1,0 +1,197 @@
+//! Dynamic provider plugins through the `plugboard` binary: the Microsoft People provider built
+//! in and loaded from its plugin behaves the same, `providers list` tells them apart, and
+//! plugins that must not run are refused with a clean exit naming the file and the reason.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::{Host, KEY_1, TempDir, World};
+
+#[path = "../../../plugin/tests/common/mod.rs"]
+mod plugin_build;
+
+use plugin_build::{plugin, plugins_dir};
+
+const BUILTIN: &str = "[[providers]]\nbuiltin = \"microsoft-people\"";
+
+/// A `[[providers]]` entry for the library at `path`, written as TOML.
+fn plugin_entry(path: &Path) -> String {
+    format!("[[providers]]\npath = {:?}", path.display().to_string())
+}
+
+/// The world of the proxy tests, its host loading Microsoft People from the plugin instead.
+async fn plugin_world() -> World {
+    let mut world = World::start().await;
+    let config_path = world.dir.0.join("plugboard.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    assert!(config.contains(BUILTIN), "{config}");
+    let config = config.replace(BUILTIN, &plugin_entry(&plugin("microsoft-people")));
+    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
+    world.host.kill();
+    world.host = Host::start(
+        &world.dir.0,
+        port,
+        &config,
+        &world.demo.client_secret,
+        &[("k1", KEY_1)],
+    )
+    .await;
+    world
+}
+
+/// Connects through the OAuth browser flow and proxies `GET /v1.0/me/people?$top=50`. The
+/// answer names the emulator and the demo user, which differ between worlds: they are replaced
+/// by placeholders.
+async fn connect_and_list_people(world: &World) -> Value {
+    world.connect("microsoft", "p1").await;
+    let connection = world.host.credentials("microsoft", "p1").await;
+    assert_eq!(connection["status"], "ok", "{connection}");
+    let response = world
+        .host
+        .proxy(Method::GET, "microsoft", "p1", "/v1.0/me/people?$top=50")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response
+        .text()
+        .await
+        .unwrap()
+        .replace(&world.emulator.url(), "[emulator]")
+        .replace(&world.demo.user_id, "[user]");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_people_provider_connects_and_proxies_the_same_built_in_and_as_a_plugin() {
+    let built_in = World::start().await;
+    let people_built_in = connect_and_list_people(&built_in).await;
+
+    let plugin = plugin_world().await;
+    let people_plugin = connect_and_list_people(&plugin).await;
+
+    assert_eq!(people_built_in["value"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        people_built_in["@odata.nextLink"],
+        "[emulator]/v1.0/me/people?%24top=50&%24skip=50"
+    );
+    // Both emulators are seeded alike, so the same provider spec yields the same people.
+    assert_eq!(people_plugin, people_built_in);
+}
+
+/// Runs `plugboard <args> --config <config>` with the secret key the config needs.
+fn plugboard(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plugboard"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("PLUGBOARD__SECURITY__SECRET_KEY", crate::support::API_KEY)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+/// A config with the given `[[providers]]` entries and no integrations.
+fn providers_config(dir: &Path, providers: &[String]) -> PathBuf {
+    let path = dir.join("plugboard.toml");
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:3003\"\n\n\
+         [store]\nurl = \"sqlite://{db}\"\n\n\
+         [security]\nencryption_keys = {{ k1 = \"{KEY_1}\" }}\nactive_key = \"k1\"\n\n{providers}\n",
+        db = dir.join("plugboard.db").display(),
+        providers = providers.join("\n\n"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Output with what differs between machines and releases replaced by placeholders.
+fn redact(text: &[u8], dir: &Path) -> String {
+    let plugins = plugins_dir();
+    String::from_utf8_lossy(text)
+        .replace(&dir.display().to_string(), "[config dir]")
+        .replace(&plugins.display().to_string(), "[plugins]")
+        .replace(plugboard_plugin::COMPILER, "[this compiler]")
+        .replace(
+            &format!("plugboard-core {}", plugboard_plugin::CORE_VERSION),
+            "plugboard-core [this version]",
+        )
+        .replace(
+            &format!("version:  {}", plugboard_plugin::CORE_VERSION),
+            "version:  [this version]",
+        )
+}
+
+/// A built-in provider and a plugin given by a path relative to the config file, listed from
+/// another working directory.
+#[test]
+fn providers_list_shows_each_providers_source_abi_syncs_and_actions() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.0.join("plugins")).unwrap();
+    let probe = plugin("probe");
+    std::fs::copy(
+        &probe,
+        dir.0.join("plugins").join(probe.file_name().unwrap()),
+    )
+    .unwrap();
+    let relative = Path::new("plugins").join(probe.file_name().unwrap());
+    let config = providers_config(&dir.0, &[BUILTIN.to_owned(), plugin_entry(&relative)]);
+
+    let output = plugboard(&["providers", "list"], &config);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    insta::assert_snapshot!(redact(&output.stdout, &dir.0));
+}
+
+/// Every reason to refuse a plugin at once, none of which lets the plugin run: the plugins of
+/// another ABI, core or compiler abort the process if called.
+#[test]
+fn check_config_refuses_plugins_that_must_not_run() {
+    let dir = TempDir::new();
+    let entries = [
+        BUILTIN.to_owned(),
+        plugin_entry(&plugin("microsoft-people")),
+        plugin_entry(Path::new("no-such-plugin.so")),
+        plugin_entry(&plugin("not-a-plugin")),
+        plugin_entry(&plugin("wrong-abi")),
+        plugin_entry(&plugin("wrong-core")),
+        plugin_entry(&plugin("wrong-compiler")),
+    ];
+    let config = providers_config(&dir.0, &entries);
+    let output = plugboard(&["check-config"], &config);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    insta::assert_snapshot!(redact(&output.stderr, &dir.0));
+}
+
+/// `serve` and `providers list` refuse the same way: a message and a failing exit, no panic.
+#[test]
+fn serve_and_providers_list_refuse_a_duplicate_id_cleanly() {
+    let dir = TempDir::new();
+    let entries = [
+        BUILTIN.to_owned(),
+        plugin_entry(&plugin("microsoft-people")),
+    ];
+    let config = providers_config(&dir.0, &entries);
+    for command in [&["serve"][..], &["providers", "list"]] {
+        let output = plugboard(command, &config);
+        let stderr = redact(&output.stderr, &dir.0);
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "providers[1].path (from [config dir]/plugboard.toml): plugin \
+                 [plugins]/libplugboard_microsoft_people.so: provider id `microsoft-people` is \
+                 already taken by the built-in provider (providers[0].builtin); remove one of \
+                 the two"
+            ),
+            "{command:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+    }
+}
