@@ -44,7 +44,9 @@ fn main() {
                     .map(|n| n.trim().parse().expect("--sizes takes numbers"))
                     .collect()
             }
-            other => panic!("unknown argument `{other}`; usage: bench_sync --plugboard PATH [--sizes 10000,100000]"),
+            other => panic!(
+                "unknown argument `{other}`; usage: bench_sync --plugboard PATH [--sizes 10000,100000]"
+            ),
         }
     }
     let plugboard = plugboard.expect("--plugboard PATH (cargo xtask bench sync passes it)");
@@ -63,7 +65,10 @@ fn main() {
             println!(
                 "| {people} | {label} | {seconds:.2} | {rate:.0} | {:.0}% | {} |",
                 100.0 * bare / seconds,
-                peak.map_or("–".to_owned(), |kib| format!("{:.1}", kib as f64 / 1024.0))
+                peak.map_or("–".to_owned(), |kib| format!(
+                    "{:.1}",
+                    kib as f64 / 1024.0
+                ))
             );
         }
         peaks.push((people, results[1].2, results[2].2));
@@ -200,7 +205,10 @@ enabled = false
         assert_eq!(inserted, people, "the bare pipeline read everyone");
 
         let mut results = vec![("(a) bare pipeline", bare, None)];
-        for label in ["(b) Plugboard, initial sync", "(c) Plugboard, nothing changed"] {
+        for label in [
+            "(b) Plugboard, initial sync",
+            "(c) Plugboard, nothing changed",
+        ] {
             let (seconds, peak, summary) = sync_run(plugboard, &config, &env);
             assert!(summary.contains("success"), "{summary}");
             results.push((label, seconds, peak));
@@ -291,7 +299,11 @@ fn sync_run(plugboard: &Path, config: &Path, env: &[(&str, String)]) -> (f64, Op
     }
     let seconds = started.elapsed().as_secs_f64();
     let output = child.wait_with_output().unwrap();
-    (seconds, peak, String::from_utf8_lossy(&output.stdout).into_owned())
+    (
+        seconds,
+        peak,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
 }
 
 async fn wait_healthy(http: &reqwest::Client, host: &str) {

@@ -110,7 +110,10 @@ pub async fn sync(command: SyncCommand) -> Result<(), String> {
     let _ = writeln!(
         out,
         "{integration}/{connection_id} {sync}{}: {} in {seconds:.1}s — {} requests, {} records read ({rate:.0}/s)",
-        report.run_id.map(|id| format!(" (run {id})")).unwrap_or_default(),
+        report
+            .run_id
+            .map(|id| format!(" (run {id})"))
+            .unwrap_or_default(),
         report.status.as_str(),
         report.requests,
         report.records
@@ -194,7 +197,8 @@ pub async fn records(command: RecordsCommand) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         for record in page.records {
-            writeln!(sink, "{}", record_json(record)).map_err(|e| format!("writing failed: {e}"))?;
+            writeln!(sink, "{}", record_json(record))
+                .map_err(|e| format!("writing failed: {e}"))?;
             count += 1;
         }
         match page.next {

@@ -60,7 +60,10 @@ impl Webhooks {
         .to_string();
         let signature = format!(
             "sha256={}",
-            hex(&hmac_sha256(self.secret.expose_secret().as_bytes(), body.as_bytes()))
+            hex(&hmac_sha256(
+                self.secret.expose_secret().as_bytes(),
+                body.as_bytes()
+            ))
         );
         let mut delivery = WebhookDelivery {
             id,
@@ -93,8 +96,8 @@ impl Webhooks {
                     let status = response.status();
                     delivery.status = Some(status.as_u16());
                     delivery.delivered = status.is_success();
-                    delivery.error = (!status.is_success())
-                        .then(|| format!("the receiver answered {status}"));
+                    delivery.error =
+                        (!status.is_success()).then(|| format!("the receiver answered {status}"));
                 }
                 Err(error) => {
                     delivery.status = None;

@@ -36,15 +36,17 @@ async fn run(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "action_not_found",
-            format!("integration `{}` has no action `{action}`", body.integration),
+            format!(
+                "integration `{}` has no action `{action}`",
+                body.integration
+            ),
         ));
     }
     let key = ConnectionKey::new(&body.integration, &body.connection_id);
-    let connection = state
-        .connections
-        .get(&key)
-        .await?
-        .ok_or_else(|| ApiError::connection_not_found(&body.connection_id, &body.integration))?;
+    let connection =
+        state.connections.get(&key).await?.ok_or_else(|| {
+            ApiError::connection_not_found(&body.connection_id, &body.integration)
+        })?;
     let run_info = RunInfo {
         connection_id: body.connection_id.clone(),
         connection_config: integration

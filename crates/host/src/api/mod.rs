@@ -5,9 +5,9 @@
 //! Request logs name the route pattern, never the URI: queries carry session tokens and
 //! authorization codes.
 
+mod actions;
 mod auth;
 mod connect;
-mod actions;
 mod connections;
 mod oauth;
 mod proxy;

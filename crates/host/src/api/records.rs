@@ -39,7 +39,12 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let integration = state.integration(&q.integration)?;
     if !integration.spec().models.contains_key(&q.model) {
-        let models: Vec<&str> = integration.spec().models.keys().map(String::as_str).collect();
+        let models: Vec<&str> = integration
+            .spec()
+            .models
+            .keys()
+            .map(String::as_str)
+            .collect();
         return Err(ApiError::bad_request(
             "invalid_model",
             format!(

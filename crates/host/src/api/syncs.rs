@@ -300,7 +300,11 @@ async fn runs(
     let store = state.connections.store();
     let mut runs = Vec::new();
     for run in store
-        .runs(&connections[0].id, &q.sync, q.limit.unwrap_or(10).clamp(1, 100))
+        .runs(
+            &connections[0].id,
+            &q.sync,
+            q.limit.unwrap_or(10).clamp(1, 100),
+        )
         .await?
     {
         let logs: Vec<Value> = store

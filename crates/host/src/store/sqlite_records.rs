@@ -560,7 +560,11 @@ impl SqliteStore {
             )
             .bind(secs.map(|s| s.min(i64::MAX as u64) as i64)),
         };
-        query.bind(connection).bind(sync).execute(&self.writer).await?;
+        query
+            .bind(connection)
+            .bind(sync)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 

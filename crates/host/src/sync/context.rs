@@ -29,9 +29,13 @@ const TRUNCATED_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// What the context is for.
 pub enum Purpose {
     /// A sync run that writes to the store.
-    Sync { sync: String },
+    Sync {
+        sync: String,
+    },
     /// A sync run that stores nothing and keeps a sample of what it would save.
-    DryRun { sync: String },
+    DryRun {
+        sync: String,
+    },
     Action,
 }
 
@@ -231,7 +235,10 @@ impl Context for HostContext {
             let connection = self.fresh_connection().await?;
             let response = self
                 .api
-                .send(&request, Some(connection.tokens.access_token.expose_secret()))
+                .send(
+                    &request,
+                    Some(connection.tokens.access_token.expose_secret()),
+                )
                 .await?;
             self.progress.requests.fetch_add(1, Ordering::Relaxed);
             if response.status == 401 && !refreshed {
@@ -240,11 +247,7 @@ impl Context for HostContext {
                 let replaced = self
                     .state
                     .connections
-                    .replace(
-                        &self.integration,
-                        &connection.key,
-                        connection.token_version,
-                    )
+                    .replace(&self.integration, &connection.key, connection.token_version)
                     .await
                     .map_err(|e| self.refresh_error(e))?;
                 *lock(&self.connection) = replaced;
@@ -256,7 +259,9 @@ impl Context for HostContext {
             }
             // A truncated GET answer is retried like a dropped connection: GETs are safe to
             // repeat, and the page is then read whole instead of failing the run.
-            if request.method == "GET" && attempt < retry.max_attempts() && truncated_json(&response)
+            if request.method == "GET"
+                && attempt < retry.max_attempts()
+                && truncated_json(&response)
             {
                 self.log(
                     LogLevel::Warn,

@@ -183,7 +183,10 @@ pub async fn run_sync(
     };
     let (ctx, error) = match outcome {
         Some((ctx, error)) => (Some(ctx), error),
-        None => (None, Some("the connection's API base URL is invalid".to_owned())),
+        None => (
+            None,
+            Some("the connection's API base URL is invalid".to_owned()),
+        ),
     };
     let finished_at = Utc::now();
     let status = if error.is_some() {
@@ -221,7 +224,11 @@ pub async fn run_sync(
         }
         if error.is_some() || counts.changed() {
             state.syncs.emit(
-                if error.is_some() { "sync.failed" } else { "sync.completed" },
+                if error.is_some() {
+                    "sync.failed"
+                } else {
+                    "sync.completed"
+                },
                 json!({
                     "integration": key.integration,
                     "connection_id": key.connection_id,

@@ -60,7 +60,11 @@ impl Schedule {
         let key = (connection.key.clone(), sync.to_owned());
         if !self.entries.lock().await.contains_key(&key) {
             let entry = initial_entry(state, connection, sync).await?;
-            self.entries.lock().await.entry(key.clone()).or_insert(entry);
+            self.entries
+                .lock()
+                .await
+                .entry(key.clone())
+                .or_insert(entry);
         }
         let mut entries = self.entries.lock().await;
         let entry = entries.get_mut(&key).expect("inserted above");
@@ -181,7 +185,10 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
         {
             Ok(0) => {}
             Ok(n) => {
-                tracing::warn!(runs = n, "runs cut short by a stop of the host were marked failed; they resume from their checkpoints")
+                tracing::warn!(
+                    runs = n,
+                    "runs cut short by a stop of the host were marked failed; they resume from their checkpoints"
+                )
             }
             Err(error) => tracing::error!(%error, "marking interrupted runs failed"),
         }

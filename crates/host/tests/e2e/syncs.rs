@@ -94,7 +94,10 @@ fn events(received: &Received, kind: &str) -> Vec<Value> {
         .map(|(signature, timestamp, body)| {
             assert_eq!(
                 signature,
-                &format!("sha256={}", hmac_hex(WEBHOOK_SECRET.as_bytes(), body.as_bytes())),
+                &format!(
+                    "sha256={}",
+                    hmac_hex(WEBHOOK_SECRET.as_bytes(), body.as_bytes())
+                ),
                 "signature of {body}"
             );
             assert!(timestamp.parse::<i64>().is_ok(), "timestamp {timestamp}");
@@ -213,13 +216,25 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     // The sync starts by itself.
     let first = finished_run(&world, "s1", "").await;
     assert_eq!(first["status"], "success", "{first}");
-    assert_eq!((first["added"].as_u64(), first["deleted"].as_u64()), (Some(150), Some(0)));
+    assert_eq!(
+        (first["added"].as_u64(), first["deleted"].as_u64()),
+        (Some(150), Some(0))
+    );
     let stored = records(&world, "s1", "").await;
     assert_eq!(ids(&stored), emulator_ids(&world).await);
-    assert!(stored.iter().all(|r| r["_metadata"]["last_action"] == "ADDED"));
+    assert!(
+        stored
+            .iter()
+            .all(|r| r["_metadata"]["last_action"] == "ADDED")
+    );
     let before = stored
         .iter()
-        .map(|r| r["_metadata"]["last_modified_at"].as_str().unwrap().to_owned())
+        .map(|r| {
+            r["_metadata"]["last_modified_at"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .max()
         .unwrap();
 
@@ -251,19 +266,32 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     let second = finished_run(&world, "s1", first["started_at"].as_str().unwrap()).await;
     assert_eq!(second["status"], "success", "{second}");
     assert_eq!(
-        (second["added"].as_u64(), second["updated"].as_u64(), second["deleted"].as_u64()),
+        (
+            second["added"].as_u64(),
+            second["updated"].as_u64(),
+            second["deleted"].as_u64()
+        ),
         (Some(10), Some(5), Some(3)),
         "{second}"
     );
 
     let since = format!("&modified_after={before}");
-    assert_eq!(ids(&records(&world, "s1", &format!("{since}&filter=added")).await), added);
+    assert_eq!(
+        ids(&records(&world, "s1", &format!("{since}&filter=added")).await),
+        added
+    );
     let updated = records(&world, "s1", &format!("{since}&filter=updated")).await;
     assert_eq!(ids(&updated), changed);
     assert!(updated.iter().all(|r| r["job_title"] == "Changed"));
-    assert_eq!(ids(&records(&world, "s1", &format!("{since}&filter=deleted")).await), removed);
+    assert_eq!(
+        ids(&records(&world, "s1", &format!("{since}&filter=deleted")).await),
+        removed
+    );
     assert_eq!(records(&world, "s1", &since).await.len(), 18);
-    assert_eq!(records(&world, "s1", "&filter=added,updated").await.len(), 157);
+    assert_eq!(
+        records(&world, "s1", "&filter=added,updated").await.len(),
+        157
+    );
     let all = records(&world, "s1", "").await;
     assert_eq!(ids(&live(&all)), emulator_ids(&world).await);
 
@@ -271,7 +299,12 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     trigger(&world, "s1", "full").await;
     let third = finished_run(&world, "s1", second["started_at"].as_str().unwrap()).await;
     assert_eq!(
-        (third["status"].as_str(), third["added"].as_u64(), third["updated"].as_u64(), third["deleted"].as_u64()),
+        (
+            third["status"].as_str(),
+            third["added"].as_u64(),
+            third["updated"].as_u64(),
+            third["deleted"].as_u64()
+        ),
         (Some("success"), Some(0), Some(0), Some(0)),
         "{third}"
     );
@@ -279,12 +312,22 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     // The webhook heard the connection and both changing runs, signed.
     let deadline = Instant::now() + Duration::from_secs(10);
     while events(&received, "sync.completed").len() < 2 {
-        assert!(Instant::now() < deadline, "webhooks: {:?}", received.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "webhooks: {:?}",
+            received.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let completed = events(&received, "sync.completed");
     assert_eq!(completed.len(), 2, "{completed:?}");
-    let counts = |e: &Value| (e["data"]["added"].as_u64(), e["data"]["updated"].as_u64(), e["data"]["deleted"].as_u64());
+    let counts = |e: &Value| {
+        (
+            e["data"]["added"].as_u64(),
+            e["data"]["updated"].as_u64(),
+            e["data"]["deleted"].as_u64(),
+        )
+    };
     assert_eq!(counts(&completed[0]), (Some(150), Some(0), Some(0)));
     assert_eq!(counts(&completed[1]), (Some(10), Some(5), Some(3)));
     assert_eq!(completed[1]["data"]["connection_id"], "s1");
@@ -300,7 +343,10 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     ] {
         let response = world
             .host
-            .api(Method::GET, &format!("/records?integration=microsoft&connection_id=s1&model=Person{query}"))
+            .api(
+                Method::GET,
+                &format!("/records?integration=microsoft&connection_id=s1&model=Person{query}"),
+            )
             .send()
             .await
             .unwrap();
@@ -310,7 +356,10 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     }
 
     // Actions run through the same context.
-    let person = &all.iter().find(|r| r["_metadata"]["deleted_at"].is_null()).unwrap();
+    let person = &all
+        .iter()
+        .find(|r| r["_metadata"]["deleted_at"].is_null())
+        .unwrap();
     let name = person["display_name"].as_str().unwrap().to_owned();
     let response = world
         .host
@@ -331,7 +380,10 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
             .arg("--config")
             .arg(&config)
             .env("PLUGBOARD__SECURITY__SECRET_KEY", crate::support::API_KEY)
-            .env("PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET", &world.demo.client_secret)
+            .env(
+                "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
+                &world.demo.client_secret,
+            )
             .env("CLIENT_SECRET", &world.demo.client_secret)
             .env("KEY_K1", crate::support::KEY_1)
             .env("RUST_LOG", "warn")
@@ -339,7 +391,11 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
             .unwrap()
     };
     let export = cli(&["records", "export", "microsoft", "s1", "Person"]);
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(export.stdout)
         .unwrap()
         .lines()
@@ -348,15 +404,26 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     assert_eq!(ids(&lines), ids(&all));
     let dry = cli(&["sync", "run", "microsoft", "s1", "people", "--dry-run"]);
     let dry_out = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry.status.success(), "{dry_out}{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(
+        dry.status.success(),
+        "{dry_out}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
     assert!(dry_out.contains("dry run: nothing was stored"), "{dry_out}");
     assert!(dry_out.contains("\"display_name\""), "{dry_out}");
-    assert_eq!(records(&world, "s1", "").await, all, "the dry run stored nothing");
+    assert_eq!(
+        records(&world, "s1", "").await,
+        all,
+        "the dry run stored nothing"
+    );
 
     // Graph's concurrency limit was respected throughout.
     let counters = world.control.counters().await.unwrap();
     assert!(
-        counters.max_concurrency_per_mailbox.values().all(|n| *n <= 4),
+        counters
+            .max_concurrency_per_mailbox
+            .values()
+            .all(|n| *n <= 4),
         "{counters:?}"
     );
 }
@@ -368,8 +435,14 @@ async fn faults_mid_crawl_still_end_with_exactly_the_right_records() {
     // Retry-After, a 503, a truncated page and a dropped connection, in that order.
     for kind in [
         FaultKind::Delay { ms: 1 },
-        FaultKind::Status { status: 429, retry_after_secs: Some(1) },
-        FaultKind::Status { status: 503, retry_after_secs: None },
+        FaultKind::Status {
+            status: 429,
+            retry_after_secs: Some(1),
+        },
+        FaultKind::Status {
+            status: 503,
+            retry_after_secs: None,
+        },
         FaultKind::MalformedBody,
         FaultKind::DropConnection,
     ] {
@@ -387,7 +460,10 @@ async fn faults_mid_crawl_still_end_with_exactly_the_right_records() {
     world.connect("microsoft", "f1").await;
     let first = finished_run(&world, "f1", "").await;
     assert_eq!(first["status"], "success", "{first}\n{}", world.host.logs());
-    assert!(world.control.faults().await.unwrap().is_empty(), "every fault was met");
+    assert!(
+        world.control.faults().await.unwrap().is_empty(),
+        "every fault was met"
+    );
     let stored = records(&world, "f1", "").await;
     assert_eq!(stored.len(), 250);
     assert_eq!(ids(&stored), emulator_ids(&world).await);
@@ -396,39 +472,70 @@ async fn faults_mid_crawl_still_end_with_exactly_the_right_records() {
     // checkpoint; the next run resumes there and then deletes exactly the removed people.
     let people: Vec<String> = emulator_ids(&world).await.into_iter().collect();
     for id in &people[..3] {
-        world.control.remove_person(&world.demo.user_id, id).await.unwrap();
+        world
+            .control
+            .remove_person(&world.demo.user_id, id)
+            .await
+            .unwrap();
     }
     for kind in [
         FaultKind::Delay { ms: 1 },
-        FaultKind::Status { status: 500, retry_after_secs: None },
+        FaultKind::Status {
+            status: 500,
+            retry_after_secs: None,
+        },
     ] {
         world
             .control
-            .add_fault(&FaultRule { method: Some("GET".into()), path_prefix: "/v1.0/me/people".into(), count: 1, kind })
+            .add_fault(&FaultRule {
+                method: Some("GET".into()),
+                path_prefix: "/v1.0/me/people".into(),
+                count: 1,
+                kind,
+            })
             .await
             .unwrap();
     }
     trigger(&world, "f1", "incremental").await;
     let failed = finished_run(&world, "f1", first["started_at"].as_str().unwrap()).await;
     assert_eq!(failed["status"], "failed", "{failed}");
-    assert!(failed["error"].as_str().unwrap().contains("500"), "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("500"),
+        "{failed}"
+    );
     assert_eq!(failed["deleted"], 0);
     assert_eq!(status(&world, "f1").await["state"], "failed");
-    assert_eq!(live(&records(&world, "f1", "").await).len(), 250, "nothing deleted");
+    assert_eq!(
+        live(&records(&world, "f1", "").await).len(),
+        250,
+        "nothing deleted"
+    );
 
     trigger(&world, "f1", "incremental").await;
     let resumed = finished_run(&world, "f1", failed["started_at"].as_str().unwrap()).await;
-    assert_eq!((resumed["status"].as_str(), resumed["deleted"].as_u64()), (Some("success"), Some(3)), "{resumed}");
+    assert_eq!(
+        (resumed["status"].as_str(), resumed["deleted"].as_u64()),
+        (Some("success"), Some(3)),
+        "{resumed}"
+    );
     let runs: Value = world
         .host
-        .api(Method::GET, "/syncs/runs?integration=microsoft&connection_id=f1&sync=people&limit=1")
+        .api(
+            Method::GET,
+            "/syncs/runs?integration=microsoft&connection_id=f1&sync=people&limit=1",
+        )
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert!(runs["runs"][0]["logs"].to_string().contains("resuming the crawl after 1 pages"), "{runs}");
+    assert!(
+        runs["runs"][0]["logs"]
+            .to_string()
+            .contains("resuming the crawl after 1 pages"),
+        "{runs}"
+    );
     let all = records(&world, "f1", "").await;
     assert_eq!(ids(&live(&all)), emulator_ids(&world).await);
 }
@@ -445,49 +552,80 @@ async fn a_host_killed_mid_crawl_resumes_from_its_checkpoint() {
     // Three people go; pages become slow; a crawl starts and is killed after its first page.
     let people: Vec<String> = emulator_ids(&world).await.into_iter().collect();
     for id in &people[..3] {
-        world.control.remove_person(&world.demo.user_id, id).await.unwrap();
+        world
+            .control
+            .remove_person(&world.demo.user_id, id)
+            .await
+            .unwrap();
     }
     world
         .control
-        .update_settings(&UpdateSettings { graph_latency_ms: Some(800), ..Default::default() })
+        .update_settings(&UpdateSettings {
+            graph_latency_ms: Some(800),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let pages_before = world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"];
     trigger(&world, "k1", "full").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     // The second page was asked for: the first is saved and checkpointed.
-    while world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"] < pages_before + 2 {
+    while world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"]
+        < pages_before + 2
+    {
         assert!(Instant::now() < deadline, "the crawl did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     world.kill_and_restart().await;
     world
         .control
-        .update_settings(&UpdateSettings { graph_latency_ms: Some(0), ..Default::default() })
+        .update_settings(&UpdateSettings {
+            graph_latency_ms: Some(0),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let interrupted = records(&world, "k1", "").await;
-    assert_eq!(live(&interrupted).len(), 400, "the partial run deleted nothing");
+    assert_eq!(
+        live(&interrupted).len(),
+        400,
+        "the partial run deleted nothing"
+    );
 
     // The restarted host fails the interrupted run and resumes the crawl at once.
     let resumed = finished_run(&world, "k1", first["started_at"].as_str().unwrap()).await;
     let resumed = if resumed["status"] == "failed" {
-        assert!(resumed["error"].as_str().unwrap().contains("host stopped"), "{resumed}");
+        assert!(
+            resumed["error"].as_str().unwrap().contains("host stopped"),
+            "{resumed}"
+        );
         finished_run(&world, "k1", resumed["started_at"].as_str().unwrap()).await
     } else {
         resumed
     };
-    assert_eq!((resumed["status"].as_str(), resumed["deleted"].as_u64()), (Some("success"), Some(3)), "{resumed}");
+    assert_eq!(
+        (resumed["status"].as_str(), resumed["deleted"].as_u64()),
+        (Some("success"), Some(3)),
+        "{resumed}"
+    );
     let runs: Value = world
         .host
-        .api(Method::GET, "/syncs/runs?integration=microsoft&connection_id=k1&sync=people&limit=1")
+        .api(
+            Method::GET,
+            "/syncs/runs?integration=microsoft&connection_id=k1&sync=people&limit=1",
+        )
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert!(runs["runs"][0]["logs"].to_string().contains("resuming the crawl"), "{runs}");
+    assert!(
+        runs["runs"][0]["logs"]
+            .to_string()
+            .contains("resuming the crawl"),
+        "{runs}"
+    );
     let after = records(&world, "k1", "").await;
     let expected: Vec<Value> = clean
         .iter()
@@ -505,5 +643,9 @@ async fn a_host_killed_mid_crawl_resumes_from_its_checkpoint() {
         out.sort_by_key(|r| r["id"].as_str().unwrap().to_owned());
         out
     };
-    assert_eq!(strip(&after), strip(&expected), "the same records as a clean run");
+    assert_eq!(
+        strip(&after),
+        strip(&expected),
+        "the same records as a clean run"
+    );
 }
