@@ -8,9 +8,23 @@
 //! - `bench sync [--sizes 10000,100000]`: people synced from the emulator into SQLite by a bare
 //!   fetch-parse-insert pipeline, by Plugboard's initial sync and by a sync with nothing
 //!   changed, with records/s and peak memory. The results belong in `BENCHMARKS.md`.
+//! - `bench plugin [--sizes 100000] [--rounds 3]`: the same sync with the people provider built
+//!   in and loaded from its release plugin, alternating, to measure the plugin boundary. The
+//!   results belong in `BENCHMARKS.md`.
 //! - `plugins [--release]`: builds every provider under `providers/` that has a `plugin` feature
 //!   as a plugin, in one `cargo build`, and copies the libraries to `target/plugins/`, where
 //!   `[[providers]] path = …` can name them.
+//! - `new-provider <id> [options]`: scaffolds a provider ([`new_provider`]).
+//! - `codegen [--check]`: the host's generated list of built-in providers ([`codegen`]).
+//! - `check-providers`: the conformance checks of every provider ([`checks`]).
+//! - `ci`: what CI runs, read from `.ci/run` ([`checks`]).
+//!
+//! The tasks that change or check the sources act on the workspace around the current
+//! directory, so `cargo xtask new-provider` in a copy of the repository changes that copy.
+
+mod checks;
+mod codegen;
+mod new_provider;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,12 +35,22 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["bench", "proxy", rest @ ..] => bench_proxy(rest),
         ["bench", "sync", rest @ ..] => bench_sync(rest),
+        ["bench", "plugin", rest @ ..] => bench_plugin(rest),
         ["plugins"] => plugins(false),
         ["plugins", "--release"] => plugins(true),
-        _ => Err(
-            "usage: cargo xtask bench proxy [--seconds N]\n       cargo xtask bench sync [--sizes N,N]\n       cargo xtask plugins [--release]"
-                .to_owned(),
-        ),
+        ["new-provider", rest @ ..] => new_provider::Options::parse(rest)
+            .and_then(|options| new_provider::run(&current_workspace()?, &options)),
+        ["codegen"] => current_workspace().and_then(|root| codegen::run(&root, false)),
+        ["codegen", "--check"] => current_workspace().and_then(|root| codegen::run(&root, true)),
+        ["check-providers"] => current_workspace().and_then(|root| checks::check_providers(&root)),
+        ["ci"] => current_workspace().and_then(|root| checks::ci(&root)),
+        _ => Err(format!(
+            "usage: cargo xtask bench proxy [--seconds N]\n       cargo xtask bench sync [--sizes N,N]\n       \
+             cargo xtask bench plugin [--sizes N] [--rounds N]\n       \
+             cargo xtask plugins [--release]\n       {}\n       cargo xtask codegen [--check]\n       \
+             cargo xtask check-providers\n       cargo xtask ci",
+            new_provider::USAGE
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,6 +61,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace around the current directory: the nearest `Cargo.toml` with `[workspace]`.
+fn current_workspace() -> Result<PathBuf, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("no current directory: {e}"))?;
+    find_workspace(&cwd)
+}
+
+fn find_workspace(start: &Path) -> Result<PathBuf, String> {
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|text| text.lines().any(|line| line.trim() == "[workspace]"))
+        })
+        .map(Path::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "no Cargo.toml with [workspace] in {} or above",
+                start.display()
+            )
+        })
+}
+
+/// The workspace xtask was built from (benchmarks and plugins build its crates).
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -82,6 +129,23 @@ fn bench_sync(extra: &[&str]) -> Result<(), String> {
         .arg("--plugboard")
         .arg(release.join("plugboard"))
         .args(extra))
+}
+
+/// `bench sync`'s benchmark in its plugin mode, given the people provider's release plugin as
+/// `cargo xtask plugins --release` builds it.
+fn bench_plugin(extra: &[&str]) -> Result<(), String> {
+    plugins(true)?;
+    let library = target_dir(&workspace_root()).join("plugins").join(format!(
+        "{}plugboard_microsoft_people{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let library = library
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", library.display()))?;
+    let mut args = vec!["--plugin", library];
+    args.extend_from_slice(extra);
+    bench_sync(&args)
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -176,6 +240,10 @@ fn plugin_package(manifest: &str) -> Option<String> {
         }
     }
     name.filter(|_| plugin)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
 fn run(command: &mut Command) -> Result<(), String> {

@@ -1,7 +1,8 @@
 //! Plugboard's core runtime.
 //!
 //! - [`spec`]: a provider's auth and API facts as data, parsed from its `provider.toml`.
-//! - [`Provider`]: what provider crates implement; [`Context`]: the only way their code reaches
+//! - [`Provider`]: what provider crates implement; [`SpecOnlyProvider`]: a provider that is
+//!   only its spec (auth + proxy, no code); [`Context`]: the only way their code reaches
 //!   the world; [`Pager`]: pagination driven by the spec.
 //! - `runtime` feature: the host-side pieces every host shares — HTTP execution with retries
 //!   (`http`) and the OAuth engine (`oauth`).
@@ -20,6 +21,7 @@ pub mod oauth;
 pub mod pagination;
 pub mod provider;
 pub mod spec;
+pub mod spec_only;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -31,3 +33,4 @@ pub use error::{ErrorKind, ProviderError};
 pub use pagination::{Page, Pager};
 pub use provider::Provider;
 pub use spec::ProviderSpec;
+pub use spec_only::SpecOnlyProvider;

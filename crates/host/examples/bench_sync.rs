@@ -1,5 +1,5 @@
-//! The sync benchmark behind `cargo xtask bench sync`: people crawled from the emulator into
-//! SQLite, three ways, at two sizes.
+//! The sync benchmarks behind `cargo xtask bench sync` and `cargo xtask bench plugin`: people
+//! crawled from the emulator into SQLite.
 //!
 //! Usage: `bench_sync --plugboard <path to a release plugboard binary> [--sizes 10000,100000]`.
 //! For each size, a fresh emulator (in this process, on its own runtime) is seeded with that many
@@ -13,6 +13,12 @@
 //!
 //! Records/s is people / wall time. Peak memory is the `plugboard sync run` process's peak
 //! resident set (VmHWM), sampled from /proc while it runs.
+//!
+//! With `--plugin <path to the people provider's plugin> [--sizes 100000] [--rounds 3]` it
+//! measures the cost of the plugin boundary instead: the same connected store, restored before
+//! each run, synced by `plugboard sync run` with the provider built in and with it loaded from
+//! the plugin (an initial sync, then one with nothing changed), the two alternating within each
+//! round so both see the same noise.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,25 +37,43 @@ const PAGE_SIZE: usize = 100;
 
 fn main() {
     let mut plugboard = None;
-    let mut sizes = vec![10_000, 100_000];
+    let mut plugin = None;
+    let mut sizes = None;
+    let mut rounds = 3;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--plugboard" => plugboard = args.next().map(PathBuf::from),
+            "--plugin" => plugin = args.next().map(PathBuf::from),
             "--sizes" => {
-                sizes = args
+                sizes = Some(
+                    args.next()
+                        .expect("--sizes N,N")
+                        .split(',')
+                        .map(|n| n.trim().parse().expect("--sizes takes numbers"))
+                        .collect::<Vec<usize>>(),
+                )
+            }
+            "--rounds" => {
+                rounds = args
                     .next()
-                    .expect("--sizes N,N")
-                    .split(',')
-                    .map(|n| n.trim().parse().expect("--sizes takes numbers"))
-                    .collect()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--rounds takes a number")
             }
             other => panic!(
-                "unknown argument `{other}`; usage: bench_sync --plugboard PATH [--sizes 10000,100000]"
+                "unknown argument `{other}`; usage: bench_sync --plugboard PATH [--sizes 10000,100000] \
+                 | bench_sync --plugboard PATH --plugin PATH [--sizes 100000] [--rounds 3]"
             ),
         }
     }
     let plugboard = plugboard.expect("--plugboard PATH (cargo xtask bench sync passes it)");
+    if let Some(plugin) = plugin {
+        for people in sizes.unwrap_or_else(|| vec![100_000]) {
+            bench_plugin(&plugboard, &plugin, people, rounds);
+        }
+        return;
+    }
+    let sizes = sizes.unwrap_or_else(|| vec![10_000, 100_000]);
     println!(
         "people, page size {PAGE_SIZE}, {} cores\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -90,6 +114,163 @@ fn main() {
 
 /// (label, seconds, peak KiB) for (a), (b) and (c).
 fn bench_size(plugboard: &Path, people: usize) -> Vec<(&'static str, f64, Option<u64>)> {
+    with_connected(plugboard, people, async |setup| {
+        let started = Instant::now();
+        let inserted = bare_pipeline(
+            &setup.http,
+            &setup.emulator_url,
+            &setup.token,
+            &setup.dir.join("bare.db"),
+        )
+        .await;
+        let bare = started.elapsed().as_secs_f64();
+        assert_eq!(inserted, people, "the bare pipeline read everyone");
+
+        let mut results = vec![("(a) bare pipeline", bare, None)];
+        for label in [
+            "(b) Plugboard, initial sync",
+            "(c) Plugboard, nothing changed",
+        ] {
+            let run = sync_run(plugboard, &setup.config, &setup.env);
+            assert!(run.summary.contains("success"), "{}", run.summary);
+            results.push((label, run.seconds, run.peak));
+        }
+        results
+    })
+}
+
+/// An initial sync and one with nothing changed.
+struct PluginRun {
+    initial: SyncRun,
+    unchanged: SyncRun,
+}
+
+/// One measure of a [`PluginRun`].
+type Measure = fn(&PluginRun) -> f64;
+
+/// The provider built in versus loaded from `library`, `rounds` times, alternating.
+fn bench_plugin(plugboard: &Path, library: &Path, people: usize, rounds: usize) {
+    // The config lives in a temporary directory, against which a relative path would resolve.
+    let library = std::fs::canonicalize(library)
+        .unwrap_or_else(|e| panic!("plugin {}: {e}", library.display()));
+    with_connected(plugboard, people, async |setup| {
+        let built_in = std::fs::read_to_string(&setup.config).unwrap();
+        assert!(built_in.contains(BUILTIN_PROVIDER), "{built_in}");
+        let plugin_config = setup.dir.join("plugin.toml");
+        std::fs::write(
+            &plugin_config,
+            built_in.replace(
+                BUILTIN_PROVIDER,
+                &format!("[[providers]]\npath = {:?}", library.display().to_string()),
+            ),
+        )
+        .unwrap();
+        // The connected store before any sync, restored before each measured pair of runs.
+        let pristine = setup.dir.join("pristine");
+        std::fs::create_dir_all(&pristine).unwrap();
+        copy_store(&setup.dir, &pristine);
+
+        let variants = [
+            ("built in", setup.config.clone()),
+            ("plugin", plugin_config),
+        ];
+        println!(
+            "people {people}, page size {PAGE_SIZE}, {} cores, {rounds} rounds\n",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        println!(
+            "| round | provider | initial sync: wall (CPU) s | nothing changed: wall (CPU) s | peak memory (MiB) |"
+        );
+        println!("|---:|---|---:|---:|---:|");
+        let mut runs: [Vec<PluginRun>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..rounds {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for variant in order {
+                let (label, config) = &variants[variant];
+                copy_store(&pristine, &setup.dir);
+                let initial = sync_run(plugboard, config, &setup.env);
+                assert!(
+                    initial.summary.contains("success"),
+                    "{label}: {}",
+                    initial.summary
+                );
+                let unchanged = sync_run(plugboard, config, &setup.env);
+                assert!(
+                    unchanged.summary.contains("success"),
+                    "{label}: {}",
+                    unchanged.summary
+                );
+                println!(
+                    "| {} | {label} | {:.2} ({:.2}) | {:.2} ({:.2}) | {} |",
+                    round + 1,
+                    initial.seconds,
+                    initial.cpu,
+                    unchanged.seconds,
+                    unchanged.cpu,
+                    initial.peak.map_or("–".to_owned(), |kib| format!(
+                        "{:.1}",
+                        kib as f64 / 1024.0
+                    ))
+                );
+                runs[variant].push(PluginRun { initial, unchanged });
+            }
+        }
+        let median = |variant: usize, pick: Measure| {
+            let mut values: Vec<f64> = runs[variant].iter().map(pick).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        println!("\n| run | built in (s, median) | plugin (s, median) | plugin vs built in |");
+        println!("|---|---:|---:|---:|");
+        let picks: [(&str, Measure); 4] = [
+            ("initial sync, wall", |r| r.initial.seconds),
+            ("initial sync, CPU", |r| r.initial.cpu),
+            ("nothing changed, wall", |r| r.unchanged.seconds),
+            ("nothing changed, CPU", |r| r.unchanged.cpu),
+        ];
+        for (label, pick) in picks {
+            let (built_in, plugin) = (median(0, pick), median(1, pick));
+            println!(
+                "| {label} | {built_in:.2} | {plugin:.2} | {:+.1}% (goal: within 5%) |",
+                100.0 * (plugin / built_in - 1.0)
+            );
+        }
+    });
+}
+
+/// Copies the store's SQLite files (database, WAL, shared memory) from one directory to
+/// another, removing those the source does not have.
+fn copy_store(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("plugboard.db{suffix}");
+        let _ = std::fs::remove_file(to.join(&name));
+        if from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The `[[providers]]` entry of the benchmark's config.
+const BUILTIN_PROVIDER: &str = "[[providers]]\nbuiltin = \"microsoft-people\"";
+
+/// A fresh emulator seeded with `people` people, and a fresh Plugboard store in a temporary
+/// directory with the demo account connected through the real OAuth flow; the server that
+/// connected it is stopped before `measure` runs.
+struct Connected {
+    dir: PathBuf,
+    config: PathBuf,
+    env: Vec<(&'static str, String)>,
+    emulator_url: String,
+    /// The connection's access token, for requests straight to the emulator.
+    token: String,
+    http: reqwest::Client,
+}
+
+fn with_connected<R>(
+    plugboard: &Path,
+    people: usize,
+    measure: impl AsyncFnOnce(&Connected) -> R,
+) -> R {
     let emulator_runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -144,8 +325,7 @@ url = "sqlite://{db}"
 [security]
 encryption_keys = {{ k1 = "{ENCRYPTION_KEY}" }}
 active_key = "k1"
-[[providers]]
-builtin = "microsoft-people"
+{BUILTIN_PROVIDER}
 [integrations.microsoft]
 provider = "microsoft-people"
 client_id = "{client_id}"
@@ -162,7 +342,7 @@ enabled = false
             ),
         )
         .unwrap();
-        let env = [
+        let env = vec![
             ("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY.to_owned()),
             (
                 "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
@@ -199,21 +379,16 @@ enabled = false
         let _ = server.kill();
         let _ = server.wait();
 
-        let started = Instant::now();
-        let inserted = bare_pipeline(&http, &emulator_url, &token, &dir.join("bare.db")).await;
-        let bare = started.elapsed().as_secs_f64();
-        assert_eq!(inserted, people, "the bare pipeline read everyone");
-
-        let mut results = vec![("(a) bare pipeline", bare, None)];
-        for label in [
-            "(b) Plugboard, initial sync",
-            "(c) Plugboard, nothing changed",
-        ] {
-            let (seconds, peak, summary) = sync_run(plugboard, &config, &env);
-            assert!(summary.contains("success"), "{summary}");
-            results.push((label, seconds, peak));
-        }
-        let _ = std::fs::remove_dir_all(&dir);
+        let setup = Connected {
+            dir,
+            config,
+            env,
+            emulator_url,
+            token,
+            http,
+        };
+        let results = measure(&setup).await;
+        let _ = std::fs::remove_dir_all(&setup.dir);
         results
     });
     drop(emulator);
@@ -269,8 +444,24 @@ async fn bare_pipeline(http: &reqwest::Client, emulator: &str, token: &str, db: 
     count
 }
 
-/// Runs `plugboard sync run`; wall seconds, peak resident KiB and its summary line.
-fn sync_run(plugboard: &Path, config: &Path, env: &[(&str, String)]) -> (f64, Option<u64>, String) {
+/// One `plugboard sync run`.
+struct SyncRun {
+    /// Wall time.
+    seconds: f64,
+    /// Peak resident KiB.
+    peak: Option<u64>,
+    /// User and system CPU seconds of the process, as last sampled (within 5 ms of its end):
+    /// less disturbed than wall time by other work competing for the cores.
+    cpu: f64,
+    /// Its output.
+    summary: String,
+}
+
+/// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, 100 a second on Linux.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Runs `plugboard sync run`.
+fn sync_run(plugboard: &Path, config: &Path, env: &[(&str, String)]) -> SyncRun {
     let started = Instant::now();
     let mut child = Command::new(plugboard)
         .args(["sync", "run", "--config"])
@@ -281,8 +472,24 @@ fn sync_run(plugboard: &Path, config: &Path, env: &[(&str, String)]) -> (f64, Op
         .spawn()
         .expect("starting plugboard sync run");
     let status_path = format!("/proc/{}/status", child.id());
+    let stat_path = format!("/proc/{}/stat", child.id());
     let mut peak = None;
+    let mut ticks = 0;
     loop {
+        // utime and stime are the 14th and 15th fields; the 2nd (the name) may hold spaces.
+        if let Ok(stat) = std::fs::read_to_string(&stat_path)
+            && let Some((_, rest)) = stat.rsplit_once(')')
+        {
+            let fields: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            if let [user, system] = fields[..] {
+                ticks = user + system;
+            }
+        }
         if let Ok(status) = std::fs::read_to_string(&status_path)
             && let Some(kib) = status
                 .lines()
@@ -299,11 +506,12 @@ fn sync_run(plugboard: &Path, config: &Path, env: &[(&str, String)]) -> (f64, Op
     }
     let seconds = started.elapsed().as_secs_f64();
     let output = child.wait_with_output().unwrap();
-    (
+    SyncRun {
         seconds,
         peak,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+        cpu: ticks as f64 / TICKS_PER_SECOND,
+        summary: String::from_utf8_lossy(&output.stdout).into_owned(),
+    }
 }
 
 async fn wait_healthy(http: &reqwest::Client, host: &str) {

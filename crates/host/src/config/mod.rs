@@ -625,8 +625,9 @@ fn is_key_id(id: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// `[[providers]]`: the providers integrations may use, each built in (`builtin = "<id>"`) or a
-/// plugin (`path = "<library>"`). The first provider with an id wins; a later one is refused.
+/// `[[providers]]`: the providers integrations may use, each built in (`builtin = "<id>"`), a
+/// plugin (`path = "<library>"`) or every `*.toml` spec file of a directory
+/// (`spec_dir = "<dir>"`). The first provider with an id wins; a later one is refused.
 fn read_providers(
     ctx: &mut Ctx<'_>,
     root: &mut Table,
@@ -644,22 +645,31 @@ fn read_providers(
         let Some(mut t) = ctx.table(item) else {
             continue;
         };
-        match (t.take("builtin"), t.take("path")) {
-            (Some(_), Some(f)) => ctx.error(
-                &f,
-                "a provider is built in or a plugin, not both: remove `builtin` or `path`",
-            ),
-            (None, Some(f)) => {
+        match (t.take("builtin"), t.take("path"), t.take("spec_dir")) {
+            (None, Some(f), None) => {
                 if let Some(plugin) = load_plugin(ctx, &f, dir, &enabled) {
                     let path = plugin.path().to_owned();
                     enabled.insert(&f, Arc::new(plugin), Source::Plugin { path });
                 }
             }
-            (Some(f), None) => enable_builtin(ctx, &f, registry, &mut enabled),
-            (None, None) => ctx.missing(
+            (Some(f), None, None) => enable_builtin(ctx, &f, registry, &mut enabled),
+            (None, None, Some(f)) => load_spec_dir(ctx, &f, dir, &mut enabled),
+            (None, None, None) => ctx.missing(
                 &t.key_of("builtin"),
-                "a built-in provider's id (or `path`, a plugin's library)",
+                "a built-in provider's id (or `path`, a plugin's library, or `spec_dir`, a \
+                 directory of spec files)",
             ),
+            (builtin, path, spec_dir) => {
+                let f = spec_dir
+                    .or(path)
+                    .or(builtin)
+                    .expect("two of the three are set");
+                ctx.error(
+                    &f,
+                    "an entry is one of `builtin`, `path` or `spec_dir`; split it into one \
+                     [[providers]] entry each",
+                );
+            }
         }
         t.finish(ctx);
     }
@@ -687,6 +697,7 @@ impl Enabled {
         Some(match source {
             Source::BuiltIn => format!("the built-in provider ({key})"),
             Source::Plugin { path } => format!("plugin {} ({key})", path.display()),
+            Source::Spec { path } => format!("spec {} ({key})", path.display()),
         })
     }
 }
@@ -708,13 +719,73 @@ fn enable_builtin(ctx: &mut Ctx<'_>, f: &read::Field, registry: &Registry, enabl
     match enabled.registry.source(&id) {
         None => enabled.insert(f, Arc::clone(provider), Source::BuiltIn),
         Some(Source::BuiltIn) => ctx.error(f, format!("provider `{id}` is listed twice")),
-        Some(Source::Plugin { .. }) => {
+        Some(Source::Plugin { .. } | Source::Spec { .. }) => {
             let holder = enabled.holder(&id).unwrap_or_default();
             ctx.error(
                 f,
                 format!("provider id `{id}` is already taken by {holder}; remove one of the two"),
             );
         }
+    }
+}
+
+/// Loads every `*.toml` file of the directory `f` names (relative to the config file's
+/// directory, like a plugin's path) as a spec-only provider, in file-name order. A file that is
+/// not a valid spec-only spec, or whose id is taken, is refused naming the file.
+fn load_spec_dir(ctx: &mut Ctx<'_>, f: &read::Field, dir: &Path, enabled: &mut Enabled) {
+    let Some(text) = ctx.string(f, "a directory of provider spec files") else {
+        return;
+    };
+    if text.trim().is_empty() {
+        ctx.error(f, "must not be empty");
+        return;
+    }
+    let spec_dir = dir.join(&text);
+    let entries = match std::fs::read_dir(&spec_dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            let hint = match Path::new(&text).is_relative() {
+                true => "; a relative path starts from the directory of the config file",
+                false => "",
+            };
+            ctx.error(f, format!("cannot read {}: {e}{hint}", spec_dir.display()));
+            return;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml") && path.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        ctx.warn(
+            f,
+            format!("{} holds no *.toml spec files", spec_dir.display()),
+        );
+    }
+    for path in files {
+        let source = path.display().to_string();
+        let provider = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {source}: {e}"))
+            .and_then(|text| {
+                plugboard_core::SpecOnlyProvider::parse(&source, &text).map_err(|e| e.to_string())
+            });
+        let provider = match provider {
+            Ok(provider) => provider,
+            Err(message) => {
+                ctx.error(f, message);
+                continue;
+            }
+        };
+        let id = provider.spec().id.clone();
+        if let Some(holder) = enabled.holder(&id) {
+            ctx.error(
+                f,
+                format!("spec {source}: provider id `{id}` is already taken by {holder}; remove one of the two"),
+            );
+            continue;
+        }
+        enabled.insert(f, Arc::new(provider), Source::Spec { path });
     }
 }
 

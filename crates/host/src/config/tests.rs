@@ -282,5 +282,8 @@ fn sync_settings_and_webhooks_are_read_and_checked() {
     ] {
         assert!(message.contains(expected), "{expected}: {message}");
     }
-    assert!(!message.contains("s3cr3t"), "secrets never appear: {message}");
+    assert!(
+        !message.contains("s3cr3t"),
+        "secrets never appear: {message}"
+    );
 }

@@ -23,8 +23,8 @@ use serde_json::Value;
 use crate::crypto::CryptoError;
 
 pub use records::{
-    MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordPage, RecordQuery, RunCounts, RunLog,
-    RunStatus, SaveOutcome, StoredRecord, SyncRun, SyncState, WebhookDelivery,
+    MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts,
+    RunLog, RunStatus, SaveOutcome, StoredRecord, SyncRun, SyncState, WebhookDelivery,
 };
 pub use sqlite::SqliteStore;
 
@@ -279,7 +279,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         connection: &str,
         model: &str,
-        records: Vec<plugboard_core::Record>,
+        records: Vec<RecordJson<'_>>,
         now: DateTime<Utc>,
     ) -> StoreResult<SaveOutcome>;
 

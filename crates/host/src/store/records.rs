@@ -5,9 +5,12 @@
 //! (crate::store::Connection)), which is never reused, so records can never leak from a
 //! deleted connection into a new one with the same caller-chosen id.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use plugboard_core::{RawRecord, Record};
 use serde_json::Value;
 
 use super::{StoreError, StoreResult};
@@ -40,6 +43,41 @@ impl RecordAction {
             other => Err(StoreError::Corrupt(format!(
                 "unknown record action `{other}`"
             ))),
+        }
+    }
+}
+
+/// A record to save: the provider's id and its data as JSON text, the form the store hashes,
+/// encrypts and writes.
+///
+/// Both ways records arrive produce it without a detour: a built-in provider's [`Record`] is
+/// serialised once ([`RecordJson::encode`]), and a plugin's records borrow their text from the
+/// bytes it sent ([`RawRecord`]), never decoded into a [`Value`] and encoded again. The content
+/// hash covers this text, so the two agree as long as the text does: `serde_json` writes a
+/// `Value` compactly with its keys sorted on either side of the boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordJson<'a> {
+    pub id: Cow<'a, str>,
+    pub json: Cow<'a, str>,
+}
+
+impl RecordJson<'static> {
+    /// Serialises a record's data.
+    pub fn encode(record: Record) -> StoreResult<Self> {
+        let json = serde_json::to_string(&record.data)
+            .map_err(|e| StoreError::Database(format!("record is not serialisable: {e}")))?;
+        Ok(RecordJson {
+            id: Cow::Owned(record.id),
+            json: Cow::Owned(json),
+        })
+    }
+}
+
+impl<'a> From<RawRecord<'a>> for RecordJson<'a> {
+    fn from(record: RawRecord<'a>) -> Self {
+        RecordJson {
+            id: record.id,
+            json: Cow::Borrowed(record.data.get()),
         }
     }
 }

@@ -22,8 +22,8 @@ use sqlx::{Row, SqlSafeStr};
 use super::sqlite_records::SyncStateColumn;
 use super::{
     ConnectSession, Connection, ConnectionKey, ConnectionStatus, Flow, NewConnection, OAuthState,
-    RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus, SaveOutcome, Store,
-    StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens, WebhookDelivery,
+    RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus, SaveOutcome,
+    Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens, WebhookDelivery,
 };
 use crate::crypto::{Aad, KeyRing};
 
@@ -634,7 +634,7 @@ impl Store for SqliteStore {
         &self,
         connection: &str,
         model: &str,
-        records: Vec<plugboard_core::Record>,
+        records: Vec<RecordJson<'_>>,
         now: DateTime<Utc>,
     ) -> StoreResult<SaveOutcome> {
         self.save_records_sqlite(connection, model, records, now)

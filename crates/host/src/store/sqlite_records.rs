@@ -10,11 +10,11 @@
 //! All writes go through the single writer connection, so stamps are issued in commit order:
 //! a listing that has passed a (stamp, id) position never misses a record committed later.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
-use plugboard_core::Record;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteRow;
@@ -22,8 +22,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::sqlite::SqliteStore;
 use super::{
-    RecordAction, RecordCursor, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus, SaveOutcome,
-    StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
+    RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus,
+    SaveOutcome, StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
 };
 use crate::crypto::Aad;
 
@@ -34,9 +34,9 @@ const IDS_PER_QUERY: usize = 500;
 const ROWS_PER_UPSERT: usize = 80;
 
 /// A record ready to be written: its JSON and content hash, computed before any encryption.
-struct Prepared {
-    id: String,
-    json: String,
+struct Prepared<'a> {
+    id: Cow<'a, str>,
+    json: Cow<'a, str>,
     hash: [u8; 32],
 }
 
@@ -137,25 +137,19 @@ impl SqliteStore {
         &self,
         connection: &str,
         model: &str,
-        records: Vec<Record>,
+        records: Vec<RecordJson<'_>>,
         now: DateTime<Utc>,
     ) -> StoreResult<SaveOutcome> {
         // The last save of an id within a batch wins, as it would in separate calls.
         let mut position: HashMap<String, usize> = HashMap::with_capacity(records.len());
         let mut batch: Vec<Prepared> = Vec::with_capacity(records.len());
-        for record in records {
-            let json = serde_json::to_string(&record.data)
-                .map_err(|e| StoreError::Database(format!("record is not serialisable: {e}")))?;
-            let hash = content_hash(model, &record.id, &json);
-            let prepared = Prepared {
-                id: record.id,
-                json,
-                hash,
-            };
-            match position.get(&prepared.id) {
+        for RecordJson { id, json } in records {
+            let hash = content_hash(model, &id, &json);
+            let prepared = Prepared { id, json, hash };
+            match position.get(prepared.id.as_ref()) {
                 Some(&at) => batch[at] = prepared,
                 None => {
-                    position.insert(prepared.id.clone(), batch.len());
+                    position.insert(prepared.id.clone().into_owned(), batch.len());
                     batch.push(prepared);
                 }
             }
@@ -184,7 +178,7 @@ impl SqliteStore {
             );
             let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connection).bind(model);
             for record in chunk {
-                query = query.bind(&record.id);
+                query = query.bind(record.id.as_ref());
             }
             for row in query.fetch_all(&mut *tx).await? {
                 existing.insert(
@@ -204,7 +198,7 @@ impl SqliteStore {
         let mut changed: Vec<(&Prepared, RecordAction)> = Vec::new();
         let mut unseen_unchanged: Vec<&str> = Vec::new();
         for record in &batch {
-            match existing.get(&record.id) {
+            match existing.get(record.id.as_ref()) {
                 None => {
                     outcome.added += 1;
                     changed.push((record, RecordAction::Added));
@@ -216,7 +210,7 @@ impl SqliteStore {
                 Some((hash, false, seen)) if hash.as_slice() == record.hash => {
                     outcome.unchanged += 1;
                     if generation > 0 && *seen != generation {
-                        unseen_unchanged.push(&record.id);
+                        unseen_unchanged.push(record.id.as_ref());
                     }
                 }
                 Some(_) => {
@@ -243,12 +237,12 @@ impl SqliteStore {
                 let payload = if self.seal_records {
                     self.seal_payload(connection, model, &record.id, &record.json)
                 } else {
-                    record.json.clone()
+                    record.json.clone().into_owned()
                 };
                 query = query
                     .bind(connection)
                     .bind(model)
-                    .bind(&record.id)
+                    .bind(record.id.as_ref())
                     .bind(payload)
                     .bind(self.seal_records)
                     .bind(&record.hash[..])
@@ -780,6 +774,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
+    use plugboard_core::{EncodedRecords, Record};
     use secrecy::{SecretBox, SecretString};
     use serde_json::json;
 
@@ -817,8 +812,8 @@ mod tests {
         (store, connection.id, dir)
     }
 
-    fn rec(id: &str, n: i64) -> Record {
-        Record::new(id, json!({ "id": id, "n": n }))
+    fn rec(id: &str, n: i64) -> RecordJson<'static> {
+        RecordJson::encode(Record::new(id, json!({ "id": id, "n": n }))).unwrap()
     }
 
     fn query(connection: &str) -> RecordQuery {
@@ -942,11 +937,74 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    async fn hashes(store: &SqliteStore) -> Vec<(String, Vec<u8>)> {
+        sqlx::query_as("SELECT record_id, hash FROM records ORDER BY record_id")
+            .fetch_all(&store.reader)
+            .await
+            .unwrap()
+    }
+
+    /// A built-in provider's records are serialised by the host; a plugin's arrive as the JSON
+    /// its `serde_json` wrote. Both must hash alike, or switching a provider between built in
+    /// and plugin would report every record UPDATED.
+    #[tokio::test]
+    async fn records_hash_the_same_from_a_value_and_from_a_plugins_json() {
+        let (store, c, dir) = store_with_connection("raw").await;
+        let now = Utc::now();
+        // Keys out of order, nesting, escapes, floats and non-ASCII text: what serialisation
+        // could disagree on.
+        let records = vec![
+            Record::new(
+                "p\"1",
+                json!({"zeta": 1, "alpha": {"y": [1.5, -0.0, 1e300], "b": null}, "text": "ü\n\u{1}"}),
+            ),
+            Record::new("p2", json!([{"b": true, "a": "x"}])),
+        ];
+        let built_in: Vec<RecordJson> = records
+            .iter()
+            .cloned()
+            .map(|r| RecordJson::encode(r).unwrap())
+            .collect();
+        let added = store
+            .save_records(&c, "Person", built_in, now)
+            .await
+            .unwrap();
+        assert_eq!(added.added, 2);
+        let from_values = hashes(&store).await;
+
+        let encoded = EncodedRecords::encode(&records).unwrap();
+        let raw = encoded.raw().unwrap();
+        let from_plugin: Vec<RecordJson> = raw.into_iter().map(RecordJson::from).collect();
+        assert!(
+            from_plugin
+                .iter()
+                .all(|r| matches!(r.json, Cow::Borrowed(_))),
+            "a plugin's record data is not copied"
+        );
+        let again = store
+            .save_records(&c, "Person", from_plugin, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            SaveOutcome {
+                added: 0,
+                updated: 0,
+                unchanged: 2
+            }
+        );
+        assert_eq!(hashes(&store).await, from_values);
+        let stored = store.records(&query(&c)).await.unwrap().records;
+        let data: Vec<&Value> = stored.iter().map(|r| &r.data).collect();
+        assert_eq!(data, [&records[0].data, &records[1].data]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[tokio::test]
     async fn the_cursor_is_stable_while_records_are_written() {
         let (store, c, dir) = store_with_connection("cursor").await;
         let now = Utc::now();
-        let first: Vec<Record> = (0..10).map(|i| rec(&format!("r{i:02}"), 0)).collect();
+        let first: Vec<RecordJson> = (0..10).map(|i| rec(&format!("r{i:02}"), 0)).collect();
         store.save_records(&c, "Person", first, now).await.unwrap();
         let page = store
             .records(&RecordQuery {

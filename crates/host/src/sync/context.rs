@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use plugboard_core::http::ApiClient;
 use plugboard_core::{
-    Context, ErrorKind, HttpRequest, HttpResponse, LogLevel, ProviderError, Record, RunInfo,
+    Context, EncodedRecords, ErrorKind, HttpRequest, HttpResponse, LogLevel, ProviderError, Record,
+    RunInfo,
 };
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -17,7 +18,7 @@ use serde_json::Value;
 use crate::api::AppState;
 use crate::integrations::Integration;
 use crate::refresh::{REFRESH_MARGIN, RefreshError};
-use crate::store::{Connection, RunCounts, RunLog, StoreError};
+use crate::store::{Connection, RecordJson, RunCounts, RunLog, StoreError};
 
 /// Log lines kept per run; a chatty provider cannot fill the database.
 const MAX_LOG_LINES: usize = 2_000;
@@ -133,6 +134,29 @@ impl HostContext {
 
     fn stores(&self) -> bool {
         matches!(self.purpose, Purpose::Sync { .. })
+    }
+
+    /// Writes records of a sync run to the store and counts what changed: the one write path
+    /// for records from built-in providers and from plugins alike.
+    async fn write_records(
+        &self,
+        model: &str,
+        records: Vec<RecordJson<'_>>,
+    ) -> Result<(), ProviderError> {
+        self.progress
+            .records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let outcome = self
+            .state
+            .connections
+            .store()
+            .save_records(&self.connection_row(), model, records, Utc::now())
+            .await
+            .map_err(storage)?;
+        let mut counts = lock(&self.counts);
+        counts.added += outcome.added;
+        counts.updated += outcome.updated;
+        Ok(())
     }
 
     /// The connection with a token that is valid for a while, refreshing it if needed.
@@ -280,24 +304,19 @@ impl Context for HostContext {
     }
 
     async fn save_records(&self, model: &str, records: Vec<Record>) -> Result<(), ProviderError> {
-        self.progress
-            .records
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
         match &self.purpose {
             Purpose::Sync { .. } => {
-                let outcome = self
-                    .state
-                    .connections
-                    .store()
-                    .save_records(&self.connection_row(), model, records, Utc::now())
-                    .await
+                let records = records
+                    .into_iter()
+                    .map(RecordJson::encode)
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(storage)?;
-                let mut counts = lock(&self.counts);
-                counts.added += outcome.added;
-                counts.updated += outcome.updated;
-                Ok(())
+                self.write_records(model, records).await
             }
             Purpose::DryRun { .. } => {
+                self.progress
+                    .records
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
                 let mut sample = lock(&self.sample);
                 let room = DRY_RUN_SAMPLE.saturating_sub(sample.len());
                 sample.extend(records.into_iter().take(room));
@@ -307,6 +326,22 @@ impl Context for HostContext {
                 "actions cannot save records; only syncs can",
             )),
         }
+    }
+
+    /// A plugin's records go to the store as the JSON it sent: each record's data is stored
+    /// (and hashed) as its text in the batch, with no decode into `Value`s and no re-encoding.
+    /// Dry runs and actions take the decoded path, which keeps a sample or refuses.
+    async fn save_encoded_records(
+        &self,
+        model: &str,
+        records: EncodedRecords,
+    ) -> Result<(), ProviderError> {
+        if !self.stores() {
+            return self.save_records(model, records.decode()?).await;
+        }
+        let raw = records.raw()?;
+        self.write_records(model, raw.into_iter().map(RecordJson::from).collect())
+            .await
     }
 
     async fn delete_records(&self, model: &str, ids: Vec<String>) -> Result<(), ProviderError> {

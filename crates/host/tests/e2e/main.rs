@@ -6,5 +6,6 @@ mod plugins;
 mod proxy;
 mod refresh;
 mod secrets;
+mod spec_providers;
 mod support;
 mod syncs;

@@ -1,14 +1,16 @@
 //! Dynamic provider plugins through the `plugboard` binary: the Microsoft People provider built
-//! in and loaded from its plugin behaves the same, `providers list` tells them apart, and
-//! plugins that must not run are refused with a clean exit naming the file and the reason.
+//! in and loaded from its plugin behaves the same (connect, proxy, a full people sync, and a
+//! store that switches from one to the other), `providers list` tells them apart, and plugins
+//! that must not run are refused with a clean exit naming the file and the reason.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Host, KEY_1, TempDir, World};
+use crate::syncs::{finished_run, records, trigger};
 
 #[path = "../../../plugin/tests/common/mod.rs"]
 mod plugin_build;
@@ -17,14 +19,31 @@ use plugin_build::{plugin, plugins_dir};
 
 const BUILTIN: &str = "[[providers]]\nbuiltin = \"microsoft-people\"";
 
+/// More than one page of the provider's (100), so the sync checkpoints and pages.
+const PEOPLE: usize = 250;
+
+/// The microsoft integration's people sync on (hourly: it runs once when the account is
+/// connected, then only when triggered), the others off.
+const PEOPLE_SYNC: &str = "
+[integrations.microsoft.syncs.people]
+enabled = true
+frequency = \"1h\"
+
+[integrations.admin.syncs.people]
+enabled = false
+
+[integrations.echo.syncs.people]
+enabled = false
+";
+
 /// A `[[providers]]` entry for the library at `path`, written as TOML.
 fn plugin_entry(path: &Path) -> String {
     format!("[[providers]]\npath = {:?}", path.display().to_string())
 }
 
-/// The world of the proxy tests, its host loading Microsoft People from the plugin instead.
-async fn plugin_world() -> World {
-    let mut world = World::start().await;
+/// Restarts the world's host on the same store and port, loading Microsoft People from the
+/// plugin instead of the built-in provider.
+async fn load_from_plugin(world: &mut World) {
     let config_path = world.dir.0.join("plugboard.toml");
     let config = std::fs::read_to_string(&config_path).unwrap();
     assert!(config.contains(BUILTIN), "{config}");
@@ -39,7 +58,6 @@ async fn plugin_world() -> World {
         &[("k1", KEY_1)],
     )
     .await;
-    world
 }
 
 /// Connects through the OAuth browser flow and proxies `GET /v1.0/me/people?$top=50`. The
@@ -65,13 +83,42 @@ async fn connect_and_list_people(world: &World) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_people_provider_connects_and_proxies_the_same_built_in_and_as_a_plugin() {
-    let built_in = World::start().await;
-    let people_built_in = connect_and_list_people(&built_in).await;
+/// Waits for the people sync that connecting started and returns its counts and every stored
+/// record. What differs between worlds is left out: run times and ids, and the records'
+/// timestamps and cursors (the last action stays).
+async fn synced(world: &World) -> (Value, Vec<Value>) {
+    let run = finished_run(world, "p1", "").await;
+    let counts = json!({
+        "status": run["status"],
+        "added": run["added"],
+        "updated": run["updated"],
+        "deleted": run["deleted"],
+    });
+    let mut stored: Vec<Value> = records(world, "p1", "")
+        .await
+        .into_iter()
+        .map(|mut record| {
+            let metadata = record["_metadata"].as_object_mut().unwrap();
+            for varying in ["first_seen_at", "last_modified_at", "cursor"] {
+                metadata.remove(varying).unwrap();
+            }
+            record
+        })
+        .collect();
+    stored.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    (counts, stored)
+}
 
-    let plugin = plugin_world().await;
+#[tokio::test(flavor = "multi_thread")]
+async fn the_people_provider_connects_proxies_and_syncs_the_same_built_in_and_as_a_plugin() {
+    let mut built_in = World::start_with(PEOPLE, PEOPLE_SYNC).await;
+    let people_built_in = connect_and_list_people(&built_in).await;
+    let (run_built_in, records_built_in) = synced(&built_in).await;
+
+    let mut plugin = World::start_with(PEOPLE, PEOPLE_SYNC).await;
+    load_from_plugin(&mut plugin).await;
     let people_plugin = connect_and_list_people(&plugin).await;
+    let (run_plugin, records_plugin) = synced(&plugin).await;
 
     assert_eq!(people_built_in["value"].as_array().unwrap().len(), 50);
     assert_eq!(
@@ -80,6 +127,40 @@ async fn the_people_provider_connects_and_proxies_the_same_built_in_and_as_a_plu
     );
     // Both emulators are seeded alike, so the same provider spec yields the same people.
     assert_eq!(people_plugin, people_built_in);
+
+    // The same sync, through the plugin boundary or not, stores the same records.
+    assert_eq!(
+        run_built_in,
+        json!({"status": "success", "added": PEOPLE, "updated": 0, "deleted": 0})
+    );
+    assert_eq!(run_plugin, run_built_in);
+    assert_eq!(records_built_in.len(), PEOPLE);
+    assert!(
+        records_built_in
+            .iter()
+            .all(|r| r["_metadata"]["last_action"] == "ADDED" && r["display_name"].is_string())
+    );
+    assert_eq!(records_plugin, records_built_in);
+
+    // A store written by the built-in provider, synced again through the plugin: every
+    // record hashes as it did, so nothing is reported changed or rewritten.
+    let before = records(&built_in, "p1", "").await;
+    let first = finished_run(&built_in, "p1", "").await;
+    load_from_plugin(&mut built_in).await;
+    trigger(&built_in, "p1", "full").await;
+    let since = first["started_at"].as_str().unwrap();
+    let switched = finished_run(&built_in, "p1", since).await;
+    assert_eq!(
+        (
+            &switched["status"],
+            &switched["added"],
+            &switched["updated"],
+            &switched["deleted"]
+        ),
+        (&json!("success"), &json!(0), &json!(0), &json!(0)),
+        "{switched}"
+    );
+    assert_eq!(records(&built_in, "p1", "").await, before);
 }
 
 /// Runs `plugboard <args> --config <config>` with the secret key the config needs.

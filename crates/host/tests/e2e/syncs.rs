@@ -124,7 +124,7 @@ async fn status(world: &World, connection_id: &str) -> Value {
 
 /// Waits until the people sync's last finished run started after `since` (RFC 3339, or "" for
 /// any run) and returns it.
-async fn finished_run(world: &World, connection_id: &str, since: &str) -> Value {
+pub(crate) async fn finished_run(world: &World, connection_id: &str, since: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let sync = status(world, connection_id).await;
@@ -145,7 +145,7 @@ async fn finished_run(world: &World, connection_id: &str, since: &str) -> Value 
 }
 
 /// Every record page by page, checking each page's cursor chain.
-async fn records(world: &World, connection_id: &str, extra: &str) -> Vec<Value> {
+pub(crate) async fn records(world: &World, connection_id: &str, extra: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -196,7 +196,7 @@ async fn emulator_ids(world: &World) -> BTreeSet<String> {
         .collect()
 }
 
-async fn trigger(world: &World, connection_id: &str, mode: &str) {
+pub(crate) async fn trigger(world: &World, connection_id: &str, mode: &str) {
     let response = world
         .host
         .api(Method::POST, "/syncs/trigger")
