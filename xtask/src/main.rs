@@ -33,8 +33,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
-        ["bench", "proxy", rest @ ..] => bench_proxy(rest),
-        ["bench", "sync", rest @ ..] => bench_sync(rest),
+        ["bench", "proxy", rest @ ..] => bench("proxy", rest),
+        ["bench", "sync", rest @ ..] => bench("sync", rest),
         ["bench", "plugin", rest @ ..] => bench_plugin(rest),
         ["plugins"] => plugins(false),
         ["plugins", "--release"] => plugins(true),
@@ -91,8 +91,11 @@ fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-fn bench_proxy(extra: &[&str]) -> Result<(), String> {
+/// Builds `plugboard` and the benchmark example `bench_<name>` in release mode, then runs the
+/// example against that binary with the remaining arguments.
+fn bench(name: &str, extra: &[&str]) -> Result<(), String> {
     let root = workspace_root();
+    let example = format!("bench_{name}");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     run(Command::new(&cargo).current_dir(&root).args([
         "build",
@@ -102,30 +105,10 @@ fn bench_proxy(extra: &[&str]) -> Result<(), String> {
         "--bin",
         "plugboard",
         "--example",
-        "bench_proxy",
+        &example,
     ]))?;
     let release = target_dir(&root).join("release");
-    run(Command::new(release.join("examples").join("bench_proxy"))
-        .arg("--plugboard")
-        .arg(release.join("plugboard"))
-        .args(extra))
-}
-
-fn bench_sync(extra: &[&str]) -> Result<(), String> {
-    let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    run(Command::new(&cargo).current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "plugboard",
-        "--bin",
-        "plugboard",
-        "--example",
-        "bench_sync",
-    ]))?;
-    let release = target_dir(&root).join("release");
-    run(Command::new(release.join("examples").join("bench_sync"))
+    run(Command::new(release.join("examples").join(&example))
         .arg("--plugboard")
         .arg(release.join("plugboard"))
         .args(extra))
@@ -145,7 +128,7 @@ fn bench_plugin(extra: &[&str]) -> Result<(), String> {
         .ok_or_else(|| format!("{} is not UTF-8", library.display()))?;
     let mut args = vec!["--plugin", library];
     args.extend_from_slice(extra);
-    bench_sync(&args)
+    bench("sync", &args)
 }
 
 fn target_dir(root: &Path) -> PathBuf {

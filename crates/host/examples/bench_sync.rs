@@ -20,19 +20,20 @@
 //! the plugin (an initial sync, then one with nothing changed), the two alternating within each
 //! round so both see the same noise.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use plugboard_emulator::{DemoOptions, Emulator, EmulatorOptions, ThrottleSettings};
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-const API_KEY: &str = "bench-api-key-0123456789-0123456789-abcdef";
-const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 /// The people provider's page size (`api.pagination.odata.page_size` in its provider.toml).
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{API_KEY, ENCRYPTION_KEY, connect, wait_healthy};
+
 const PAGE_SIZE: usize = 100;
 
 fn main() {
@@ -512,59 +513,4 @@ fn sync_run(plugboard: &Path, config: &Path, env: &[(&str, String)]) -> SyncRun 
         cpu: ticks as f64 / TICKS_PER_SECOND,
         summary: String::from_utf8_lossy(&output.stdout).into_owned(),
     }
-}
-
-async fn wait_healthy(http: &reqwest::Client, host: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{host}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "plugboard did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Connects the demo account through the real OAuth flow, like a browser would.
-async fn connect(http: &reqwest::Client, host: &str) {
-    let session: Value = http
-        .post(format!("{host}/connect/sessions"))
-        .bearer_auth(API_KEY)
-        .json(&serde_json::json!({"integration": "microsoft", "connection_id": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut cookies: HashMap<String, String> = HashMap::new();
-    let mut url = session["connect_url"].as_str().unwrap().to_owned();
-    for _ in 0..5 {
-        let mut request = http.get(&url);
-        if url.starts_with(host) && !cookies.is_empty() {
-            let header: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
-            request = request.header(COOKIE, header.join("; "));
-        }
-        let response = request.send().await.unwrap();
-        for value in response.headers().get_all(SET_COOKIE) {
-            let (name, value) = value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .split_once('=')
-                .unwrap();
-            cookies.insert(name.to_owned(), value.to_owned());
-        }
-        match response.headers().get(LOCATION) {
-            Some(next) => url = next.to_str().unwrap().to_owned(),
-            None => {
-                assert!(
-                    response.status().is_success(),
-                    "connecting failed: {}",
-                    response.text().await.unwrap()
-                );
-                return;
-            }
-        }
-    }
-    panic!("the connect flow did not finish");
 }

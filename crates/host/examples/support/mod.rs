@@ -1,0 +1,68 @@
+//! What the benchmark examples share: the fixed bench credentials, waiting for a started
+//! `plugboard`, and connecting the demo account through the real OAuth flow.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+/// The API key the benchmarks start `plugboard` with.
+pub const API_KEY: &str = "bench-api-key-0123456789-0123456789-abcdef";
+/// A fixed key-ring key: benchmark stores are thrown away.
+pub const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
+pub async fn wait_healthy(http: &reqwest::Client, host: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{host}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "plugboard did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connects the demo account as a browser would: redirects followed by hand, cookies kept.
+pub async fn connect(http: &reqwest::Client, host: &str) {
+    let session: Value = http
+        .post(format!("{host}/connect/sessions"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"integration": "microsoft", "connection_id": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    let mut url = session["connect_url"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        let mut request = http.get(&url);
+        if url.starts_with(host) && !cookies.is_empty() {
+            let header: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            request = request.header(COOKIE, header.join("; "));
+        }
+        let response = request.send().await.unwrap();
+        for value in response.headers().get_all(SET_COOKIE) {
+            let (name, value) = value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap();
+            cookies.insert(name.to_owned(), value.to_owned());
+        }
+        match response.headers().get(LOCATION) {
+            Some(next) => url = next.to_str().unwrap().to_owned(),
+            None => {
+                assert!(
+                    response.status().is_success(),
+                    "connecting failed: {}",
+                    response.text().await.unwrap()
+                );
+                return;
+            }
+        }
+    }
+    panic!("the connect flow did not finish");
+}
