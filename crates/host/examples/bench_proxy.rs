@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugboard_emulator::{DemoOptions, Emulator, EmulatorOptions, ThrottleSettings};
-use serde_json::Value;
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{API_KEY, ENCRYPTION_KEY, connect, wait_healthy};
+use support::{API_KEY, ENCRYPTION_KEY, connected_token};
 
 const CONCURRENCY: [usize; 2] = [1, 16];
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -149,25 +148,7 @@ api_base_url = "{emulator}"
         .spawn()
         .expect("starting plugboard");
 
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    wait_healthy(&http, &host).await;
-    connect(&http, &host).await;
-    let detail: Value = http
-        .get(format!("{host}/connections/bench?integration=microsoft"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = detail["credentials"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = connected_token(&host).await;
 
     let window = Duration::from_secs(args.seconds);
     println!(

@@ -32,7 +32,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{API_KEY, ENCRYPTION_KEY, connect, wait_healthy};
+use support::{API_KEY, ENCRYPTION_KEY, connected_token};
 
 const PAGE_SIZE: usize = 100;
 
@@ -358,25 +358,7 @@ enabled = false
             .stdout(Stdio::null())
             .spawn()
             .expect("starting plugboard");
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        wait_healthy(&http, &host).await;
-        connect(&http, &host).await;
-        let detail: Value = http
-            .get(format!("{host}/connections/bench?integration=microsoft"))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = detail["credentials"]["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = connected_token(&host).await;
         let _ = server.kill();
         let _ = server.wait();
 
@@ -386,7 +368,7 @@ enabled = false
             env,
             emulator_url,
             token,
-            http,
+            http: reqwest::Client::new(),
         };
         let results = measure(&setup).await;
         let _ = std::fs::remove_dir_all(&setup.dir);

@@ -12,7 +12,31 @@ pub const API_KEY: &str = "bench-api-key-0123456789-0123456789-abcdef";
 /// A fixed key-ring key: benchmark stores are thrown away.
 pub const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 
-pub async fn wait_healthy(http: &reqwest::Client, host: &str) {
+/// Waits for the `plugboard` at `host`, connects the demo account as connection `bench` of
+/// integration `microsoft`, and returns its access token for requests sent straight to Graph.
+pub async fn connected_token(host: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    wait_healthy(&http, host).await;
+    connect(&http, host).await;
+    let detail: Value = http
+        .get(format!("{host}/connections/bench?integration=microsoft"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    detail["credentials"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn wait_healthy(http: &reqwest::Client, host: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while http.get(format!("{host}/health")).send().await.is_err() {
         assert!(Instant::now() < deadline, "plugboard did not start");
@@ -21,7 +45,7 @@ pub async fn wait_healthy(http: &reqwest::Client, host: &str) {
 }
 
 /// Connects the demo account as a browser would: redirects followed by hand, cookies kept.
-pub async fn connect(http: &reqwest::Client, host: &str) {
+async fn connect(http: &reqwest::Client, host: &str) {
     let session: Value = http
         .post(format!("{host}/connect/sessions"))
         .bearer_auth(API_KEY)

@@ -87,6 +87,21 @@ async fn targets(
     Ok((connections, names))
 }
 
+/// Every (connection, sync) pair a control request names: the body's syncs (or all of them) on
+/// its connection (or all of the integration's connections).
+async fn target_pairs(
+    state: &AppState,
+    integration: &str,
+    connection_id: Option<&str>,
+    syncs: Option<&[String]>,
+) -> Result<Vec<(Arc<Connection>, String)>, ApiError> {
+    let (connections, names) = targets(state, integration, connection_id, syncs).await?;
+    Ok(connections
+        .iter()
+        .flat_map(|c| names.iter().map(move |n| (c.clone(), n.clone())))
+        .collect())
+}
+
 fn scheduler_error(error: String) -> ApiError {
     tracing::error!(%error, "sync control failed");
     ApiError::new(
@@ -101,26 +116,24 @@ async fn trigger(
     ApiJson(body): ApiJson<Control>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mode = body.mode.unwrap_or(SyncMode::Incremental);
-    let (connections, names) = targets(
+    let pairs = target_pairs(
         &state,
         &body.integration,
         body.connection_id.as_deref(),
         body.syncs.as_deref(),
     )
     .await?;
-    for connection in &connections {
-        for name in &names {
-            state
-                .syncs
-                .schedule
-                .trigger(&state, connection, name, mode)
-                .await
-                .map_err(scheduler_error)?;
-        }
+    for (connection, name) in &pairs {
+        state
+            .syncs
+            .schedule
+            .trigger(&state, connection, name, mode)
+            .await
+            .map_err(scheduler_error)?;
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"triggered": connections.len() * names.len()})),
+        Json(json!({"triggered": pairs.len()})),
     ))
 }
 
@@ -131,24 +144,22 @@ async fn set_paused(state: AppState, body: Control, paused: bool) -> Result<Json
             "`mode` belongs to /syncs/trigger only",
         ));
     }
-    let (connections, names) = targets(
+    let pairs = target_pairs(
         &state,
         &body.integration,
         body.connection_id.as_deref(),
         body.syncs.as_deref(),
     )
     .await?;
-    for connection in &connections {
-        for name in &names {
-            state
-                .syncs
-                .schedule
-                .set_paused(&state, connection, name, paused)
-                .await
-                .map_err(scheduler_error)?;
-        }
+    for (connection, name) in &pairs {
+        state
+            .syncs
+            .schedule
+            .set_paused(&state, connection, name, paused)
+            .await
+            .map_err(scheduler_error)?;
     }
-    Ok(Json(json!({"updated": connections.len() * names.len()})))
+    Ok(Json(json!({"updated": pairs.len()})))
 }
 
 async fn pause(
@@ -193,24 +204,22 @@ async fn frequency(
                 })
         })
         .transpose()?;
-    let (connections, names) = targets(
+    let pairs = target_pairs(
         &state,
         &body.integration,
         Some(connection_id),
         body.syncs.as_deref(),
     )
     .await?;
-    for connection in &connections {
-        for name in &names {
-            state
-                .syncs
-                .schedule
-                .set_frequency(&state, connection, name, frequency)
-                .await
-                .map_err(scheduler_error)?;
-        }
+    for (connection, name) in &pairs {
+        state
+            .syncs
+            .schedule
+            .set_frequency(&state, connection, name, frequency)
+            .await
+            .map_err(scheduler_error)?;
     }
-    Ok(Json(json!({"updated": connections.len() * names.len()})))
+    Ok(Json(json!({"updated": pairs.len()})))
 }
 
 #[derive(Debug, Deserialize)]
