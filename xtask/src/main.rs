@@ -7,7 +7,8 @@
 //!   results belong in `BENCHMARKS.md`.
 //! - `bench sync [--sizes 10000,100000]`: people synced from the emulator into SQLite by a bare
 //!   fetch-parse-insert pipeline, by Plugboard's initial sync and by a sync with nothing
-//!   changed, with records/s and peak memory. The results belong in `BENCHMARKS.md`.
+//!   changed, all in pages of 1,000, with records/s, Plugboard's CPU time and peak memory. The
+//!   results belong in `BENCHMARKS.md`.
 //! - `bench plugin [--sizes 100000] [--rounds 3]`: the same sync with the people provider built
 //!   in and loaded from its release plugin, alternating, to measure the plugin boundary. The
 //!   results belong in `BENCHMARKS.md`.
@@ -19,8 +20,10 @@
 //! - `check-providers`: the conformance checks of every provider ([`checks`]).
 //! - `ci`: what CI runs, read from `.ci/run` ([`checks`]).
 //!
-//! The tasks that change or check the sources act on the workspace around the current
-//! directory, so `cargo xtask new-provider` in a copy of the repository changes that copy.
+//! The tasks that change, check or build the sources (`plugins`, `new-provider`, `codegen`,
+//! `check-providers`, `ci`) act on the workspace around the current directory, so
+//! `cargo xtask new-provider` in a copy of the repository changes that copy; the benchmarks
+//! build the workspace xtask was built from.
 
 mod checks;
 mod codegen;
@@ -36,8 +39,8 @@ fn main() -> ExitCode {
         ["bench", "proxy", rest @ ..] => bench("proxy", rest),
         ["bench", "sync", rest @ ..] => bench("sync", rest),
         ["bench", "plugin", rest @ ..] => bench_plugin(rest),
-        ["plugins"] => plugins(false),
-        ["plugins", "--release"] => plugins(true),
+        ["plugins"] => current_workspace().and_then(|root| plugins(&root, false)),
+        ["plugins", "--release"] => current_workspace().and_then(|root| plugins(&root, true)),
         ["new-provider", rest @ ..] => new_provider::Options::parse(rest)
             .and_then(|options| new_provider::run(&current_workspace()?, &options)),
         ["codegen"] => current_workspace().and_then(|root| codegen::run(&root, false)),
@@ -117,7 +120,7 @@ fn bench(name: &str, extra: &[&str]) -> Result<(), String> {
 /// `bench sync`'s benchmark in its plugin mode, given the people provider's release plugin as
 /// `cargo xtask plugins --release` builds it.
 fn bench_plugin(extra: &[&str]) -> Result<(), String> {
-    plugins(true)?;
+    plugins(&workspace_root(), true)?;
     let library = target_dir(&workspace_root()).join("plugins").join(format!(
         "{}plugboard_microsoft_people{}",
         std::env::consts::DLL_PREFIX,
@@ -142,15 +145,15 @@ struct PluginCrate {
     library: String,
 }
 
-fn plugins(release: bool) -> Result<(), String> {
-    let root = workspace_root();
+/// Builds the plugins of the workspace at `root` into its `target/plugins/`.
+fn plugins(root: &Path, release: bool) -> Result<(), String> {
     let crates = plugin_crates(&root.join("providers"))?;
     if crates.is_empty() {
         return Err("no crate under providers/ has a `plugin` feature".to_owned());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(&cargo);
-    build.current_dir(&root).args(["build", "--locked"]);
+    build.current_dir(root).args(["build", "--locked"]);
     if release {
         build.arg("--release");
     }
@@ -160,7 +163,7 @@ fn plugins(release: bool) -> Result<(), String> {
     }
     run(&mut build)?;
 
-    let target = target_dir(&root);
+    let target = target_dir(root);
     let built = target.join(if release { "release" } else { "debug" });
     let plugins = target.join("plugins");
     std::fs::create_dir_all(&plugins)

@@ -560,16 +560,21 @@ mod tests {
         ),
         ("cargo xtask new-provider acme-crm", "run as written below"),
         (
+            "cargo xtask new-provider acme-keys --spec-only --auth api_key",
+            "run as written below",
+        ),
+        (
             "cargo test -p plugboard-acme-crm",
             "run as written below, in the copy",
         ),
         (
             "cargo xtask check-providers",
-            "its harness tests run below in the copy; every provider's in `cargo test --workspace`",
+            "run as written below in the copy (failing on its blanks); tests/commands.rs: \
+             check_providers_passes_on_the_real_workspace",
         ),
         (
             "cargo xtask plugins",
-            "main.rs: every_provider_of_the_workspace_is_found; crates/plugin tests build the plugins",
+            "tests/commands.rs: plugins_builds_the_current_workspaces_providers",
         ),
         (
             "cargo xtask codegen --check",
@@ -577,7 +582,8 @@ mod tests {
         ),
         (
             "cargo xtask ci",
-            "checks.rs: the_ci_script_is_read_step_by_step",
+            "tests/commands.rs: ci_runs_the_workspaces_ci_script (a fixture's .ci/run); \
+             checks.rs: the_ci_script_is_read_step_by_step (the real one's steps)",
         ),
     ];
 
@@ -685,11 +691,12 @@ mod tests {
 
     /// Runs cargo in the copy with its own target directory under the real one: compiled
     /// dependencies are reused from run to run, and the outer cargo's lock is never waited on.
+    /// Offline through the environment, so cargo run by `cargo xtask` is offline too.
     fn cargo_in(copy: &Path, target: &Path, args: &[String]) -> std::process::Output {
         Command::new(crate::cargo())
             .current_dir(copy)
             .args(args)
-            .arg("--offline")
+            .env("CARGO_NET_OFFLINE", "true")
             .env("CARGO_TARGET_DIR", target)
             .env("CARGO_TERM_COLOR", "never")
             .env("INSTA_UPDATE", "no")
@@ -711,6 +718,7 @@ mod tests {
         for prefix in [
             "cargo xtask new-provider acme-crm",
             "cargo xtask new-provider acme-mail",
+            "cargo xtask new-provider acme-keys",
         ] {
             let command = guide_command(prefix);
             let args: Vec<&str> = command[3..].iter().map(String::as_str).collect();
@@ -727,6 +735,12 @@ mod tests {
         assert!(mail.contains("display_name = \"Acme Mail\""), "{mail}");
         assert!(!mail.contains("[[syncs]]"), "{mail}");
         assert!(!copy.join("providers/acme-mail").exists());
+        let keys = std::fs::read_to_string(copy.join("providers/specs/acme-keys.toml")).unwrap();
+        assert!(keys.contains("mode = \"api_key\""), "{keys}");
+        assert!(
+            keys.contains("base_url = \"https://api.acme-keys.example\""),
+            "{keys}"
+        );
 
         // Registered with the host, and the generated files are what codegen makes.
         crate::codegen::run(&copy, true).unwrap();
@@ -795,18 +809,20 @@ mod tests {
             );
         }
 
-        // What the options did not give is flagged, each blank naming provider and key.
-        let conformance = [
-            "test",
-            "-p",
-            "plugboard-conformance",
-            "--test",
-            "conformance",
-        ]
-        .map(String::from);
-        let check = cargo_in(&copy, &target, &conformance);
+        // What the options did not give is flagged by `cargo xtask check-providers`, run as
+        // the guide says, each blank naming provider and key.
+        let check = cargo_in(
+            &copy,
+            &target,
+            &guide_command("cargo xtask check-providers")[1..],
+        );
         assert!(!check.status.success(), "blanks must fail the check");
         let stdout = String::from_utf8_lossy(&check.stdout);
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert!(
+            stderr.contains("the providers do not conform; see the test output above"),
+            "{stderr}"
+        );
         for blank in [
             "provider `acme-crm` (providers/acme-crm/provider.toml): auth.scopes[0].description: `TODO(provider-author): what this scope grants` is a blank",
             "provider `acme-crm` (providers/acme-crm/provider.toml): models.Item.description:",

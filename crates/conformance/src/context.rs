@@ -55,6 +55,7 @@ impl<'a> ScriptedContext<'a> {
                     .unwrap_or_default(),
                 mode: SyncMode::Full,
                 previous: None,
+                page_size: None,
             },
             state: Mutex::default(),
         }

@@ -6,7 +6,6 @@
 //! logic that can be loaded from a dynamic library. Everything passed through it is owned and
 //! serialisable so that it can cross such a boundary.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -14,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
+pub use crate::encoded_records::{EncodedRecords, RawRecord, RecordSpan};
 use crate::error::{ErrorKind, ProviderError};
 
 #[async_trait]
@@ -201,67 +200,6 @@ impl Record {
     }
 }
 
-/// A batch of records as the JSON of `[{"id": …, "data": …}, …]`, the encoding of
-/// `Vec<Record>`: how records cross a plugin boundary, kept as bytes so that the host can store
-/// each record's `data` without decoding it (see [`Context::save_encoded_records`]).
-///
-/// The bytes are not checked when the batch is made, as that would cost the parse this type
-/// exists to avoid; [`EncodedRecords::decode`] and [`EncodedRecords::raw`] report bad JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedRecords {
-    json: Vec<u8>,
-}
-
-impl EncodedRecords {
-    /// Wraps the JSON of a `Vec<Record>`.
-    pub fn new(json: Vec<u8>) -> Self {
-        EncodedRecords { json }
-    }
-
-    /// Encodes records.
-    pub fn encode(records: &[Record]) -> Result<Self, ProviderError> {
-        serde_json::to_vec(records)
-            .map(Self::new)
-            .map_err(|e| ProviderError::internal(format!("records could not be encoded: {e}")))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.json
-    }
-
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.json
-    }
-
-    /// The records, decoded.
-    pub fn decode(&self) -> Result<Vec<Record>, ProviderError> {
-        serde_json::from_slice(&self.json).map_err(|e| Self::invalid(&e))
-    }
-
-    /// The records without copying or decoding their data: each `data` is its JSON text as it
-    /// is in the batch, and an `id` without escapes borrows from it too.
-    pub fn raw(&self) -> Result<Vec<RawRecord<'_>>, ProviderError> {
-        serde_json::from_slice(&self.json).map_err(|e| Self::invalid(&e))
-    }
-
-    fn invalid(error: &serde_json::Error) -> ProviderError {
-        ProviderError::decode(format!(
-            "records are not the JSON of [{{\"id\": …, \"data\": …}}, …]: {error}"
-        ))
-    }
-}
-
-/// One record of an [`EncodedRecords`] batch, borrowed from it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RawRecord<'a> {
-    /// The provider's id, byte for byte.
-    #[serde(borrow)]
-    pub id: Cow<'a, str>,
-    /// The record's payload as JSON text, exactly as it was encoded.
-    #[serde(borrow)]
-    pub data: &'a RawValue,
-}
-
 /// Facts about the current run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
@@ -270,6 +208,12 @@ pub struct RunInfo {
     pub connection_config: BTreeMap<String, String>,
     pub mode: SyncMode,
     pub previous: Option<PreviousRun>,
+    /// The page size the integration chose for this sync (`[integrations.<key>.syncs.<name>]
+    /// page_size`, at most the spec's `max_page_size`): [`crate::Pager::new`] asks for pages of
+    /// this size instead of the preset's. `None` keeps the preset's. It travels with the run
+    /// rather than the spec because a plugin parses its own copy of its spec.
+    #[serde(default)]
+    pub page_size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,50 +241,4 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn encoded_records_decode_to_the_records_and_borrow_their_data() {
-        let records = vec![
-            Record::new("plain", json!({"n": 1.5, "list": [1, 2]})),
-            Record::new("esc\"aped ü", Value::Null),
-        ];
-        let encoded = EncodedRecords::encode(&records).unwrap();
-        assert_eq!(encoded.decode().unwrap(), records);
-
-        let raw = encoded.raw().unwrap();
-        let ids: Vec<&str> = raw.iter().map(|r| r.id.as_ref()).collect();
-        assert_eq!(ids, ["plain", "esc\"aped ü"]);
-        assert!(matches!(raw[0].id, Cow::Borrowed(_)), "no escapes: no copy");
-        assert_eq!(raw[0].data.get(), r#"{"list":[1,2],"n":1.5}"#);
-        assert_eq!(raw[1].data.get(), "null");
-    }
-
-    #[test]
-    fn data_is_kept_as_written() {
-        let encoded =
-            EncodedRecords::new(br#"[{"data": {"b": 1,  "a": 2.50}, "id": "x"}]"#.to_vec());
-        assert_eq!(
-            encoded.raw().unwrap()[0].data.get(),
-            r#"{"b": 1,  "a": 2.50}"#
-        );
-    }
-
-    #[test]
-    fn bad_bytes_are_a_decode_error() {
-        let encoded = EncodedRecords::new(br#"[{"id": 7}]"#.to_vec());
-        let error = encoded.raw().unwrap_err();
-        assert_eq!(error.kind, ErrorKind::Decode);
-        assert!(
-            error.message.contains("records are not the JSON"),
-            "{error}"
-        );
-        assert_eq!(encoded.decode().unwrap_err().kind, ErrorKind::Decode);
-    }
 }

@@ -13,6 +13,7 @@
 //! provider code by construction.
 
 pub mod context;
+mod encoded_records;
 pub mod error;
 #[cfg(feature = "runtime")]
 pub mod http;
@@ -27,7 +28,7 @@ pub mod testkit;
 
 pub use context::{
     Context, EncodedRecords, HttpRequest, HttpResponse, LogLevel, PreviousRun, RawRecord, Record,
-    RunInfo, SyncMode,
+    RecordSpan, RunInfo, SyncMode,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use pagination::{Page, Pager};

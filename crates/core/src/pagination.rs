@@ -29,12 +29,26 @@ pub struct Pager<'a> {
 }
 
 impl<'a> Pager<'a> {
-    /// Starts at the first page. The preset's page size is added unless the request sets one.
+    /// Starts at the first page. The page size the integration chose for the run
+    /// ([`RunInfo::page_size`](crate::RunInfo)) replaces any the request sets, capped at the
+    /// preset's `max_page_size`; otherwise the preset's page size is added unless the request
+    /// sets one. Later pages keep the first one's size: next links carry it.
     pub fn new(ctx: &'a dyn Context, preset: &'a PaginationSpec, mut first: HttpRequest) -> Self {
-        if let Some((param, size)) = preset.page_size()
-            && !first.has_query(param)
-        {
-            first = first.query(param, size.to_string());
+        if let Some(param) = preset.page_size_param() {
+            match ctx.run_info().page_size {
+                Some(chosen) => {
+                    let size = preset.max_page_size().map_or(chosen, |max| chosen.min(max));
+                    first.query.retain(|(name, _)| name != param);
+                    first = first.query(param, size.to_string());
+                }
+                None => {
+                    if let Some((_, size)) = preset.page_size()
+                        && !first.has_query(param)
+                    {
+                        first = first.query(param, size.to_string());
+                    }
+                }
+            }
         }
         Self::resume(ctx, preset, first)
     }
@@ -64,9 +78,14 @@ impl<'a> Pager<'a> {
                 ),
             ));
         }
-        let body = self.ctx.get_json(request.clone()).await?;
-        let records = match pointer(&body, self.preset.records_pointer()) {
-            Some(Value::Array(items)) => items.clone(),
+        let mut body = self.ctx.get_json(request.clone()).await?;
+        let next = self.next_request(&request, &body);
+        // Taken out of the body, not cloned: a page of 1,000 records is a deep tree.
+        let records = match body
+            .pointer_mut(self.preset.records_pointer())
+            .map(Value::take)
+        {
+            Some(Value::Array(items)) => items,
             Some(Value::Null) | None => Vec::new(),
             Some(_) => {
                 return Err(ProviderError::decode(format!(
@@ -75,7 +94,6 @@ impl<'a> Pager<'a> {
                 )));
             }
         };
-        let next = self.next_request(&request, &body);
         self.next = next.clone();
         Ok(Some(Page { records, next }))
     }

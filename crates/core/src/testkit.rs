@@ -83,6 +83,7 @@ impl TestContext {
                     connection_config: BTreeMap::new(),
                     mode: SyncMode::Incremental,
                     previous: None,
+                    page_size: None,
                 },
                 models: BTreeMap::new(),
                 checkpoint: None,
@@ -96,6 +97,13 @@ impl TestContext {
     /// Sets the connection config that [`Context::run_info`] reports.
     pub fn with_connection_config(self, connection_config: BTreeMap<String, String>) -> Self {
         self.lock().run_info.connection_config = connection_config;
+        self
+    }
+
+    /// Sets the page size the integration chose, which [`Context::run_info`] reports and
+    /// [`crate::Pager::new`] asks for.
+    pub fn with_page_size(self, page_size: Option<u32>) -> Self {
+        self.lock().run_info.page_size = page_size;
         self
     }
 

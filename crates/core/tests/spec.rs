@@ -94,3 +94,82 @@ fn connection_config_gets_defaults_and_refuses_unsafe_values() {
     let problems = spec.resolve_connection_config(&given).unwrap_err();
     insta::assert_debug_snapshot!(problems);
 }
+
+#[test]
+fn page_size_bounds_are_checked() {
+    let preset = |sizes: &str| {
+        VALID.replace(
+            "records = \"/data\"",
+            &format!("records = \"/data\"\n{sizes}"),
+        )
+    };
+    let bounded = preset("page_size_param = \"limit\"\npage_size = 50\nmax_page_size = 500");
+    let spec = ProviderSpec::parse("acme.toml", &bounded).unwrap();
+    assert_eq!(spec.max_page_size(), Some(500));
+    assert_eq!(
+        ProviderSpec::parse("acme.toml", VALID)
+            .unwrap()
+            .max_page_size(),
+        None,
+        "no preset declares a maximum"
+    );
+
+    let above = preset("page_size_param = \"limit\"\npage_size = 600\nmax_page_size = 500");
+    let zero = preset("page_size_param = \"limit\"\nmax_page_size = 0");
+    let no_param = preset("max_page_size = 500");
+    let messages: Vec<String> = [above, zero, no_param]
+        .iter()
+        .map(|text| {
+            ProviderSpec::parse("providers/acme/provider.toml", text)
+                .unwrap_err()
+                .to_string()
+        })
+        .collect();
+    insta::assert_snapshot!(messages.join("\n\n"));
+}
+
+/// An API-key spec must say where the key goes, and a header format needs a header and the
+/// key's placeholder.
+#[test]
+fn api_key_auth_says_where_the_key_goes() {
+    let with_auth = |auth: &str| {
+        let start = VALID.find("[auth]").unwrap();
+        let end = VALID.find("[api]").unwrap();
+        format!("{}{auth}\n{}", &VALID[..start], &VALID[end..])
+            .replace("scopes = [\"contacts.read\"]\n", "")
+    };
+    let spec = ProviderSpec::parse(
+        "acme.toml",
+        &with_auth("[auth]\nmode = \"api_key\"\nheader = \"X-Api-Key\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        spec.auth.as_api_key().unwrap().header.as_deref(),
+        Some("X-Api-Key")
+    );
+    for (auth, problem) in [
+        (
+            "[auth]\nmode = \"api_key\"\n",
+            "auth: an api_key provider needs `header` or `query_param`",
+        ),
+        (
+            "[auth]\nmode = \"api_key\"\nquery_param = \"key\"\nheader_format = \"Key {api_key}\"\n",
+            "auth.header_format: needs `header`, the header it formats",
+        ),
+        (
+            "[auth]\nmode = \"api_key\"\nheader = \"Authorization\"\nheader_format = \"Key\"\n",
+            "auth.header_format: must contain `{api_key}`",
+        ),
+        (
+            "[auth]\nmode = \"api_key\"\nheader = \"X Api Key\"\n",
+            "auth.header: `X Api Key` is not an HTTP header name",
+        ),
+    ] {
+        let error = ProviderSpec::parse("acme.toml", &with_auth(auth)).unwrap_err();
+        assert!(
+            error.problems.iter().any(|p| p == problem),
+            "{auth}: {:?}",
+            error.problems
+        );
+    }
+}

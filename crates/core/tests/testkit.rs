@@ -113,3 +113,51 @@ async fn a_crashed_crawl_resumes_from_its_checkpoint_and_deletes_only_what_vanis
         "the failed save stored nothing"
     );
 }
+
+/// The sizes of the pages a fresh pager reads, starting from `first`.
+async fn page_sizes(ctx: &dyn Context, preset: &PaginationSpec, first: HttpRequest) -> Vec<usize> {
+    let mut pager = Pager::new(ctx, preset, first);
+    let mut sizes = Vec::new();
+    while let Some(page) = pager.next_page().await.unwrap() {
+        sizes.push(page.records.len());
+    }
+    sizes
+}
+
+#[tokio::test]
+async fn the_page_size_chosen_for_the_run_replaces_the_presets_up_to_its_maximum() {
+    let h = Harness::start().await;
+    let tokens = connect_auto_consent(&h.http, &h.oauth(), &h.tenant(), &[])
+        .await
+        .unwrap();
+    let api = ApiClient::new(
+        h.http.clone(),
+        &Harness::graph_api(),
+        url::Url::parse(&h.emulator.url()).unwrap(),
+    );
+    let preset: PaginationSpec = toml::from_str(
+        r#"
+        type = "next_link"
+        next_link = "/@odata.nextLink"
+        records = "/value"
+        page_size_param = "$top"
+        page_size = 2
+        max_page_size = 4
+        "#,
+    )
+    .unwrap();
+    let people = || HttpRequest::get("/v1.0/me/people");
+    let explicit = || people().query("$top", "1");
+
+    // Five people: the preset's pages of 2, unless the request asks for its own size.
+    let ctx = TestContext::new(api, tokens.access_token).with_connection_config(h.tenant());
+    assert_eq!(page_sizes(&ctx, &preset, people()).await, [2, 2, 1]);
+    assert_eq!(page_sizes(&ctx, &preset, explicit()).await, [1; 5]);
+
+    // The run's page size wins over both, and the preset's maximum caps it.
+    let ctx = ctx.with_page_size(Some(3));
+    assert_eq!(page_sizes(&ctx, &preset, people()).await, [3, 2]);
+    assert_eq!(page_sizes(&ctx, &preset, explicit()).await, [3, 2]);
+    let ctx = ctx.with_page_size(Some(1000));
+    assert_eq!(page_sizes(&ctx, &preset, people()).await, [4, 1]);
+}

@@ -96,6 +96,19 @@ impl ControlClient {
         self.post(&["users"], request).await
     }
 
+    /// A subscription (and key) for the API Management service under `/apim`.
+    pub async fn create_subscription(
+        &self,
+        request: &CreateSubscription,
+    ) -> anyhow::Result<SubscriptionInfo> {
+        self.post(&["subscriptions"], request).await
+    }
+
+    /// Revokes a subscription: its key is answered 401 from now on.
+    pub async fn revoke_subscription(&self, id: &str) -> anyhow::Result<SubscriptionInfo> {
+        self.delete(&["subscriptions", id]).await
+    }
+
     pub async fn users(&self) -> anyhow::Result<Vec<UserInfo>> {
         self.get(&["users"]).await
     }

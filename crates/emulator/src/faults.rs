@@ -3,6 +3,7 @@
 //! Runs inside [`crate::observe`] (so faulted responses still carry request ids and 429s are
 //! counted) and before any route, so faults reach every identity and Graph endpoint alike.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
 
 use crate::control::types::{FaultKind, FaultRule};
 use crate::graph::{self, error::GraphError};
@@ -93,7 +95,43 @@ pub async fn inject(State(state): State<AppState>, request: Request, next: Next)
         )
             .into_response(),
         Some(FaultKind::DropConnection) => severed(),
+        Some(FaultKind::RepeatNextLink) => repeat_next_link(request, next).await,
     }
+}
+
+/// Serves the request, then points the page's `@odata.nextLink` back at the page itself,
+/// written the way Graph writes next links (the client's own root, the path and query as
+/// sent), so a client that follows next links verbatim is sent round in a circle.
+async fn repeat_next_link(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let own_url = format!(
+        "{}{}",
+        graph::client_root(request.headers()),
+        request
+            .uri()
+            .path_and_query()
+            .map_or(path.as_str(), |p| p.as_str())
+    );
+    let response = next.run(request).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error_response(&path, 500, None);
+    };
+    // Members kept as raw JSON, so the people stay exactly as served; a page's member names
+    // sort into Graph's own order (`@odata.context`, `@odata.nextLink`, `value`).
+    let mut page = match serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(&bytes) {
+        Ok(page) if page.contains_key("value") => page,
+        _ => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let link = serde_json::value::to_raw_value(&own_url).expect("a string serialises");
+    page.insert("@odata.nextLink".to_owned(), link);
+    let body = serde_json::to_vec(&page).expect("raw JSON members serialise");
+    // The length changed; the server sets it again from the new body.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// An error shaped like the endpoint's own: Graph's body under Graph paths, OAuth's elsewhere.

@@ -7,6 +7,8 @@
 //!   words them (AADSTS codes, trace ids).
 //! - `graph`: `/me`, `/me/people`, `/users/{id}/people` with OData paging, `$select`,
 //!   `$filter`, `$search`, `$orderby`; throttling per (app, mailbox).
+//! - `apim`: an API behind Azure API Management under `/apim`, authenticated by subscription
+//!   key (header or query parameter): the service for API-key providers.
 //! - `control`: `/_emulator/…`, the routes tests use to set the world up and misbehave it
 //!   ([`ControlClient`] is its typed client).
 //! - the state: `directory` (tenants, apps, users), `people`, `tokens`, `clock` (a
@@ -16,6 +18,7 @@
 //! Invariants: nothing leaves loopback; seed data depends only on its seed; every expiry reads
 //! the virtual clock; a Graph page costs O(skip + top), never O(all people).
 
+mod apim;
 mod client;
 mod clock;
 mod control;

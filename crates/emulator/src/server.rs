@@ -16,7 +16,7 @@ use crate::client::ControlClient;
 use crate::control::types::{Settings, ThrottleSettings};
 use crate::graph::error::GraphError;
 use crate::state::AppState;
-use crate::{control, faults, graph, identity, observe};
+use crate::{apim, control, faults, graph, identity, observe};
 
 #[derive(Debug, Clone, Default)]
 pub struct EmulatorOptions {
@@ -60,12 +60,13 @@ impl Emulator {
     }
 }
 
-/// Identity and Graph share one host, path-disjoint; both get ids and fault injection. The
+/// Identity, Graph and the API Management gateway share one host, path-disjoint; both get ids and fault injection. The
 /// control API gets neither, so faults never hit the test's own setup calls.
 fn router(state: AppState) -> Router {
     Router::new()
         .merge(identity::routes())
         .merge(graph::routes())
+        .merge(apim::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

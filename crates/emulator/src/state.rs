@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use crate::apim::Subscriptions;
 use crate::clock::Clock;
 use crate::control::types::Settings;
 use crate::counters::CounterSet;
@@ -35,6 +36,8 @@ pub struct World {
     pub tokens: TokenStore,
     /// Sign-ins waiting on a consent page, by the id the page posts back.
     pub consent_prompts: HashMap<String, SignIn>,
+    /// API Management subscriptions, the API-key service's keys.
+    pub subscriptions: Subscriptions,
 }
 
 impl AppState {

@@ -8,6 +8,10 @@
 //! Small virtual machines are noisy, so direct and proxied windows alternate for several
 //! rounds: both see the same noise. Requests/s is the median of the rounds; latencies are
 //! percentiles over every request of every round.
+//!
+//! Wall-clock numbers move with whatever else runs on the machine; CPU time per request does
+//! much less, so each row also gives the user + system CPU per request of this process (load
+//! generator and emulator) and of Plugboard, from `/proc/<pid>/stat` (Linux; `–` elsewhere).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -161,8 +165,10 @@ api_base_url = "{emulator}"
     let mut summary = Vec::new();
     for path in WORKLOADS {
         println!("\nGET {path}\n");
-        println!("| concurrency | path | requests/s | p50 (ms) | p99 (ms) |");
-        println!("|---:|---|---:|---:|---:|");
+        println!(
+            "| concurrency | path | requests/s | p50 (ms) | p99 (ms) | CPU µs/request, load + emulator | CPU µs/request, Plugboard |"
+        );
+        println!("|---:|---|---:|---:|---:|---:|---:|");
         let direct = Target {
             url: format!("{emulator}{path}"),
             headers: vec![("authorization".into(), format!("Bearer {token}"))],
@@ -180,8 +186,11 @@ api_base_url = "{emulator}"
             run_load(&proxied, concurrency, WARM_UP).await;
             let (mut a, mut b) = (Samples::default(), Samples::default());
             for _ in 0..args.rounds {
-                a.add(run_load(&direct, concurrency, window).await, window);
-                b.add(run_load(&proxied, concurrency, window).await, window);
+                for (target, samples) in [(&direct, &mut a), (&proxied, &mut b)] {
+                    let before = CpuTimes::now(child.id());
+                    let latencies = run_load(target, concurrency, window).await;
+                    samples.add(latencies, window, CpuTimes::since(before, child.id()));
+                }
             }
             let (a, b) = (a.stats(), b.stats());
             for (label, stats) in [
@@ -189,10 +198,12 @@ api_base_url = "{emulator}"
                 ("through Plugboard's proxy", &b),
             ] {
                 println!(
-                    "| {concurrency} | {label} | {:.0} | {:.3} | {:.3} |",
+                    "| {concurrency} | {label} | {:.0} | {:.3} | {:.3} | {} | {} |",
                     stats.rps,
                     ms(stats.p50),
-                    ms(stats.p99)
+                    ms(stats.p99),
+                    per_request(stats.cpu.bench),
+                    per_request(stats.cpu.plugboard),
                 );
             }
             summary.push((path, concurrency, a, b));
@@ -221,19 +232,29 @@ struct Stats {
     rps: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU per request over every round, when `/proc` could be read.
+    cpu: CpuPerRequest,
 }
 
-/// Every latency of every round, and each round's requests/s.
+#[derive(Clone, Copy, Default)]
+struct CpuPerRequest {
+    bench: Option<Duration>,
+    plugboard: Option<Duration>,
+}
+
+/// Every latency of every round, each round's requests/s, and the CPU the rounds used.
 #[derive(Default)]
 struct Samples {
     latencies: Vec<Duration>,
     rps: Vec<f64>,
+    cpu: Vec<Option<CpuTimes>>,
 }
 
 impl Samples {
-    fn add(&mut self, latencies: Vec<Duration>, window: Duration) {
+    fn add(&mut self, latencies: Vec<Duration>, window: Duration, cpu: Option<CpuTimes>) {
         self.rps.push(latencies.len() as f64 / window.as_secs_f64());
         self.latencies.extend(latencies);
+        self.cpu.push(cpu);
     }
 
     fn stats(mut self) -> Stats {
@@ -241,12 +262,74 @@ impl Samples {
         self.rps.sort_by(f64::total_cmp);
         let at =
             |q: f64| self.latencies[((self.latencies.len() as f64 - 1.0) * q).round() as usize];
+        let requests = self.latencies.len().max(1) as u32;
+        let cpu = self.cpu.iter().try_fold(CpuTimes::ZERO, |sum, round| {
+            let round = (*round)?;
+            Some(CpuTimes {
+                bench: sum.bench + round.bench,
+                plugboard: sum.plugboard + round.plugboard,
+            })
+        });
         Stats {
             rps: self.rps[self.rps.len() / 2],
             p50: at(0.50),
             p99: at(0.99),
+            cpu: cpu.map_or_else(CpuPerRequest::default, |cpu| CpuPerRequest {
+                bench: Some(cpu.bench / requests),
+                plugboard: Some(cpu.plugboard / requests),
+            }),
         }
     }
+}
+
+/// User + system CPU time used so far by this process and by Plugboard's.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    bench: Duration,
+    plugboard: Duration,
+}
+
+impl CpuTimes {
+    const ZERO: CpuTimes = CpuTimes {
+        bench: Duration::ZERO,
+        plugboard: Duration::ZERO,
+    };
+
+    /// `None` where `/proc` is not there to read.
+    fn now(plugboard: u32) -> Option<CpuTimes> {
+        Some(CpuTimes {
+            bench: process_cpu("self")?,
+            plugboard: process_cpu(&plugboard.to_string())?,
+        })
+    }
+
+    /// The CPU used since `before` (an earlier reading) was taken.
+    fn since(before: Option<CpuTimes>, plugboard: u32) -> Option<CpuTimes> {
+        let (before, now) = (before?, CpuTimes::now(plugboard)?);
+        Some(CpuTimes {
+            bench: now.bench.saturating_sub(before.bench),
+            plugboard: now.plugboard.saturating_sub(before.plugboard),
+        })
+    }
+}
+
+/// `utime + stime` of `/proc/<pid>/stat`, all threads of the process. Linux reports them in
+/// clock ticks of `USER_HZ`, which is 100 on every architecture it exposes to user space.
+fn process_cpu(pid: &str) -> Option<Duration> {
+    const TICK: Duration = Duration::from_millis(10);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; the fields after it do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5); `fields[0]` is field 3.
+    let ticks: u32 = fields.get(11)?.parse::<u32>().ok()? + fields.get(12)?.parse::<u32>().ok()?;
+    Some(TICK * ticks)
+}
+
+fn per_request(cpu: Option<Duration>) -> String {
+    cpu.map_or_else(
+        || "–".to_owned(),
+        |d| format!("{:.0}", d.as_secs_f64() * 1e6),
+    )
 }
 
 fn ms(d: Duration) -> f64 {

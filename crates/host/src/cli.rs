@@ -89,10 +89,11 @@ enum KeysCommand {
     ///
     /// Steps: add the new key to `security.encryption_keys`, make it `active_key`, restart the
     /// server, run this command, then remove the old key and restart again. The server may keep
-    /// running during rotation once it runs with the new active key: rows are rewritten one at a
-    /// time with a compare-and-swap, so a concurrent token refresh is never lost. A server still
-    /// running with the old active key must be stopped (or restarted with the new one) first,
-    /// or it keeps writing secrets under the old key.
+    /// running during rotation once it runs with the new active key: requests and token
+    /// refreshes go on, and rows are rewritten one at a time with a compare-and-swap, so a
+    /// concurrent refresh is never lost. A server still running with the old active key must be
+    /// stopped (or restarted with the new one) first: this command cannot tell, and that server
+    /// keeps writing secrets under the old key, which then cannot be removed.
     Rotate {
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,

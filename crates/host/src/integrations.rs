@@ -1,5 +1,6 @@
-//! Integrations resolved once at start-up: the provider, its spec, the OAuth client built from
-//! the integration's credentials and overrides, and the API base URL template.
+//! Integrations resolved once at start-up: the provider, its spec, how its connections
+//! authenticate (the OAuth client built from the integration's credentials and overrides, or
+//! the spec's API-key placement), and the API base URL template.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -7,18 +8,21 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-use plugboard_core::oauth::{OAuthClient, OAuthClientConfig};
-use plugboard_core::spec::{ApiSpec, fill_template, template_placeholders};
+use plugboard_core::http::Credential;
+use plugboard_core::oauth::{OAuthClient, OAuthClientConfig, OAuthError, OAuthErrorKind, Stage};
+use plugboard_core::spec::{ApiKeySpec, ApiSpec, AuthSpec, fill_template, template_placeholders};
 use plugboard_core::{Provider, ProviderSpec};
+use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::config::{Config, IntegrationConfig};
 use crate::registry::Registry;
+use crate::store::Connection;
 
 pub struct Integration {
     pub name: String,
     pub provider: Arc<dyn Provider>,
-    pub oauth: OAuthClient,
+    auth: Auth,
     api_base_url: BaseUrl,
     /// The spec's `api.default_headers`, parsed once rather than on every proxied request.
     pub default_headers: HeaderMap,
@@ -34,6 +38,46 @@ impl Integration {
 
     pub fn api(&self) -> &ApiSpec {
         &self.spec().api
+    }
+
+    /// The OAuth client, or why there is none: an API-key integration's connections are
+    /// created with their key (`POST /connections`), never through an OAuth flow.
+    pub fn oauth(&self) -> Result<&OAuthClient, OAuthError> {
+        match &self.auth {
+            Auth::OAuth2(client) => Ok(client),
+            Auth::ApiKey(_) => Err(OAuthError::local(
+                OAuthErrorKind::IntegrationMisconfigured,
+                Stage::Local,
+                format!(
+                    "integration `{}` uses API keys: create its connections with                      POST /connections and the key, not through OAuth",
+                    self.name
+                ),
+            )),
+        }
+    }
+
+    /// Where an API-key integration's keys go; `None` for OAuth integrations.
+    pub fn api_key(&self) -> Option<&ApiKeySpec> {
+        match &self.auth {
+            Auth::ApiKey(spec) => Some(spec),
+            Auth::OAuth2(_) => None,
+        }
+    }
+
+    /// Whether a rejected credential can be replaced by a token refresh. An API key cannot:
+    /// the provider's 401 is the answer.
+    pub fn refreshes(&self) -> bool {
+        matches!(self.auth, Auth::OAuth2(_))
+    }
+
+    /// The connection's secret as this integration sends it. API-key connections keep their
+    /// key where OAuth connections keep their access token (sealed the same way).
+    pub fn credential<'c>(&'c self, connection: &'c Connection) -> Credential<'c> {
+        let secret = connection.tokens.access_token.expose_secret();
+        match &self.auth {
+            Auth::OAuth2(_) => Credential::Bearer(secret),
+            Auth::ApiKey(spec) => Credential::ApiKey { spec, key: secret },
+        }
     }
 
     /// The API base URL for a connection, placeholders filled from its config.
@@ -52,6 +96,13 @@ impl Integration {
             }
         }
     }
+}
+
+/// How the integration's connections authenticate.
+enum Auth {
+    /// Boxed: the client is large, and there is one per integration.
+    OAuth2(Box<OAuthClient>),
+    ApiKey(ApiKeySpec),
 }
 
 /// The spec's `api.base_url` or the integration's override. Most have no placeholder and are
@@ -79,8 +130,8 @@ pub struct Integrations {
 }
 
 impl Integrations {
-    /// Resolves the configured integrations. Only OAuth 2.0 providers can be integrated today;
-    /// configuration validation already checked that each provider exists.
+    /// Resolves the configured integrations. OAuth 2.0 and API-key providers can be integrated
+    /// today; configuration validation already checked that each provider exists.
     pub fn resolve(
         config: &Config,
         registry: &Registry,
@@ -116,30 +167,36 @@ fn resolve_one(
         .ok_or_else(|| format!("integrations.{name}: no provider `{}`", config.provider))?
         .clone();
     let spec = provider.spec();
-    let oauth_spec = spec.auth.as_oauth2().ok_or_else(|| {
-        format!(
-            "integrations.{name}: provider `{}` uses auth mode `{}`, which this host does not support yet",
-            spec.id,
-            spec.auth.mode()
-        )
-    })?;
-    let needs_admin_consent = config
-        .scopes
-        .iter()
-        .any(|scope| oauth_spec.scope(scope).is_some_and(|s| s.admin_consent));
-    let oauth = OAuthClient::new(
-        http.clone(),
-        OAuthClientConfig {
-            spec: oauth_spec.clone(),
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            redirect_uri: redirect_uri.to_owned(),
-            authorization_url: config.overrides.authorization_url.clone(),
-            token_url: config.overrides.token_url.clone(),
-            admin_consent_url: config.overrides.admin_consent_url.clone(),
-            scopes: config.scopes.clone(),
-        },
-    );
+    let (auth, needs_admin_consent) = match &spec.auth {
+        AuthSpec::Oauth2(oauth_spec) => {
+            let needs_admin_consent = config
+                .scopes
+                .iter()
+                .any(|scope| oauth_spec.scope(scope).is_some_and(|s| s.admin_consent));
+            let client = OAuthClient::new(
+                http.clone(),
+                OAuthClientConfig {
+                    spec: oauth_spec.clone(),
+                    client_id: config.client_id.clone(),
+                    client_secret: config.client_secret.clone(),
+                    redirect_uri: redirect_uri.to_owned(),
+                    authorization_url: config.overrides.authorization_url.clone(),
+                    token_url: config.overrides.token_url.clone(),
+                    admin_consent_url: config.overrides.admin_consent_url.clone(),
+                    scopes: config.scopes.clone(),
+                },
+            );
+            (Auth::OAuth2(Box::new(client)), needs_admin_consent)
+        }
+        AuthSpec::ApiKey(key_spec) => (Auth::ApiKey(key_spec.clone()), false),
+        other => {
+            return Err(format!(
+                "integrations.{name}: provider `{}` uses auth mode `{}`, which this host does not support yet",
+                spec.id,
+                other.mode()
+            ));
+        }
+    };
     let base_url = config
         .overrides
         .api_base_url
@@ -166,7 +223,7 @@ fn resolve_one(
         api_base_url,
         default_headers,
         provider,
-        oauth,
+        auth,
         needs_admin_consent,
         client_secret_expires_at: config.client_secret_expires_at,
     })

@@ -9,6 +9,11 @@
 //!
 //! Providers that rotate refresh tokens (and revoke the old one, or the whole family, on reuse)
 //! make this a correctness matter, not an optimisation.
+//!
+//! Every use of a connection (proxy, `GET /connections/{id}`, syncs, actions) refreshes through
+//! here, so this is also where `connection.refresh_failed` and `connection.recovered` webhook
+//! events start: once per change, by a compare-and-swap on the store, however many requests
+//! or replicas saw it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -17,9 +22,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use plugboard_core::oauth::{OAuthError, OAuthErrorKind};
 use secrecy::SecretString;
+use serde_json::json;
 
 use crate::integrations::Integration;
 use crate::store::{Connection, ConnectionKey, ConnectionStatus, Store, StoreError, TokenUpdate};
+use crate::webhooks::Webhooks;
 
 /// Tokens expiring sooner than this are refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -71,15 +78,18 @@ pub struct Connections {
     owner: String,
     locks: Mutex<HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>>>,
     cache: RwLock<HashMap<ConnectionKey, Cached>>,
+    /// Where refresh failures and recoveries are announced, if anywhere.
+    webhooks: Option<Arc<Webhooks>>,
 }
 
 impl Connections {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, webhooks: Option<Arc<Webhooks>>) -> Self {
         Connections {
             store,
             owner: uuid::Uuid::new_v4().to_string(),
             locks: Mutex::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
+            webhooks,
         }
     }
 
@@ -123,6 +133,13 @@ impl Connections {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(connection.key.clone(), cached);
         connection
+    }
+
+    /// A connection a completed OAuth flow saved: cached, and a reconnect that ends a refresh
+    /// failure announced as a recovery.
+    pub async fn saved(&self, connection: Connection) -> Arc<Connection> {
+        self.announce_recovery(&connection.key).await;
+        self.remember(connection)
     }
 
     pub fn forget(&self, key: &ConnectionKey) {
@@ -197,7 +214,11 @@ impl Connections {
                 return Ok(current);
             }
             let Some(refresh_token) = current.tokens.refresh_token.clone() else {
-                let reason = "the connection has no refresh token (the integration does not request `offline_access`); connect again";
+                let reason = if integration.refreshes() {
+                    "the connection has no refresh token (the integration does not request `offline_access`); connect again"
+                } else {
+                    "the provider rejected the API key; create the connection again with a valid key (POST /connections)"
+                };
                 return Err(self.give_up(&current, reason).await?);
             };
             let now = Utc::now();
@@ -215,11 +236,23 @@ impl Connections {
                 tokio::time::sleep(LEASE_POLL).await;
                 continue;
             }
+            // Another process may have refreshed and released the lease between our read and
+            // our taking it; redeeming the refresh token we read would then waste a token
+            // request on a superseded grant. Look again now that nobody else can refresh.
+            let unchanged = self
+                .load(key)
+                .await?
+                .is_some_and(|again| again.token_version == current.token_version);
+            if !unchanged {
+                self.store.release_refresh_lease(key, &self.owner).await?;
+                continue;
+            }
             let outcome = self.redeem(integration, &current, &refresh_token).await;
             self.store.release_refresh_lease(key, &self.owner).await?;
             match outcome {
                 Ok(Some(updated)) => {
                     tracing::info!(integration = %key.integration, connection_id = %key.connection_id, version = updated.token_version, "token refreshed");
+                    self.announce_recovery(key).await;
                     return Ok(self.remember(updated));
                 }
                 // Another process stored newer tokens between our read and our write.
@@ -233,11 +266,15 @@ impl Connections {
                     }
                     OAuthErrorKind::Transient => {
                         tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, %error, "token refresh failed temporarily");
-                        return Err(RefreshError::Transient(error.to_string()));
+                        let error = RefreshError::Transient(error.to_string());
+                        self.announce_failure(key, &error).await;
+                        return Err(error);
                     }
                     OAuthErrorKind::IntegrationMisconfigured => {
                         tracing::error!(integration = %key.integration, %error, "token refresh refused: the integration is misconfigured");
-                        return Err(RefreshError::Misconfigured(error.to_string()));
+                        let error = RefreshError::Misconfigured(error.to_string());
+                        self.announce_failure(key, &error).await;
+                        return Err(error);
                     }
                     _ => {
                         // The grant was refused. If someone refreshed meanwhile, the refused
@@ -262,7 +299,7 @@ impl Connections {
         refresh_token: &SecretString,
     ) -> Result<Option<Connection>, OAuthError> {
         let tokens = integration
-            .oauth
+            .oauth()?
             .refresh(&current.connection_config, refresh_token, None)
             .await?;
         let update = TokenUpdate {
@@ -300,7 +337,57 @@ impl Connections {
             .await?;
         tracing::warn!(integration = %current.key.integration, connection_id = %current.key.connection_id, %reason, marked, "connection needs a reconnect");
         self.forget(&current.key);
-        Ok(RefreshError::NeedsReconnect(reason.to_owned()))
+        let error = RefreshError::NeedsReconnect(reason.to_owned());
+        // Unmarked, the failure was stale: someone stored newer credentials meanwhile.
+        if marked {
+            self.announce_failure(&current.key, &error).await;
+        }
+        Ok(error)
+    }
+
+    /// `connection.refresh_failed`, if refreshes of the connection were working until now.
+    async fn announce_failure(&self, key: &ConnectionKey, error: &RefreshError) {
+        if self.changed_failing(key, Some(Utc::now())).await {
+            self.announce(
+                "connection.refresh_failed",
+                json!({"integration": key.integration, "connection_id": key.connection_id, "error": error.to_string()}),
+            );
+        }
+    }
+
+    /// `connection.recovered`, if refreshes of the connection were failing until now.
+    async fn announce_recovery(&self, key: &ConnectionKey) {
+        if self.changed_failing(key, None).await {
+            self.announce(
+                "connection.recovered",
+                json!({"integration": key.integration, "connection_id": key.connection_id}),
+            );
+        }
+    }
+
+    /// Whether this call changed the connection's failing state. Without webhooks nobody
+    /// listens, so the store is not written either.
+    async fn changed_failing(
+        &self,
+        key: &ConnectionKey,
+        since: Option<chrono::DateTime<Utc>>,
+    ) -> bool {
+        if self.webhooks.is_none() {
+            return false;
+        }
+        match self.store.set_refresh_failing(key, since).await {
+            Ok(changed) => changed,
+            Err(error) => {
+                tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, %error, "recording the connection's refresh state failed; its event is not sent");
+                false
+            }
+        }
+    }
+
+    fn announce(&self, event: &str, data: serde_json::Value) {
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.send(event, data);
+        }
     }
 
     fn lock_for(&self, key: &ConnectionKey) -> Arc<tokio::sync::Mutex<()>> {

@@ -50,11 +50,11 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Str
         .webhooks
         .as_ref()
         .map(|c| Arc::new(Webhooks::new(c, http.clone(), store.clone())));
-    let syncs = Syncs::new(config, &integrations, webhooks);
+    let syncs = Syncs::new(config, &integrations, webhooks.clone());
     Ok(AppState::new(
         config.server.clone(),
         integrations,
-        Connections::new(store),
+        Connections::new(store, webhooks),
         syncs,
         http,
         &config.security.secret_key,

@@ -9,7 +9,8 @@
 //! loader can read the versions of any plugin — old or new — and refuse a mismatch before it
 //! touches anything else. The rest is valid only for the header's `abi_version`.
 //!
-//! Data crosses as bytes, almost always JSON (`wire.rs` has the encodings):
+//! Data crosses as bytes, almost always JSON (`wire.rs` has the encodings; records also
+//! carry where each one is in their JSON, as fixed-width offsets, so the host need not parse it):
 //! - arguments as an [`RSlice`], borrowed for the duration of the call only: the callee decodes
 //!   or copies what its future needs before it returns;
 //! - results as an [`RBuffer`], owned by the receiver but freed through the function pointer it
@@ -33,7 +34,9 @@ use async_ffi::FfiFuture;
 ///
 /// 2: `ContextVTable::save_records` carries `Context::save_encoded_records` too, and the host
 /// hands the records' bytes to it instead of decoding them.
-pub const ABI_VERSION: u32 = 2;
+/// 3: `ContextVTable::save_records` carries where each record is in those bytes, so the host
+/// does not parse them to find out.
+pub const ABI_VERSION: u32 = 3;
 
 /// The first bytes of every declaration, so a library that happens to export a symbol of the
 /// same name is not mistaken for a plugin.
@@ -259,12 +262,15 @@ pub struct ContextVTable {
     pub http:
         unsafe extern "C" fn(ctx: *const c_void, request: RSlice<'_>) -> FfiFuture<HttpOutput>,
     /// `records` is JSON of `Vec<Record>` (`EncodedRecords`), for both `save_records` and
-    /// `save_encoded_records`. The host passes the bytes to its `save_encoded_records` as they
-    /// are, so that it can store each record's data without decoding it.
+    /// `save_encoded_records`; `spans` says where each record is in it (`RecordSpan`s as
+    /// `wire::encode_spans` writes them). The host passes both to its `save_encoded_records`
+    /// as they are, so that it stores each record's data without decoding it or parsing the
+    /// batch: the plugin's side wrote the JSON, or checked it when provider code wrote it.
     pub save_records: unsafe extern "C" fn(
         ctx: *const c_void,
         model: RSlice<'_>,
         records: RSlice<'_>,
+        spans: RSlice<'_>,
     ) -> FfiFuture<RBuffer>,
     /// `ids` is JSON of `Vec<String>`.
     pub delete_records: unsafe extern "C" fn(

@@ -7,7 +7,6 @@
 use std::ffi::c_void;
 use std::fmt::Display;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_ffi::{FfiFuture, FutureExt};
 use async_trait::async_trait;
@@ -152,26 +151,32 @@ fn panicked<P: Provider>(provider: &P, kind: &str, name: &str, panic: &str) -> P
 /// reference to it: so it never outlives the run whose context `host` points at.
 struct ProxyContext {
     host: HostContext,
-    /// The size of the last batch of records encoded, a good guess for the next one: a sync
-    /// saves pages of similar size.
-    records_size: AtomicUsize,
 }
 
 impl ProxyContext {
     fn new(host: HostContext) -> Self {
-        ProxyContext {
-            host,
-            records_size: AtomicUsize::new(0),
-        }
+        ProxyContext { host }
     }
 
-    /// Hands the JSON of a batch of records to the host, which keeps it as it is.
-    async fn send_records(&self, model: &str, records: &[u8]) -> Result<(), ProviderError> {
+    /// Hands a batch of records to the host, with where each record is in it: the host keeps
+    /// the bytes as they are and finds the records without parsing them. A batch provider code
+    /// encoded itself is parsed here, once, which also checks it before it crosses.
+    async fn send_records(
+        &self,
+        model: &str,
+        records: &EncodedRecords,
+    ) -> Result<(), ProviderError> {
+        let spans = wire::encode_spans(&records.spans()?);
         let vtable = self.host.vtable();
         // SAFETY: as for the calls of the `Context` impl below: `self.host` is the context of
-        // the run this proxy lives in, and `records` outlives the call.
+        // the run this proxy lives in, and `records` and `spans` outlive the call.
         let call = unsafe {
-            (vtable.save_records)(self.host.data(), RSlice::text(model), RSlice::new(records))
+            (vtable.save_records)(
+                self.host.data(),
+                RSlice::text(model),
+                RSlice::new(records.as_bytes()),
+                RSlice::new(&spans),
+            )
         };
         Self::finish(call, "save_records").await
     }
@@ -200,11 +205,10 @@ impl Context for ProxyContext {
     }
 
     async fn save_records(&self, model: &str, records: Vec<Record>) -> Result<(), ProviderError> {
-        // A little slack, as the next page's records may be a little larger.
-        let guess = self.records_size.load(Ordering::Relaxed) * 9 / 8;
-        let records = wire::encode_sized(&records, guess, "the records")?;
-        self.records_size.store(records.len(), Ordering::Relaxed);
-        self.send_records(model, &records).await
+        let encoded = EncodedRecords::encode(&records)?;
+        // Not kept while the host stores the batch.
+        drop(records);
+        self.send_records(model, &encoded).await
     }
 
     async fn save_encoded_records(
@@ -212,7 +216,7 @@ impl Context for ProxyContext {
         model: &str,
         records: EncodedRecords,
     ) -> Result<(), ProviderError> {
-        self.send_records(model, records.as_bytes()).await
+        self.send_records(model, &records).await
     }
 
     async fn delete_records(&self, model: &str, ids: Vec<String>) -> Result<(), ProviderError> {

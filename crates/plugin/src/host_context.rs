@@ -89,14 +89,18 @@ unsafe extern "C" fn save_records(
     data: *const c_void,
     model_name: RSlice<'_>,
     records: RSlice<'_>,
+    spans: RSlice<'_>,
 ) -> FfiFuture<RBuffer> {
     // SAFETY: as in `http`.
     let ctx = unsafe { context(data) };
     // Copied, not decoded: the slice is only borrowed for this call, and the host's context
-    // decodes (or stores as they are) what it needs.
-    let args = model(model_name).map(|model| {
-        let records = EncodedRecords::new(records.as_bytes().to_vec());
-        (model, records)
+    // decodes (or stores as they are) what it needs. The spans come from the plugin's side of
+    // this crate, which wrote or parsed the JSON; `EncodedRecords::raw` still refuses any that
+    // do not fit the bytes.
+    let args = model(model_name).and_then(|model| {
+        let spans = wire::decode_spans(spans.as_bytes())?;
+        let records = EncodedRecords::with_spans(records.as_bytes().to_vec(), spans);
+        Ok((model, records))
     });
     call("save_records", async move {
         let (model, records) = args?;

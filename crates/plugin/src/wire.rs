@@ -1,10 +1,11 @@
 //! How values cross the boundary as bytes.
 //!
 //! JSON for everything (the core types are serde types, and JSON is what the host stores),
-//! encoded once per call. The one exception is an HTTP response's body, which crosses as it is
-//! ([`HttpOutput`]).
+//! encoded once per call. Two exceptions: an HTTP response's body, which crosses as it is
+//! ([`HttpOutput`]), and where records are in their batch's JSON, fixed-width offsets
+//! ([`encode_spans`]).
 
-use plugboard_core::{HttpResponse, LogLevel, ProviderError};
+use plugboard_core::{HttpResponse, LogLevel, ProviderError, RecordSpan};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -12,19 +13,7 @@ use crate::abi::{HttpOutput, RBuffer};
 
 /// Encodes a value for the other side.
 pub(crate) fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, ProviderError> {
-    encode_sized(value, 0, what)
-}
-
-/// Encodes into a buffer of `capacity` bytes to start with, so that a large value (a page of
-/// records) is written without the buffer being regrown and copied along the way.
-pub(crate) fn encode_sized<T: Serialize>(
-    value: &T,
-    capacity: usize,
-    what: &str,
-) -> Result<Vec<u8>, ProviderError> {
-    let mut bytes = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut bytes, value).map_err(|e| broken(what, &e))?;
-    Ok(bytes)
+    serde_json::to_vec(value).map_err(|e| broken(what, &e))
 }
 
 /// Encodes the outcome of a call. Should `T` fail to encode, the failure is the outcome.
@@ -81,6 +70,49 @@ pub(crate) fn decode_response(output: &HttpOutput) -> Result<HttpResponse, Provi
 struct ResponseHead {
     status: u16,
     headers: Vec<(String, String)>,
+}
+
+/// The bytes of one span: id start, id end, data start, data end.
+const SPAN_BYTES: usize = 4 * size_of::<u64>();
+
+/// Where records are in a batch, as little-endian `u64` offsets, four per record: a layout
+/// read without a parse, as records' spans are there to save one.
+pub(crate) fn encode_spans(spans: &[RecordSpan]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(spans.len() * SPAN_BYTES);
+    for span in spans {
+        for offset in [span.id.start, span.id.end, span.data.start, span.data.end] {
+            // A `usize` fits in a `u64` on every target Rust supports.
+            bytes.extend_from_slice(&(offset as u64).to_le_bytes());
+        }
+    }
+    bytes
+}
+
+pub(crate) fn decode_spans(bytes: &[u8]) -> Result<Vec<RecordSpan>, ProviderError> {
+    let malformed = |problem: &str| {
+        ProviderError::internal(format!("plugin boundary: the records' spans {problem}"))
+    };
+    if !bytes.len().is_multiple_of(SPAN_BYTES) {
+        return Err(malformed(&format!(
+            "are {} bytes, not a multiple of {SPAN_BYTES}",
+            bytes.len()
+        )));
+    }
+    let offset = |chunk: &[u8]| {
+        let value = u64::from_le_bytes(chunk.try_into().expect("chunks of 8 bytes"));
+        usize::try_from(value).map_err(|_| malformed(&format!("hold {value}, past any address")))
+    };
+    bytes
+        .chunks_exact(SPAN_BYTES)
+        .map(|span| {
+            let [id_start, id_end, data_start, data_end] =
+                [0, 1, 2, 3].map(|i| offset(&span[i * 8..(i + 1) * 8]));
+            Ok(RecordSpan {
+                id: id_start?..id_end?,
+                data: data_start?..data_end?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn log_level_code(level: LogLevel) -> u32 {
@@ -145,6 +177,30 @@ mod tests {
         let error = decode_response(&output).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Internal);
         assert!(error.message.contains("the HTTP response head"), "{error}");
+    }
+
+    #[test]
+    fn spans_cross_as_they_are_and_a_torn_list_is_an_error() {
+        let spans = vec![
+            RecordSpan {
+                id: 7..12,
+                data: 20..1_000_000,
+            },
+            RecordSpan {
+                id: 0..0,
+                data: usize::MAX - 1..usize::MAX,
+            },
+        ];
+        let bytes = encode_spans(&spans);
+        assert_eq!(decode_spans(&bytes), Ok(spans));
+        assert_eq!(decode_spans(&[]), Ok(Vec::new()));
+
+        let error = decode_spans(&bytes[..40]).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Internal);
+        assert_eq!(
+            error.message,
+            "plugin boundary: the records' spans are 40 bytes, not a multiple of 32"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -117,11 +118,12 @@ fn every_context_call_crosses_with_its_data_intact() {
     })
 }
 
-/// A host context that stores JSON: it keeps the bytes of every batch it is handed, then saves
-/// them through the default `save_encoded_records`.
+/// A host context that stores JSON: it keeps the bytes of every batch it is handed, and whether
+/// the batch said where its records are, then saves them through the default
+/// `save_encoded_records`.
 struct StoresJson {
     inner: TestContext,
-    batches: Mutex<Vec<(String, Vec<u8>)>>,
+    batches: Mutex<Vec<(String, Vec<u8>, bool)>>,
 }
 
 #[async_trait]
@@ -140,7 +142,12 @@ impl Context for StoresJson {
         records: EncodedRecords,
     ) -> Result<(), ProviderError> {
         let bytes = records.as_bytes().to_vec();
-        self.batches.lock().unwrap().push((model.to_owned(), bytes));
+        // Borrowed: the spans came with the batch, so finding the records needs no parse.
+        let located = matches!(records.spans(), Ok(Cow::Borrowed(_)));
+        self.batches
+            .lock()
+            .unwrap()
+            .push((model.to_owned(), bytes, located));
         self.inner.save_encoded_records(model, records).await
     }
 
@@ -188,12 +195,20 @@ fn records_reach_the_host_as_the_bytes_the_plugin_encoded() {
             .expect("the probe's sync");
 
         let batches = ctx.batches.into_inner().unwrap();
-        let [(first_model, decoded), (second_model, encoded)] = batches.as_slice() else {
+        let [
+            (first_model, decoded, first_located),
+            (second_model, encoded, second_located),
+        ] = batches.as_slice()
+        else {
             panic!("expected two batches: {batches:?}");
         };
         assert_eq!(
             (first_model.as_str(), second_model.as_str()),
             (MODEL, MODEL)
+        );
+        assert!(
+            *first_located && *second_located,
+            "both batches crossed with their spans"
         );
         // `save_records` in the plugin: the encoding of its `Vec<Record>`.
         let records: Vec<Record> = serde_json::from_slice(decoded).unwrap();
@@ -206,7 +221,7 @@ fn records_reach_the_host_as_the_bytes_the_plugin_encoded() {
         let raw = EncodedRecords::new(encoded.clone());
         let raw = raw.raw().unwrap();
         assert_eq!(raw[0].id, "AAMk+/=ü");
-        assert_eq!(raw[0].data.get(), r#"{"text":"ünïcödé ✓","n":1.5}"#);
+        assert_eq!(raw[0].data, r#"{"text":"ünïcödé ✓","n":1.5}"#);
         assert_eq!(ctx.inner.records(MODEL).len(), 2);
     })
 }

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::credential::Credential;
 use super::retry::RetryPolicy;
 use super::url::resolve_url;
 use crate::context::{HttpRequest, HttpResponse};
@@ -89,11 +90,23 @@ impl ApiClient {
         &self.retry
     }
 
-    /// Resolves, sends and reads `request`, retrying as the policy says.
+    /// Resolves, sends and reads `request` with an OAuth bearer token, retrying as the policy
+    /// says.
     pub async fn send(
         &self,
         request: &HttpRequest,
         bearer: Option<&str>,
+    ) -> Result<HttpResponse, ProviderError> {
+        self.send_with(request, bearer.map(Credential::Bearer))
+            .await
+    }
+
+    /// Like [`send`](Self::send), with any kind of credential (an API key goes where the
+    /// spec says).
+    pub async fn send_with(
+        &self,
+        request: &HttpRequest,
+        credential: Option<Credential<'_>>,
     ) -> Result<HttpResponse, ProviderError> {
         let mut url = resolve_url(&self.base_url, &request.url)
             .map_err(|e| ProviderError::invalid_input(e.to_string()))?;
@@ -103,7 +116,7 @@ impl ApiClient {
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
             ProviderError::invalid_input(format!("`{}` is not an HTTP method", request.method))
         })?;
-        let headers = self.headers(request, bearer)?;
+        let headers = self.headers(request, credential, &mut url)?;
         // Named in errors and logs: the path only, since query values may hold personal data.
         let target = format!("{method} {}", url.path());
 
@@ -154,11 +167,13 @@ impl ApiClient {
         }
     }
 
-    /// Default headers, then the request's own (which win), then the credentials.
+    /// Default headers, then the request's own (which win), then the credential (which may
+    /// also add a query parameter to `url`).
     fn headers(
         &self,
         request: &HttpRequest,
-        bearer: Option<&str>,
+        credential: Option<Credential<'_>>,
+        url: &mut Url,
     ) -> Result<HeaderMap, ProviderError> {
         let mut headers = HeaderMap::new();
         for (name, value) in self.default_headers.iter().chain(&request.headers) {
@@ -170,15 +185,10 @@ impl ApiClient {
             })?;
             headers.insert(name, value);
         }
-        if let Some(token) = bearer {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                ProviderError::new(
-                    ErrorKind::Auth,
-                    "the access token contains characters not allowed in a header",
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+        if let Some(credential) = credential {
+            credential
+                .apply(&mut headers, url)
+                .map_err(|e| ProviderError::new(ErrorKind::Auth, e.to_string()))?;
         }
         Ok(headers)
     }
@@ -254,6 +264,7 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::AUTHORIZATION;
 
     #[test]
     fn request_headers_override_defaults_and_the_bearer_overrides_both() {
@@ -269,18 +280,25 @@ mod tests {
         let request = HttpRequest::get("/v1.0/me")
             .header("prefer", "b")
             .header("Authorization", "Basic mine");
-        let headers = client.headers(&request, Some("TOKEN")).unwrap();
+        let mut url = client.base_url().clone();
+        let headers = client
+            .headers(&request, Some(Credential::Bearer("TOKEN")), &mut url)
+            .unwrap();
         assert_eq!(headers["consistencylevel"], "eventual");
         assert_eq!(headers["prefer"], "b");
         assert_eq!(headers[AUTHORIZATION], "Bearer TOKEN");
         assert!(headers[AUTHORIZATION].is_sensitive());
         assert!(!format!("{headers:?}").contains("TOKEN"));
 
-        let without = client.headers(&request, None).unwrap();
+        let without = client.headers(&request, None, &mut url).unwrap();
         assert_eq!(without[AUTHORIZATION], "Basic mine");
         assert!(
             client
-                .headers(&HttpRequest::get("/").header("bad name", "x"), None)
+                .headers(
+                    &HttpRequest::get("/").header("bad name", "x"),
+                    None,
+                    &mut url
+                )
                 .is_err()
         );
     }

@@ -1,11 +1,14 @@
 //! HTTP execution shared by the host and the test kit: URL resolution that refuses path
-//! escapes, the spec's retry rules, and [`ApiClient`], which sends a provider's requests.
+//! escapes, the spec's retry rules, where credentials go ([`Credential`]), and [`ApiClient`],
+//! which sends a provider's requests.
 
 mod client;
+mod credential;
 mod retry;
 mod url;
 
 pub(crate) use client::describe;
 pub use client::{ApiClient, DEFAULT_REQUEST_TIMEOUT, api_base_url, http_client};
+pub use credential::{Credential, CredentialError};
 pub use retry::RetryPolicy;
 pub use url::{UrlRefused, resolve_url};

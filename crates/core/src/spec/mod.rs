@@ -56,7 +56,7 @@ pub struct ConnectionParam {
     pub default: Option<String>,
 }
 
-/// How a connection authenticates. Only `oauth2` is implemented by the host today; the other
+/// How a connection authenticates. The host implements `oauth2` and `api_key` today; the other
 /// modes are part of the format so specs and code can grow into them without a breaking change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
@@ -75,6 +75,13 @@ impl AuthSpec {
             AuthSpec::ApiKey(_) => "api_key",
             AuthSpec::Basic(_) => "basic",
             AuthSpec::Oauth2ClientCredentials(_) => "oauth2_client_credentials",
+        }
+    }
+
+    pub fn as_api_key(&self) -> Option<&ApiKeySpec> {
+        match self {
+            AuthSpec::ApiKey(spec) => Some(spec),
+            _ => None,
         }
     }
 
@@ -160,7 +167,8 @@ pub struct ScopeSpec {
     pub admin_consent: bool,
 }
 
-/// A static key sent in a header or query parameter.
+/// A static key sent in a header or query parameter (both, when both are set). Each connection
+/// brings its own key; the integration has no client id or secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeySpec {
@@ -286,6 +294,10 @@ pub enum PaginationSpec {
         page_size_param: Option<String>,
         #[serde(default)]
         page_size: Option<u32>,
+        /// The largest page the provider serves: the bound on the page size an integration
+        /// may choose for its syncs (`[integrations.<key>.syncs.<name>] page_size`).
+        #[serde(default)]
+        max_page_size: Option<u32>,
     },
     /// The body carries an opaque cursor that is sent back as a query parameter.
     Cursor {
@@ -298,6 +310,8 @@ pub enum PaginationSpec {
         page_size_param: Option<String>,
         #[serde(default)]
         page_size: Option<u32>,
+        #[serde(default)]
+        max_page_size: Option<u32>,
     },
 }
 
@@ -313,19 +327,40 @@ impl PaginationSpec {
 
     /// The page size parameter and its default value, if the preset sets one.
     pub fn page_size(&self) -> Option<(&str, u32)> {
-        let (param, size) = match self {
+        Some((self.page_size_param()?, self.sizes().0?))
+    }
+
+    /// The query parameter that sets the page size, if the provider has one.
+    pub fn page_size_param(&self) -> Option<&str> {
+        match self {
             PaginationSpec::NextLink {
-                page_size_param,
+                page_size_param, ..
+            }
+            | PaginationSpec::Cursor {
+                page_size_param, ..
+            } => page_size_param.as_deref(),
+        }
+    }
+
+    /// The largest page size the provider serves, if the spec says.
+    pub fn max_page_size(&self) -> Option<u32> {
+        self.sizes().1
+    }
+
+    /// `(page_size, max_page_size)` as written.
+    fn sizes(&self) -> (Option<u32>, Option<u32>) {
+        match self {
+            PaginationSpec::NextLink {
                 page_size,
+                max_page_size,
                 ..
             }
             | PaginationSpec::Cursor {
-                page_size_param,
                 page_size,
+                max_page_size,
                 ..
-            } => (page_size_param, page_size),
-        };
-        Some((param.as_deref()?, (*size)?))
+            } => (*page_size, *max_page_size),
+        }
     }
 }
 
@@ -386,6 +421,17 @@ impl ProviderSpec {
 
     pub fn pagination(&self, preset: &str) -> Option<&PaginationSpec> {
         self.api.pagination.get(preset)
+    }
+
+    /// The largest page size an integration may choose for a sync: the smallest
+    /// `max_page_size` of the pagination presets, as the spec does not say which preset a sync
+    /// pages with. `None` when no preset declares one, and then no page size may be chosen.
+    pub fn max_page_size(&self) -> Option<u32> {
+        self.api
+            .pagination
+            .values()
+            .filter_map(PaginationSpec::max_page_size)
+            .min()
     }
 
     /// The connection config with defaults applied and every value checked, or what is wrong.

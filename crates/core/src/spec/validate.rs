@@ -58,10 +58,29 @@ impl ProviderSpec {
                         "an api_key provider needs `header` or `query_param`",
                     );
                 }
-                if let Some(format) = &key.header_format
-                    && !format.contains("{api_key}")
+                if let Some(header) = &key.header
+                    && !is_header_name(header)
                 {
-                    p.add("auth.header_format", "must contain `{api_key}`");
+                    p.add(
+                        "auth.header",
+                        format!("`{header}` is not an HTTP header name"),
+                    );
+                }
+                if let Some(param) = &key.query_param
+                    && param.trim().is_empty()
+                {
+                    p.add("auth.query_param", "must not be empty");
+                }
+                if let Some(format) = &key.header_format {
+                    if !format.contains("{api_key}") {
+                        p.add("auth.header_format", "must contain `{api_key}`");
+                    }
+                    if key.header.is_none() {
+                        p.add(
+                            "auth.header_format",
+                            "needs `header`, the header it formats",
+                        );
+                    }
                 }
             }
             AuthSpec::Basic(_) => {}
@@ -145,6 +164,25 @@ impl ProviderSpec {
             }
             if let Some((_, 0)) = preset.page_size() {
                 p.add(format!("{key}.page_size"), "must be at least 1");
+            }
+            if let Some(max) = preset.max_page_size() {
+                if max == 0 {
+                    p.add(format!("{key}.max_page_size"), "must be at least 1");
+                }
+                if preset.page_size_param().is_none() {
+                    p.add(
+                        format!("{key}.max_page_size"),
+                        "needs `page_size_param`, the parameter that sets the page size",
+                    );
+                }
+                if let Some((_, size)) = preset.page_size()
+                    && size > max
+                {
+                    p.add(
+                        format!("{key}.page_size"),
+                        format!("{size} is above max_page_size ({max})"),
+                    );
+                }
             }
         }
     }
@@ -288,6 +326,14 @@ fn is_kebab_case(name: &str) -> bool {
 fn is_pascal_case(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         && name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// An HTTP field name: a non-empty token (RFC 9110 §5.1).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 #[derive(Default)]

@@ -24,6 +24,8 @@
 //! | `POST /tokens/expire` | `ExpireTokens` | `Expired` |
 //! | `GET /clock` | | `ClockInfo` |
 //! | `POST /clock/advance` | `AdvanceClock` | `ClockInfo` |
+//! | `POST /subscriptions` | `CreateSubscription` | `SubscriptionInfo` (with the key) for `/apim` |
+//! | `DELETE /subscriptions/{id}` | | the revoked `SubscriptionInfo`: its key answers 401 |
 //! | `GET /faults` | | `[FaultRule]` still pending |
 //! | `POST /faults` | `FaultRule` | `[FaultRule]` |
 //! | `DELETE /faults` | | `[]` |
@@ -38,11 +40,12 @@ mod directory;
 mod people;
 mod runtime;
 mod sessions;
+mod subscriptions;
 pub mod types;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -79,6 +82,8 @@ pub fn routes() -> Router<AppState> {
             patch(people::update).delete(people::remove),
         )
         .route("/tokens/expire", post(sessions::expire_tokens))
+        .route("/subscriptions", post(subscriptions::create))
+        .route("/subscriptions/{id}", delete(subscriptions::revoke))
         .route("/clock", get(runtime::clock))
         .route("/clock/advance", post(runtime::advance_clock))
         .route(

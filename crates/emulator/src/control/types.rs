@@ -220,6 +220,10 @@ pub enum FaultKind {
     MalformedBody,
     /// Close the connection without a complete response: the client sees a transport error.
     DropConnection,
+    /// 200 with the real page, but its `@odata.nextLink` points back at the page itself (the
+    /// request's own absolute URL): paging that is stuck, as a client following next links
+    /// verbatim meets it. A response that is not a successful page passes unchanged.
+    RepeatNextLink,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -300,4 +304,21 @@ pub struct DemoSetup {
     pub client_secret: String,
     pub user_id: String,
     pub user_principal_name: String,
+}
+
+/// A new API Management subscription for the `/apim` API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateSubscription {
+    /// Shown by `GET /apim/subscription`; generated when absent.
+    pub name: Option<String>,
+}
+
+/// An API Management subscription and its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionInfo {
+    pub id: String,
+    pub name: String,
+    /// Sent as `Ocp-Apim-Subscription-Key` or `?subscription-key=`.
+    pub key: String,
 }

@@ -9,8 +9,8 @@ mod query;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, OriginalUri};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::routing::get;
 
 use crate::state::AppState;
@@ -82,18 +82,22 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestUrl {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
         let path = parts
             .extensions
             .get::<OriginalUri>()
             .map_or(parts.uri.path(), |uri| uri.path());
         Ok(RequestUrl {
-            base: format!("http://{host}"),
+            base: client_root(&parts.headers),
             path: path.to_owned(),
         })
     }
+}
+
+/// The URL root the client used (`http://` and its `Host` header), which Graph's links repeat.
+pub fn client_root(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
 }

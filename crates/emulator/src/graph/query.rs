@@ -1,7 +1,9 @@
 //! OData query options of the people endpoints, and the page they select.
 //!
-//! A page costs O(skip + top), not O(people): candidates are walked lazily in relevance (or
-//! cached display-name) order and only the page's people are serialised.
+//! A page costs O(top) without `$filter` or `$search`, as on Graph, where late pages of a long
+//! list are no slower than early ones: it is a slice of the list in relevance (or cached
+//! display-name) order. With them it costs O(skip + top), not O(people): candidates are walked
+//! lazily. Only the page's people are serialised.
 
 use axum::http::StatusCode;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
@@ -109,18 +111,27 @@ impl PeopleQuery {
             })
     }
 
-    /// The page as Graph's JSON: `@odata.context`, `@odata.nextLink` unless last, `value`.
-    pub fn render(&self, people: &PeopleList, url: &RequestUrl, user_id: &str) -> Vec<u8> {
+    /// The page's people, and whether more follow them.
+    fn select<'p>(&self, people: &'p PeopleList) -> (Vec<&'p Person>, bool) {
         let all = people.all();
-        let candidates: Box<dyn Iterator<Item = &Person>> = if self.order_by_display_name {
-            Box::new(
-                people
-                    .display_name_order()
+        let order = self
+            .order_by_display_name
+            .then(|| people.display_name_order());
+        if self.filter.is_empty() && self.search.is_none() {
+            let end = self.skip.saturating_add(self.top).min(all.len());
+            let start = self.skip.min(end);
+            let value = match order {
+                Some(order) => order[start..end]
                     .iter()
-                    .map(|&i| &all[i as usize]),
-            )
-        } else {
-            Box::new(all.iter())
+                    .map(|&i| &all[i as usize])
+                    .collect(),
+                None => all[start..end].iter().collect(),
+            };
+            return (value, self.top > 0 && end < all.len());
+        }
+        let candidates: Box<dyn Iterator<Item = &Person>> = match order {
+            Some(order) => Box::new(order.iter().map(|&i| &all[i as usize])),
+            None => Box::new(all.iter()),
         };
         let mut matching = candidates
             .filter(|person| self.matches(person))
@@ -128,6 +139,12 @@ impl PeopleQuery {
         let value: Vec<&Person> = matching.by_ref().take(self.top).collect();
         // Search results come as one page: a next link would need `$skip`.
         let more = self.top > 0 && self.search.is_none() && matching.next().is_some();
+        (value, more)
+    }
+
+    /// The page as Graph's JSON: `@odata.context`, `@odata.nextLink` unless last, `value`.
+    pub fn render(&self, people: &PeopleList, url: &RequestUrl, user_id: &str) -> Vec<u8> {
+        let (value, more) = self.select(people);
         let page = Page {
             context: format!(
                 "{}/{}/$metadata#users('{user_id}')/people",
@@ -325,6 +342,7 @@ impl Serialize for Selected<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::people::PersonType;
 
     #[test]
     fn filters_parse_into_clauses() {
@@ -361,6 +379,46 @@ mod tests {
             query.next_query(),
             "%24select=displayName%2CID&foo=bar&%24top=5&%24skip=5"
         );
+    }
+
+    /// Every page, as ids, with `options` and `$top=7`.
+    fn pages(people: &PeopleList, options: &str) -> Vec<(Vec<String>, bool)> {
+        let mut pages = Vec::new();
+        for skip in (0..=people.len() + 7).step_by(7) {
+            let raw = format!("{options}$top=7&$skip={skip}");
+            let query = PeopleQuery::parse(Some(&raw), Search::Allowed).unwrap();
+            let (value, more) = query.select(people);
+            pages.push((value.iter().map(|p| p.id.clone()).collect(), more));
+        }
+        pages
+    }
+
+    #[test]
+    fn unfiltered_pages_are_slices_equal_to_the_filtered_walk() {
+        let people = PeopleList::new(
+            (0..30)
+                .map(|i| Person {
+                    id: format!("p{i:02}"),
+                    display_name: format!("Name {}", (i * 7) % 30).into(),
+                    person_type: PersonType {
+                        class: "Person".into(),
+                        subclass: "OrganizationUser".into(),
+                    }
+                    .into(),
+                    ..Person::default()
+                })
+                .collect(),
+        );
+        // The filter matches everyone, so only the path through the list differs.
+        let everyone = "$filter=personType/class eq 'Person'&";
+        for order in ["", "$orderby=displayName&"] {
+            let sliced = pages(&people, order);
+            assert_eq!(sliced, pages(&people, &format!("{everyone}{order}")));
+            let ids: Vec<String> = sliced.iter().flat_map(|(ids, _)| ids.clone()).collect();
+            assert_eq!(ids.len(), 30, "every person once");
+            let more: Vec<bool> = sliced.iter().map(|(_, more)| *more).collect();
+            assert_eq!(more, [true, true, true, true, false, false]);
+        }
     }
 
     #[test]

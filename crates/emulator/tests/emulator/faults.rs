@@ -159,3 +159,56 @@ async fn throttling_faults_are_counted() {
     );
     assert_eq!(h.control.counters().await.unwrap().throttled, 1);
 }
+
+#[tokio::test]
+async fn repeated_next_links_point_back_at_the_page_served() {
+    let h = start(25).await;
+    let token = h.access_token().await;
+    let page = "/v1.0/me/people?%24top=10&%24skip=10";
+    h.control
+        .add_fault(&rule("/v1.0/me/people", 2, FaultKind::RepeatNextLink))
+        .await
+        .unwrap();
+
+    // An answer that is not a page passes unchanged, and uses up one of the faulted requests.
+    let (status, _, body) = h.graph(page, "not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+
+    let response = h
+        .http
+        .get(format!("{}{page}", h.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let kind = response.headers()["content-type"].clone();
+    let text = response.text().await.unwrap();
+    let stuck: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(stuck["@odata.nextLink"], format!("{}{page}", h.url));
+    // Graph's member order: context, next link, value.
+    let at = |member: &str| text.find(member).unwrap();
+    assert!(
+        at("@odata.context") < at("@odata.nextLink") && at("@odata.nextLink") < at("\"value\"")
+    );
+    assert!(h.control.faults().await.unwrap().is_empty());
+
+    // The same page without the fault: the same people, and a next link that moves on.
+    let response = h
+        .http
+        .get(format!("{}{page}", h.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], kind);
+    let real: Value = response.json().await.unwrap();
+    assert_eq!(
+        real["@odata.nextLink"],
+        format!("{}/v1.0/me/people?%24top=10&%24skip=20", h.url)
+    );
+    assert_eq!(stuck["@odata.context"], real["@odata.context"]);
+    assert_eq!(stuck["value"], real["value"]);
+    assert_eq!(real["value"].as_array().unwrap().len(), 10);
+}

@@ -3,6 +3,7 @@
 //! One test binary (modules per area) keeps linking cheap; each test starts its own emulator
 //! on a random port, so tests are independent and run in parallel.
 
+mod apim;
 mod binary;
 mod code_flow;
 mod control;

@@ -55,6 +55,7 @@ async fn run(
             .unwrap_or_else(|_| connection.connection_config.clone()),
         mode: SyncMode::Incremental,
         previous: None,
+        page_size: None,
     };
     let ctx = HostContext::new(
         state.clone(),

@@ -54,6 +54,16 @@ pub async fn create_session(
     request: CreateSession,
 ) -> Result<SessionCreated, ApiError> {
     let integration = state.integration(&request.integration)?;
+    if integration.api_key().is_some() {
+        return Err(ApiError::bad_request(
+            "api_key_integration",
+            format!(
+                "integration `{}` uses API keys: create the connection with POST /connections \
+                 and `credentials.api_key` instead of a connect session",
+                request.integration
+            ),
+        ));
+    }
     check_connection_id(&request.connection_id)?;
     let connection_config = integration
         .spec()
@@ -91,7 +101,7 @@ pub async fn create_session(
 }
 
 /// Connection ids are the caller's own keys (a user id, an email); they appear in URLs and logs.
-fn check_connection_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn check_connection_id(id: &str) -> Result<(), ApiError> {
     let valid = (1..=128).contains(&id.len())
         && id
             .chars()

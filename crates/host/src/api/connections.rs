@@ -1,4 +1,5 @@
-//! `GET /connections`, `GET /connections/{id}` (with credentials) and `DELETE /connections/{id}`.
+//! `GET /connections`, `GET /connections/{id}` (with credentials) and `DELETE /connections/{id}`;
+//! `POST /connections` (API-key connections) is in `key_connections`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,18 +10,18 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiError, ApiQuery, AppState};
+use super::{ApiError, ApiQuery, AppState, key_connections};
 use crate::refresh::REFRESH_MARGIN;
 use crate::store::{Connection, ConnectionKey};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/connections", get(list))
+        .route("/connections", get(list).post(key_connections::create))
         .route("/connections/{connection_id}", get(show).delete(remove))
 }
 
 #[derive(Debug, Serialize)]
-struct ConnectionView {
+pub(super) struct ConnectionView {
     connection_id: String,
     integration: String,
     provider: String,
@@ -34,16 +35,23 @@ struct ConnectionView {
     credentials: Option<Credentials>,
 }
 
-/// Only `GET /connections/{id}` reveals the access token: it is the route that asks for it.
+/// Only `GET /connections/{id}` reveals the access token or API key: it is the route that asks
+/// for it.
 #[derive(Debug, Serialize)]
-struct Credentials {
-    access_token: String,
-    expires_at: Option<DateTime<Utc>>,
-    scopes: Vec<String>,
+#[serde(untagged)]
+enum Credentials {
+    OAuth2 {
+        access_token: String,
+        expires_at: Option<DateTime<Utc>>,
+        scopes: Vec<String>,
+    },
+    ApiKey {
+        api_key: String,
+    },
 }
 
 impl ConnectionView {
-    fn of(connection: &Connection) -> Self {
+    pub(super) fn of(connection: &Connection) -> Self {
         ConnectionView {
             connection_id: connection.key.connection_id.clone(),
             integration: connection.key.integration.clone(),
@@ -109,6 +117,15 @@ async fn show(
         .load(&key)
         .await?
         .ok_or_else(|| ApiError::connection_not_found(&key.connection_id, &key.integration))?;
+    if params.refresh && !integration.refreshes() {
+        return Err(ApiError::bad_request(
+            "refresh_unsupported",
+            format!(
+                "integration `{}` uses API keys, which are not refreshed; drop `refresh=true`",
+                key.integration
+            ),
+        ));
+    }
     let connection = if params.refresh {
         state
             .connections
@@ -121,10 +138,15 @@ async fn show(
             .await?
     };
     let mut view = ConnectionView::of(&connection);
-    view.credentials = Some(Credentials {
-        access_token: connection.tokens.access_token.expose_secret().to_owned(),
-        expires_at: connection.tokens.expires_at,
-        scopes: connection.tokens.scopes.clone(),
+    let secret = connection.tokens.access_token.expose_secret().to_owned();
+    view.credentials = Some(if integration.refreshes() {
+        Credentials::OAuth2 {
+            access_token: secret,
+            expires_at: connection.tokens.expires_at,
+            scopes: connection.tokens.scopes.clone(),
+        }
+    } else {
+        Credentials::ApiKey { api_key: secret }
     });
     Ok(Json(view))
 }

@@ -5,14 +5,17 @@
 //! Request logs name the route pattern, never the URI: queries carry session tokens and
 //! authorization codes.
 
+mod account;
 mod actions;
 mod auth;
 mod connect;
 mod connections;
+mod key_connections;
 mod oauth;
 mod proxy;
 mod records;
 mod syncs;
+mod upstream;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -49,6 +52,8 @@ pub struct Shared {
     pub syncs: Syncs,
     /// The process's one HTTP client: pooled connections, redirects never followed.
     pub http: reqwest::Client,
+    /// The proxy's client, hyper's own: same rules, fewer layers (see `upstream.rs`).
+    upstream: upstream::Upstream,
     /// SHA-256 of the API key, so requests are checked in constant time without keeping the
     /// key itself around.
     api_key_digest: [u8; 32],
@@ -69,6 +74,7 @@ impl AppState {
             connections,
             syncs,
             http,
+            upstream: upstream::Upstream::new(),
             api_key_digest: auth::digest(secrecy::ExposeSecret::expose_secret(api_key)),
         }))
     }

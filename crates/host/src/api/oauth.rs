@@ -16,16 +16,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
-use plugboard_core::HttpRequest;
-use plugboard_core::http::ApiClient;
+use plugboard_core::http::Credential;
 use plugboard_core::oauth::{
     OAuthError, OAuthErrorKind, parse_admin_consent_callback, parse_callback,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use super::account::fetch_account;
 use super::{AppState, hash_token, random_token};
 use crate::integrations::Integration;
 use crate::store::{ConnectSession, Flow, NewConnection, OAuthState, Tokens};
@@ -130,8 +130,8 @@ async fn connect(
             Err(outcome) => return outcome,
         };
     let request = match integration
-        .oauth
-        .authorization_request(&session.connection_config, &[])
+        .oauth()
+        .and_then(|oauth| oauth.authorization_request(&session.connection_config, &[]))
     {
         Ok(request) => request,
         Err(error) => return provider_failure(&error),
@@ -186,8 +186,8 @@ async fn admin_consent(
         .insert("tenant".to_owned(), tenant);
     let flow_state = random_token();
     let url = match integration
-        .oauth
-        .admin_consent_url(&session.connection_config, &flow_state)
+        .oauth()
+        .and_then(|oauth| oauth.admin_consent_url(&session.connection_config, &flow_state))
     {
         Ok(url) => url,
         Err(error) => return provider_failure(&error),
@@ -368,8 +368,11 @@ async fn complete_connect(
         Ok(code) => code,
         Err(error) => return finish(flow, Err(error)),
     };
-    let tokens = match integration
-        .oauth
+    let oauth = match integration.oauth() {
+        Ok(oauth) => oauth,
+        Err(error) => return finish(flow, Err(error)),
+    };
+    let tokens = match oauth
         .exchange_code(
             &flow.connection_config,
             &code.code,
@@ -409,7 +412,7 @@ async fn complete_connect(
         Ok(connection) => {
             tracing::info!(integration = %flow.integration, connection_id = %flow.connection_id, "connection saved");
             state.syncs.connection_saved(&connection);
-            state.connections.remember(connection);
+            state.connections.saved(connection).await;
             finish(flow, Ok(("connected", String::new())))
         }
         Err(error) => store_failure(error),
@@ -424,38 +427,14 @@ async fn read_account(
     connection_config: &BTreeMap<String, String>,
     access_token: &SecretString,
 ) -> Option<Value> {
-    let spec = integration.spec().account.as_ref()?;
-    let base = integration
-        .api_base_url(connection_config)
-        .map_err(|e| tracing::warn!(error = %e, "cannot read the account"))
-        .ok()?;
-    let client = ApiClient::new(state.http.clone(), integration.api(), base.into_owned());
-    let response = client
-        .send(
-            &HttpRequest::get(&spec.path),
-            Some(access_token.expose_secret()),
-        )
-        .await
-        .and_then(|r| r.error_for_status())
-        .and_then(|r| r.json::<Value>());
-    let body = match response {
-        Ok(body) => body,
+    let credential = Credential::Bearer(access_token.expose_secret());
+    match fetch_account(state, integration, connection_config, credential).await {
+        Ok(account) => account,
         Err(error) => {
             tracing::warn!(integration = %integration.name, %error, "reading the connected account failed");
-            return None;
-        }
-    };
-    let mut account = Map::new();
-    for (field, pointer) in [
-        ("id", Some(&spec.id)),
-        ("display_name", spec.display_name.as_ref()),
-        ("email", spec.email.as_ref()),
-    ] {
-        if let Some(value) = pointer.and_then(|p| body.pointer(p)) {
-            account.insert(field.to_owned(), value.clone());
+            None
         }
     }
-    Some(Value::Object(account))
 }
 
 /// The end of a flow: back to the application's `return_url` with the outcome in the query, or

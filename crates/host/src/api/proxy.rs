@@ -1,4 +1,5 @@
-//! `ANY /proxy/{*path}`: a request forwarded to the provider's API with the connection's token.
+//! `ANY /proxy/{*path}`: a request forwarded to the provider's API with the connection's token
+//! (or API key, placed as the spec says).
 //!
 //! Method, query, body and ordinary headers pass through; hop-by-hop headers and Plugboard's
 //! own (`Authorization`, `Connection-Id`, `Integration`, `Retries`) do not. Responses stream
@@ -6,7 +7,7 @@
 //! memory so the request can be sent again (after a token refresh, or a 429/503); larger or
 //! chunked bodies stream straight through and are sent once.
 //!
-//! A 401 from the provider gets one token refresh (or the token another request already
+//! A 401 from an OAuth provider gets one token refresh (or the token another request already
 //! refreshed) and one more attempt. `Retries: N` (0 to 10, default 0) asks for up to N more
 //! attempts after a 429 or 503, each after the provider's `Retry-After` (capped by the spec's
 //! `max_backoff`) or an exponential backoff without one.
@@ -23,10 +24,10 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
-use plugboard_core::http::{DEFAULT_REQUEST_TIMEOUT, RetryPolicy, resolve_url};
+use plugboard_core::http::{RetryPolicy, resolve_url};
 use plugboard_core::spec::RetrySpec;
-use secrecy::ExposeSecret;
 
+use super::upstream::UpstreamError;
 use super::{ApiError, AppState};
 use crate::refresh::REFRESH_MARGIN;
 use crate::store::ConnectionKey;
@@ -49,19 +50,16 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Headers that describe one hop, never the end-to-end message (RFC 9110 §7.6.1).
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ]
-    .contains(name)
-}
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 async fn forward(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
@@ -99,31 +97,29 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
     let mut attempt = 1;
     let mut refreshed = false;
     loop {
-        let mut token = header::HeaderValue::from_str(&format!(
-            "Bearer {}",
-            connection.tokens.access_token.expose_secret()
-        ))
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "invalid_token",
-                "the stored access token is not a valid header value",
-            )
-        })?;
-        token.set_sensitive(true);
+        // The credential goes where the integration says: a bearer token, or an API key in
+        // the spec's header or query parameter.
+        let mut headers = headers.clone();
+        let mut url = url.clone();
+        integration
+            .credential(&connection)
+            .apply(&mut headers, &mut url)
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_GATEWAY, "invalid_credential", e.to_string())
+            })?;
+        let mut outgoing = axum::http::Request::new(body.for_attempt());
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.uri_mut() = request_uri(&url)?;
+        *outgoing.headers_mut() = headers;
         let response = state
-            .http
-            .request(parts.method.clone(), url.clone())
-            .headers(headers.clone())
-            .header(header::AUTHORIZATION, token)
-            .timeout(DEFAULT_REQUEST_TIMEOUT)
-            .body(body.for_attempt())
-            .send()
+            .upstream
+            .send(outgoing)
             .await
             .map_err(upstream_error)?;
         let status = response.status().as_u16();
         let replayable = body.replayable();
-        if status == 401 && replayable && !refreshed {
+        // An API key cannot be refreshed: its 401 is the provider's answer.
+        if status == 401 && replayable && !refreshed && integration.refreshes() {
             // The token may have been revoked or expired early; `replace` refreshes only if
             // no other request already did, then this request tries once more.
             refreshed = true;
@@ -223,7 +219,7 @@ fn forwarded_headers(incoming: &HeaderMap, defaults: &HeaderMap) -> HeaderMap {
             RETRIES,
         ]
         .contains(name);
-        if ours || is_hop_by_hop(name) || named.iter().any(|n| n == name.as_str()) {
+        if ours || HOP_BY_HOP.contains(name) || named.iter().any(|n| n == name.as_str()) {
             continue;
         }
         headers.append(name.clone(), value.clone());
@@ -266,48 +262,53 @@ impl Outgoing {
         matches!(self, Outgoing::Replayable(_))
     }
 
-    fn for_attempt(&mut self) -> reqwest::Body {
+    fn for_attempt(&mut self) -> Body {
         match self {
-            Outgoing::Replayable(bytes) => reqwest::Body::from(bytes.clone()),
+            Outgoing::Replayable(bytes) => Body::from(bytes.clone()),
             // `replayable()` is false for streams, so there is only ever one attempt.
-            Outgoing::Stream(body) => match body.take() {
-                Some(body) => reqwest::Body::wrap_stream(body.into_data_stream()),
-                None => reqwest::Body::from(Bytes::new()),
-            },
+            Outgoing::Stream(body) => body.take().unwrap_or_else(Body::empty),
         }
     }
 }
 
-fn stream_back(response: reqwest::Response) -> Response {
-    let status = response.status();
-    let mut headers = HeaderMap::with_capacity(response.headers().len());
-    for (name, value) in response.headers() {
-        if !is_hop_by_hop(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    out
+/// The resolved URL as the request target hyper sends.
+fn request_uri(url: &url::Url) -> Result<axum::http::Uri, ApiError> {
+    url.as_str().parse().map_err(|_| {
+        ApiError::bad_request(
+            "path_refused",
+            "the path and query do not form a valid HTTP request target",
+        )
+    })
 }
 
-fn upstream_error(error: reqwest::Error) -> ApiError {
-    // Without the URL: its query may hold personal data.
-    let error = error.without_url();
-    tracing::warn!(%error, "proxied request failed");
-    if error.is_timeout() {
-        ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
-            "the provider did not answer in time",
-        )
-    } else {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_unreachable",
-            format!("the provider could not be reached: {error}"),
-        )
+/// The provider's answer minus its hop-by-hop headers, its body streamed as it arrives.
+fn stream_back(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    response
+}
+
+fn upstream_error(error: UpstreamError) -> ApiError {
+    match error {
+        UpstreamError::Timeout => {
+            tracing::warn!("proxied request timed out");
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the provider did not answer in time",
+            )
+        }
+        // Without the URL: its query may hold personal data.
+        UpstreamError::Failed(error) => {
+            tracing::warn!(%error, "proxied request failed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("the provider could not be reached: {error}"),
+            )
+        }
     }
 }
 

@@ -67,6 +67,9 @@ impl fmt::Debug for WebhooksConfig {
 pub struct SyncOverride {
     pub enabled: Option<bool>,
     pub frequency: Option<std::time::Duration>,
+    /// Records asked for per page instead of the provider's default, from 1 to the most the
+    /// provider serves (its spec's `max_page_size`).
+    pub page_size: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +118,7 @@ impl fmt::Debug for SecurityConfig {
 #[derive(Debug, Clone)]
 pub struct IntegrationConfig {
     pub provider: String,
+    /// The OAuth client; empty for API-key providers, whose connections bring their own keys.
     pub client_id: String,
     pub client_secret: SecretString,
     pub client_secret_expires_at: Option<NaiveDate>,
@@ -392,10 +396,56 @@ fn read_sync_overrides(
                 None => ok = false,
             }
         }
+        if let Some(f) = t.take("page_size") {
+            match read_page_size(ctx, &f, spec) {
+                Some(size) => settings.page_size = Some(size),
+                None => ok = false,
+            }
+        }
         t.finish(ctx);
         syncs.insert(name, settings);
     }
     ok.then_some(syncs)
+}
+
+/// A sync's `page_size`: at least 1 and at most what the provider's spec says it serves
+/// (`max_page_size`), so a page size the provider would refuse or silently cut fails here, at
+/// start-up, rather than in every run.
+fn read_page_size(
+    ctx: &mut Ctx<'_>,
+    f: &read::Field,
+    spec: Option<&plugboard_core::ProviderSpec>,
+) -> Option<u32> {
+    let max = match spec.map(|spec| (spec, spec.max_page_size())) {
+        Some((_, Some(max))) => max,
+        Some((spec, None)) => {
+            ctx.error(
+                f,
+                format!(
+                    "provider `{}` declares no `max_page_size` in its pagination presets, so its syncs' page size cannot be chosen",
+                    spec.id
+                ),
+            );
+            return None;
+        }
+        // An unknown provider is reported on its own key.
+        None => u32::MAX,
+    };
+    let expected = format!("a whole number from 1 to {max}");
+    let size = ctx.integer(f, &expected)?;
+    match u32::try_from(size) {
+        Ok(size) if (1..=max).contains(&size) => Some(size),
+        _ => {
+            let provider = spec.map_or_else(String::new, |spec| {
+                format!(", the most provider `{}` serves per page", spec.id)
+            });
+            ctx.error(
+                f,
+                format!("{size} is out of range: expected 1 to {max}{provider}"),
+            );
+            None
+        }
+    }
 }
 
 /// A section's table; a missing section reads as empty, so each of its required keys is
@@ -901,26 +951,53 @@ fn read_integration(
         .as_deref()
         .and_then(|id| providers.get(id))
         .map(|p| p.spec());
-    let client_id = t
-        .required(ctx, "client_id", "the OAuth client id")
-        .and_then(|f| {
-            let id = ctx.string(&f, "a string")?;
-            if id.trim().is_empty() {
-                ctx.error(&f, "must not be empty");
-                return None;
+    // An API-key provider's connections each bring their key: the integration has no client.
+    let keyed = spec.is_some_and(|s| s.auth.as_api_key().is_some());
+    if keyed {
+        for name in [
+            "client_id",
+            "client_secret",
+            "client_secret_expires_at",
+            "scopes",
+        ] {
+            if let Some(f) = t.take(name) {
+                ctx.error(
+                    &f,
+                    format!(
+                        "not used: provider `{}` authenticates with API keys, which each \
+                         connection brings (POST /connections); remove it",
+                        provider.as_deref().unwrap_or_default()
+                    ),
+                );
             }
-            Some(id)
-        });
-    let client_secret = t
-        .required(ctx, "client_secret", "the OAuth client secret")
-        .and_then(|f| {
-            let secret = ctx.secret(&f, "a string")?;
-            if secret.expose_secret().is_empty() {
-                ctx.error(&f, "must not be empty");
-                return None;
-            }
-            Some(secret)
-        });
+        }
+    }
+    let client_id = if keyed {
+        Some(String::new())
+    } else {
+        t.required(ctx, "client_id", "the OAuth client id")
+            .and_then(|f| {
+                let id = ctx.string(&f, "a string")?;
+                if id.trim().is_empty() {
+                    ctx.error(&f, "must not be empty");
+                    return None;
+                }
+                Some(id)
+            })
+    };
+    let client_secret = if keyed {
+        Some(SecretString::from(String::new()))
+    } else {
+        t.required(ctx, "client_secret", "the OAuth client secret")
+            .and_then(|f| {
+                let secret = ctx.secret(&f, "a string")?;
+                if secret.expose_secret().is_empty() {
+                    ctx.error(&f, "must not be empty");
+                    return None;
+                }
+                Some(secret)
+            })
+    };
     let expires = match t.take("client_secret_expires_at") {
         None => Some(None),
         Some(f) => ctx.string(&f, "a date").and_then(|text| {

@@ -138,6 +138,30 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A whole number; a string of digits is accepted too, as environment variables give them.
+    pub fn integer(&mut self, field: &Field, expected: &str) -> Option<i64> {
+        let number = match &field.value.kind {
+            ValueKind::I64(n) => Some(*n),
+            ValueKind::U64(n) => i64::try_from(*n).ok(),
+            ValueKind::I128(n) => i64::try_from(*n).ok(),
+            ValueKind::U128(n) => i64::try_from(*n).ok(),
+            ValueKind::String(_) => {
+                let text = self.string(field, expected)?;
+                let parsed = text.trim().parse().ok();
+                if parsed.is_none() {
+                    self.error(field, format!("expected {expected}, found `{text}`"));
+                }
+                return parsed;
+            }
+            _ => None,
+        };
+        if number.is_none() {
+            let found = describe(&field.value.kind, true);
+            self.error(field, format!("expected {expected}, found {found}"));
+        }
+        number
+    }
+
     pub fn secret(&mut self, field: &Field, expected: &str) -> Option<SecretString> {
         self.text(field, expected, false).map(SecretString::from)
     }

@@ -251,6 +251,10 @@ fn the_example_config_in_the_repository_loads() {
     ];
     let loaded = load(&path, &registry(), &options(&env)).unwrap_or_else(|e| panic!("{e}"));
     assert!(loaded.config.integrations.contains_key("microsoft"));
+    assert_eq!(
+        loaded.config.integrations["apim"].provider,
+        "azure-api-management"
+    );
 }
 
 #[test]
@@ -286,4 +290,90 @@ fn sync_settings_and_webhooks_are_read_and_checked() {
         !message.contains("s3cr3t"),
         "secrets never appear: {message}"
     );
+}
+
+/// A provider whose spec has a sync but no `max_page_size`, which no bundled provider lacks.
+/// Loading a config reads only its spec; its code never runs.
+struct Unbounded(plugboard_core::ProviderSpec);
+
+#[async_trait::async_trait]
+impl Provider for Unbounded {
+    fn spec(&self) -> &plugboard_core::ProviderSpec {
+        &self.0
+    }
+
+    async fn run_sync(
+        &self,
+        name: &str,
+        _: &dyn plugboard_core::Context,
+    ) -> Result<(), plugboard_core::ProviderError> {
+        Err(plugboard_core::provider::unknown("sync", name, &self.0))
+    }
+
+    async fn run_action(
+        &self,
+        name: &str,
+        _: serde_json::Value,
+        _: &dyn plugboard_core::Context,
+    ) -> Result<serde_json::Value, plugboard_core::ProviderError> {
+        Err(plugboard_core::provider::unknown("action", name, &self.0))
+    }
+}
+
+#[test]
+fn a_syncs_page_size_is_bounded_by_what_the_provider_serves() {
+    let with_size = |size: &str| {
+        format!("{VALID}\n[integrations.microsoft.syncs.people]\npage_size = {size}\n")
+    };
+    let loaded = load_with(&with_size("1000"), &[]).unwrap();
+    let people = &loaded.config.integrations["microsoft"].syncs["people"];
+    assert_eq!(people.page_size, Some(1000));
+    let from_env = load_with(
+        &with_size("1000"),
+        &[(
+            "PLUGBOARD__INTEGRATIONS__MICROSOFT__SYNCS__PEOPLE__PAGE_SIZE",
+            "250",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        from_env.config.integrations["microsoft"].syncs["people"].page_size,
+        Some(250)
+    );
+
+    let mut messages: Vec<String> = ["0", "1001", "-5", "2.5", "\"lots\""]
+        .into_iter()
+        .map(|size| errors(&with_size(size), &[]))
+        .collect();
+    messages.push(errors(
+        &with_size("100"),
+        &[(
+            "PLUGBOARD__INTEGRATIONS__MICROSOFT__SYNCS__PEOPLE__PAGE_SIZE",
+            "big",
+        )],
+    ));
+
+    // A provider whose spec declares no maximum takes no page size at all.
+    let text = plugboard_microsoft_people::spec_text()
+        .replace("id = \"microsoft-people\"", "id = \"unbounded-people\"")
+        .replace("max_page_size = 1000\n", "");
+    let spec = plugboard_core::ProviderSpec::parse("unbounded.toml", &text).unwrap();
+    assert_eq!(spec.max_page_size(), None);
+    let mut registry = registry();
+    registry.insert(Arc::new(Unbounded(spec)), Source::BuiltIn);
+    let config = with_size("100")
+        .replace(
+            "builtin = \"microsoft-people\"",
+            "builtin = \"unbounded-people\"",
+        )
+        .replace(
+            "provider = \"microsoft-people\"",
+            "provider = \"unbounded-people\"",
+        );
+    messages.push(
+        load_str("plugboard.toml", &config, &registry, &options(&[]))
+            .expect_err("no page size without a maximum")
+            .to_string(),
+    );
+    insta::assert_snapshot!(messages.join("\n\n"));
 }

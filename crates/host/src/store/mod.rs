@@ -7,7 +7,8 @@
 //!
 //! Two mechanisms keep token refresh single across processes sharing one database: a refresh
 //! lease per connection ([`Store::acquire_refresh_lease`]) and a compare-and-swap on the
-//! connection's `token_version` ([`Store::update_tokens`]).
+//! connection's `token_version` ([`Store::update_tokens`]). A run lease per connection and sync
+//! ([`Store::start_run`]) keeps sync runs single the same way.
 
 mod records;
 mod sqlite;
@@ -85,6 +86,8 @@ impl ConnectionStatus {
 /// A connection's credentials, decrypted.
 #[derive(Debug, Clone)]
 pub struct Tokens {
+    /// The OAuth access token, or an API-key connection's key (which has nothing else here):
+    /// either way the secret sent with each request, sealed and rotated alike.
     pub access_token: SecretString,
     pub refresh_token: Option<SecretString>,
     pub id_token: Option<SecretString>,
@@ -236,6 +239,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn release_refresh_lease(&self, key: &ConnectionKey, owner: &str) -> StoreResult<()>;
 
+    /// Records that refreshing the connection's token fails (`Some(since)`) or works again
+    /// (`None`). Whether this changed the stored state: a compare-and-swap, so each failure and
+    /// each recovery is announced once, however many requests or replicas saw it.
+    async fn set_refresh_failing(
+        &self,
+        key: &ConnectionKey,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
+
     async fn create_connect_session(
         &self,
         token_hash: &str,
@@ -330,15 +342,24 @@ pub trait Store: Send + Sync + 'static {
         frequency_secs: Option<u64>,
     ) -> StoreResult<()>;
 
-    /// Records the start of a run; its id.
+    /// Starts a run unless another run of the sync for the connection holds its unexpired run
+    /// lease, in whichever process: takes the lease until `lease_until`, fails the runs an
+    /// earlier holder left running (its lease expired, so it died or stalled), and records the
+    /// run, in one transaction. The new run's id, or `None` when another run holds the lease.
     async fn start_run(
         &self,
         connection: &str,
         sync: &str,
         mode: &str,
+        lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<String>;
+    ) -> StoreResult<Option<String>>;
 
+    /// Extends the run's lease; `false` when the run no longer holds it (it expired and another
+    /// run took it over).
+    async fn renew_run_lease(&self, run_id: &str, until: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Records the end of a run and releases its lease.
     async fn finish_run(
         &self,
         run_id: &str,
@@ -348,8 +369,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Fails every run still marked running: called at start-up, when no run of this process
-    /// can be running yet, so those were cut short by a crash. How many.
+    /// Fails every run still marked running whose lease has expired: cut short by a crash of
+    /// its process. A run another live replica is running keeps its renewed lease and is left
+    /// alone. How many.
     async fn fail_interrupted_runs(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     async fn append_run_logs(&self, run_id: &str, logs: &[RunLog]) -> StoreResult<()>;

@@ -77,7 +77,7 @@ impl<'a> From<RawRecord<'a>> for RecordJson<'a> {
     fn from(record: RawRecord<'a>) -> Self {
         RecordJson {
             id: record.id,
-            json: Cow::Borrowed(record.data.get()),
+            json: Cow::Borrowed(record.data),
         }
     }
 }

@@ -58,6 +58,20 @@ fn migrator() -> Migrator {
             include_str!("migrations/0002_syncs_records.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            "replicas".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0003_replicas.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            "crawl seen log".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0004_crawl_seen.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -482,6 +496,30 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_refresh_failing(
+        &self,
+        key: &ConnectionKey,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let query = match since {
+            Some(since) => sqlx::query(
+                "UPDATE connections SET refresh_failed_at = ? \
+                 WHERE integration = ? AND connection_id = ? AND refresh_failed_at IS NULL",
+            )
+            .bind(since.timestamp_millis()),
+            None => sqlx::query(
+                "UPDATE connections SET refresh_failed_at = NULL \
+                 WHERE integration = ? AND connection_id = ? AND refresh_failed_at IS NOT NULL",
+            ),
+        };
+        let done = query
+            .bind(&key.integration)
+            .bind(&key.connection_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn create_connect_session(
         &self,
         token_hash: &str,
@@ -703,9 +741,15 @@ impl Store for SqliteStore {
         connection: &str,
         sync: &str,
         mode: &str,
+        lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<String> {
-        self.start_run_sqlite(connection, sync, mode, now).await
+    ) -> StoreResult<Option<String>> {
+        self.start_run_sqlite(connection, sync, mode, lease_until, now)
+            .await
+    }
+
+    async fn renew_run_lease(&self, run_id: &str, until: DateTime<Utc>) -> StoreResult<bool> {
+        self.renew_run_lease_sqlite(run_id, until).await
     }
 
     async fn finish_run(
@@ -900,6 +944,42 @@ mod tests {
         let read = store.connection(&conn.key).await.unwrap().unwrap();
         assert_eq!(read.status, ConnectionStatus::NeedsReconnect);
         assert_eq!(read.status_reason.as_deref(), Some("invalid_grant"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn refresh_failure_and_recovery_each_change_once() {
+        let dir = temp_dir("failing");
+        let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
+        let now = Utc::now();
+        let conn = store
+            .save_connection(new_connection("c1", "a"), now)
+            .await
+            .unwrap();
+        assert!(
+            !store.set_refresh_failing(&conn.key, None).await.unwrap(),
+            "not failing"
+        );
+        assert!(
+            store
+                .set_refresh_failing(&conn.key, Some(now))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_refresh_failing(&conn.key, Some(now))
+                .await
+                .unwrap(),
+            "already failing"
+        );
+        // A reconnect does not clear it: whoever clears it announces the recovery.
+        store
+            .save_connection(new_connection("c1", "b"), now)
+            .await
+            .unwrap();
+        assert!(store.set_refresh_failing(&conn.key, None).await.unwrap());
+        assert!(!store.set_refresh_failing(&conn.key, None).await.unwrap());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The write path is built for throughput: one transaction per batch, the stored hashes of a
 //! batch read with one query per 500 ids, only new and changed records encrypted and written
-//! (as multi-row upserts), and records seen unchanged by a crawl stamped with one `UPDATE … IN`
-//! per 500 ids.
+//! (as multi-row upserts), and the batch's ids appended to the crawl's seen log (`crawl_seen`)
+//! with one insert, so unchanged records are neither rewritten nor even touched.
 //!
 //! `last_modified_at` is one stamp per write transaction, strictly greater than the stamp of
 //! every earlier transaction (the current time in microseconds, or the last stamp plus one).
@@ -30,6 +30,9 @@ use crate::crypto::Aad;
 const RECORDS: &str = "records";
 /// Ids per `IN (…)` list, well below SQLite's limit on bound parameters.
 const IDS_PER_QUERY: usize = 500;
+/// The error of a run whose process stopped (its lease expired) before it finished.
+const INTERRUPTED: &str =
+    "the host stopped during the run; the next run resumes from its checkpoint";
 /// Rows per multi-row upsert (11 parameters each).
 const ROWS_PER_UPSERT: usize = 80;
 
@@ -48,6 +51,21 @@ fn content_hash(model: &str, id: &str, json: &str) -> [u8; 32] {
     hasher.update([0]);
     hasher.update(json.as_bytes());
     hasher.finalize().into()
+}
+
+/// Clears a connection's seen log for a model: when its crawl ends, and when a new crawl
+/// abandons an unfinished one.
+async fn forget_seen(
+    tx: &mut sqlx::SqliteConnection,
+    connection: &str,
+    model: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM crawl_seen WHERE connection_row = ? AND model = ?")
+        .bind(connection)
+        .bind(model)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// The record's identity for the ciphertext's associated data: provider ids may contain any
@@ -168,11 +186,11 @@ impl SqliteStore {
         .await?
         .unwrap_or(0);
 
-        // id → (hash, deleted, seen generation)
-        let mut existing: HashMap<String, (Vec<u8>, bool, i64)> = HashMap::new();
+        // id → (hash, deleted)
+        let mut existing: HashMap<String, (Vec<u8>, bool)> = HashMap::new();
         for chunk in batch.chunks(IDS_PER_QUERY) {
             let sql = format!(
-                "SELECT record_id, hash, deleted_at IS NOT NULL AS deleted, seen_generation \
+                "SELECT record_id, hash, deleted_at IS NOT NULL AS deleted \
                  FROM records WHERE connection_row = ? AND model = ? AND record_id IN ({})",
                 placeholders(chunk.len())
             );
@@ -183,11 +201,7 @@ impl SqliteStore {
             for row in query.fetch_all(&mut *tx).await? {
                 existing.insert(
                     row.try_get("record_id")?,
-                    (
-                        row.try_get("hash")?,
-                        row.try_get("deleted")?,
-                        row.try_get("seen_generation")?,
-                    ),
+                    (row.try_get("hash")?, row.try_get("deleted")?),
                 );
             }
         }
@@ -196,22 +210,14 @@ impl SqliteStore {
         let now_us = micros(now);
         let mut outcome = SaveOutcome::default();
         let mut changed: Vec<(&Prepared, RecordAction)> = Vec::new();
-        let mut unseen_unchanged: Vec<&str> = Vec::new();
         for record in &batch {
             match existing.get(record.id.as_ref()) {
-                None => {
+                None | Some((_, true)) => {
                     outcome.added += 1;
                     changed.push((record, RecordAction::Added));
                 }
-                Some((_, true, _)) => {
-                    outcome.added += 1;
-                    changed.push((record, RecordAction::Added));
-                }
-                Some((hash, false, seen)) if hash.as_slice() == record.hash => {
+                Some((hash, false)) if hash.as_slice() == record.hash => {
                     outcome.unchanged += 1;
-                    if generation > 0 && *seen != generation {
-                        unseen_unchanged.push(record.id.as_ref());
-                    }
                 }
                 Some(_) => {
                     outcome.updated += 1;
@@ -221,16 +227,14 @@ impl SqliteStore {
         }
 
         for chunk in changed.chunks(ROWS_PER_UPSERT) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"; chunk.len()].join(", ");
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"; chunk.len()].join(", ");
             let sql = format!(
                 "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
-                 first_seen_at, last_modified_at, last_action, deleted_at, seen_generation) \
+                 first_seen_at, last_modified_at, last_action, deleted_at) \
                  VALUES {values} ON CONFLICT (connection_row, model, record_id) DO UPDATE SET \
                  payload = excluded.payload, sealed = excluded.sealed, hash = excluded.hash, \
                  last_modified_at = excluded.last_modified_at, \
-                 last_action = excluded.last_action, deleted_at = NULL, \
-                 seen_generation = CASE WHEN excluded.seen_generation > 0 \
-                 THEN excluded.seen_generation ELSE records.seen_generation END"
+                 last_action = excluded.last_action, deleted_at = NULL"
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (record, action) in chunk {
@@ -248,26 +252,26 @@ impl SqliteStore {
                     .bind(&record.hash[..])
                     .bind(now_us)
                     .bind(stamp)
-                    .bind(action.as_str())
-                    .bind(generation);
+                    .bind(action.as_str());
             }
             query.execute(&mut *tx).await?;
         }
 
-        for chunk in unseen_unchanged.chunks(IDS_PER_QUERY) {
-            let sql = format!(
-                "UPDATE records SET seen_generation = ? WHERE connection_row = ? AND model = ? \
-                 AND record_id IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql))
-                .bind(generation)
-                .bind(connection)
-                .bind(model);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(&mut *tx).await?;
+        if generation > 0 {
+            // Every record of the batch, changed or not, is seen by the crawl in progress.
+            let ids: Vec<&str> = batch.iter().map(|record| record.id.as_ref()).collect();
+            let ids = serde_json::to_string(&ids)
+                .map_err(|e| StoreError::Database(format!("encoding record ids: {e}")))?;
+            sqlx::query(
+                "INSERT INTO crawl_seen (connection_row, model, generation, record_id) \
+                 SELECT ?, ?, ?, value FROM json_each(?)",
+            )
+            .bind(connection)
+            .bind(model)
+            .bind(generation)
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(outcome)
@@ -309,6 +313,7 @@ impl SqliteStore {
         connection: &str,
         model: &str,
     ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO crawls (connection_row, model, generation, in_progress) VALUES (?, ?, 1, 1) \
              ON CONFLICT (connection_row, model) DO UPDATE SET \
@@ -316,8 +321,10 @@ impl SqliteStore {
         )
         .bind(connection)
         .bind(model)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        forget_seen(&mut tx, connection, model).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -340,18 +347,20 @@ impl SqliteStore {
         };
         let stamp = self.next_stamp(now);
         let deleted = sqlx::query(
-            "UPDATE records SET last_action = 'DELETED', deleted_at = ?, last_modified_at = ? \
-             WHERE connection_row = ? AND model = ? AND deleted_at IS NULL \
-             AND seen_generation <> ?",
+            "UPDATE records SET last_action = 'DELETED', deleted_at = ?4, last_modified_at = ?5 \
+             WHERE connection_row = ?1 AND model = ?2 AND deleted_at IS NULL \
+             AND record_id NOT IN (SELECT record_id FROM crawl_seen \
+             WHERE connection_row = ?1 AND model = ?2 AND generation = ?3)",
         )
-        .bind(micros(now))
-        .bind(stamp)
         .bind(connection)
         .bind(model)
         .bind(generation)
+        .bind(micros(now))
+        .bind(stamp)
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        forget_seen(&mut tx, connection, model).await?;
         sqlx::query("UPDATE crawls SET in_progress = 0 WHERE connection_row = ? AND model = ?")
             .bind(connection)
             .bind(model)
@@ -567,9 +576,41 @@ impl SqliteStore {
         connection: &str,
         sync: &str,
         mode: &str,
+        lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<Option<String>> {
         let id = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.writer.begin().await?;
+        // A write first, so the transaction holds the write lock from its first statement and
+        // another process's start waits for it instead of reading a lease about to change.
+        let taken = sqlx::query(
+            "INSERT INTO sync_states (connection_row, sync_name, run_lease_owner, run_lease_until) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (connection_row, sync_name) DO UPDATE SET \
+             run_lease_owner = excluded.run_lease_owner, run_lease_until = excluded.run_lease_until \
+             WHERE run_lease_until IS NULL OR run_lease_until <= ?5",
+        )
+        .bind(connection)
+        .bind(sync)
+        .bind(&id)
+        .bind(micros(lease_until))
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() == 0 {
+            return Ok(None);
+        }
+        // Holding the lease, no other run of this sync can be alive: runs still marked running
+        // were left by a holder whose lease expired.
+        sqlx::query(
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?, error = ? \
+             WHERE connection_row = ? AND sync_name = ? AND status = 'running'",
+        )
+        .bind(micros(now))
+        .bind(INTERRUPTED)
+        .bind(connection)
+        .bind(sync)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO sync_runs (id, connection_row, sync_name, mode, started_at, status) \
              VALUES (?, ?, ?, ?, ?, 'running')",
@@ -579,9 +620,24 @@ impl SqliteStore {
         .bind(sync)
         .bind(mode)
         .bind(micros(now))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(id)
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    pub(super) async fn renew_run_lease_sqlite(
+        &self,
+        run_id: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE sync_states SET run_lease_until = ? WHERE run_lease_owner = ?")
+                .bind(micros(until))
+                .bind(run_id)
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub(super) async fn finish_run_sqlite(
@@ -592,6 +648,7 @@ impl SqliteStore {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE sync_runs SET status = ?, added = ?, updated = ?, deleted = ?, error = ?, \
              finished_at = ? WHERE id = ?",
@@ -603,8 +660,16 @@ impl SqliteStore {
         .bind(error)
         .bind(micros(now))
         .bind(run_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "UPDATE sync_states SET run_lease_owner = NULL, run_lease_until = NULL \
+             WHERE run_lease_owner = ?",
+        )
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -613,11 +678,12 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE sync_runs SET status = 'failed', finished_at = ?, \
-             error = 'the host stopped during the run; the next run resumes from its checkpoint' \
-             WHERE status = 'running'",
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?1, error = ?2 \
+             WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM sync_states \
+             WHERE run_lease_owner = sync_runs.id AND run_lease_until > ?1)",
         )
         .bind(micros(now))
+        .bind(INTERRUPTED)
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
@@ -937,6 +1003,30 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// The seen log is per crawl: a crawl begun again does not count what the abandoned one
+    /// saw, and an ended crawl leaves nothing behind.
+    #[tokio::test]
+    async fn a_crawl_begun_again_forgets_what_the_abandoned_one_saw() {
+        let (store, c, dir) = store_with_connection("abandoned").await;
+        let now = Utc::now();
+        let all = vec![rec("a", 1), rec("b", 1)];
+        store.save_records(&c, "Person", all, now).await.unwrap();
+        store.begin_crawl(&c, "Person").await.unwrap();
+        let seen_a = vec![rec("a", 1)];
+        store.save_records(&c, "Person", seen_a, now).await.unwrap();
+        store.begin_crawl(&c, "Person").await.unwrap();
+        let seen_b = vec![rec("b", 1)];
+        store.save_records(&c, "Person", seen_b, now).await.unwrap();
+        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(1));
+        assert_eq!(live_ids(&store, &c).await, ["b"]);
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crawl_seen")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     async fn hashes(store: &SqliteStore) -> Vec<(String, Vec<u8>)> {
         sqlx::query_as("SELECT record_id, hash FROM records ORDER BY record_id")
             .fetch_all(&store.reader)
@@ -1086,9 +1176,11 @@ mod tests {
                 frequency_secs: Some(30)
             }
         );
+        let lease = now + chrono::Duration::seconds(30);
         let run = store
-            .start_run(&c, "people", "incremental", now)
+            .start_run(&c, "people", "incremental", lease, now)
             .await
+            .unwrap()
             .unwrap();
         store
             .append_run_logs(
@@ -1101,11 +1193,23 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(store.fail_interrupted_runs(now).await.unwrap(), 1);
+        // Its lease is live: start-up recovery leaves it alone; once expired, it is failed.
+        assert_eq!(store.fail_interrupted_runs(now).await.unwrap(), 0);
+        assert_eq!(store.fail_interrupted_runs(lease).await.unwrap(), 1);
         let runs = store.runs(&c, "people", 5).await.unwrap();
         assert_eq!(runs[0].status, RunStatus::Failed);
         assert!(runs[0].error.as_deref().unwrap().contains("host stopped"));
-        let second = store.start_run(&c, "people", "full", now).await.unwrap();
+        let second = store
+            .start_run(
+                &c,
+                "people",
+                "full",
+                lease + chrono::Duration::seconds(30),
+                lease,
+            )
+            .await
+            .unwrap()
+            .unwrap();
         let counts = RunCounts {
             added: 1,
             updated: 2,
@@ -1121,6 +1225,88 @@ mod tests {
             (RunStatus::Success, counts)
         );
         assert_eq!(store.run_logs(&run).await.unwrap()[0].message, "hi");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_run_lease_admits_one_run_until_it_finishes_or_expires() {
+        let (store, c, dir) = store_with_connection("run-lease").await;
+        let now = Utc::now();
+        let secs = chrono::Duration::seconds;
+        let first = store
+            .start_run(&c, "people", "full", now + secs(30), now)
+            .await
+            .unwrap()
+            .expect("a free lease is taken");
+        // Held: no second run of the sync, but another sync of the connection may run.
+        assert_eq!(
+            store
+                .start_run(&c, "people", "full", now + secs(30), now)
+                .await
+                .unwrap(),
+            None
+        );
+        let other = store
+            .start_run(&c, "contacts", "full", now + secs(30), now)
+            .await
+            .unwrap()
+            .expect("leases are per sync");
+        // Renewed past its first expiry, it still holds the sync there.
+        assert!(store.renew_run_lease(&first, now + secs(60)).await.unwrap());
+        let later = now + secs(45);
+        assert_eq!(
+            store
+                .start_run(&c, "people", "full", later + secs(30), later)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.fail_interrupted_runs(later).await.unwrap(),
+            1,
+            "only the unrenewed one"
+        );
+        // Finishing releases the lease at once.
+        store
+            .finish_run(
+                &first,
+                RunStatus::Success,
+                RunCounts::default(),
+                None,
+                later,
+            )
+            .await
+            .unwrap();
+        let second = store
+            .start_run(&c, "people", "full", later + secs(30), later)
+            .await
+            .unwrap()
+            .expect("released");
+        // Its holder died: after expiry another run takes over and fails the dead one, whose
+        // renewal then reports the loss.
+        let after = later + secs(31);
+        let third = store
+            .start_run(&c, "people", "incremental", after + secs(30), after)
+            .await
+            .unwrap()
+            .expect("expired");
+        assert!(
+            !store
+                .renew_run_lease(&second, after + secs(30))
+                .await
+                .unwrap()
+        );
+        let runs = store.runs(&c, "people", 5).await.unwrap();
+        let status = |id: &str| runs.iter().find(|r| r.id == id).unwrap().status;
+        assert_eq!(
+            (status(&first), status(&second), status(&third)),
+            (RunStatus::Success, RunStatus::Failed, RunStatus::Running)
+        );
+        let contacts = store.runs(&c, "contacts", 5).await.unwrap();
+        assert_eq!(
+            (contacts[0].id.as_str(), contacts[0].status),
+            (other.as_str(), RunStatus::Failed)
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! The host's [`Context`]: what provider code runs against in syncs and actions.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,7 +12,6 @@ use plugboard_core::{
     Context, EncodedRecords, ErrorKind, HttpRequest, HttpResponse, LogLevel, ProviderError, Record,
     RunInfo,
 };
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::api::AppState;
@@ -22,6 +21,9 @@ use crate::store::{Connection, RecordJson, RunCounts, RunLog, StoreError};
 
 /// Log lines kept per run; a chatty provider cannot fill the database.
 const MAX_LOG_LINES: usize = 2_000;
+/// Log lines held in memory before a records write stores them, for providers that log a lot
+/// between checkpoints (every checkpoint stores them too).
+const LOG_BATCH: usize = 100;
 /// Records a dry run shows.
 const DRY_RUN_SAMPLE: usize = 5;
 /// Wait before fetching a truncated JSON answer again.
@@ -29,9 +31,10 @@ const TRUNCATED_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 /// What the context is for.
 pub enum Purpose {
-    /// A sync run that writes to the store.
+    /// A sync run that writes to the store, and keeps its log lines with the run `run_id`.
     Sync {
         sync: String,
+        run_id: String,
     },
     /// A sync run that stores nothing and keeps a sample of what it would save.
     DryRun {
@@ -58,8 +61,13 @@ pub struct HostContext {
     /// Absolute URLs (next links) fetched by this run, to stop a provider that loops.
     fetched: Mutex<HashSet<String>>,
     counts: Mutex<RunCounts>,
+    /// Log lines not stored yet.
     logs: Mutex<Vec<RunLog>>,
+    /// Log lines the run kept so far, stored or not, against [`MAX_LOG_LINES`].
+    logs_kept: AtomicUsize,
     logs_dropped: AtomicU64,
+    /// Held while storing log lines, so batches are stored in the order they were taken.
+    logs_storing: tokio::sync::Mutex<()>,
     /// A dry run's checkpoint and sample, kept in memory only.
     dry_checkpoint: Mutex<Option<Value>>,
     sample: Mutex<Vec<Record>>,
@@ -92,7 +100,9 @@ impl HostContext {
             fetched: Mutex::new(HashSet::new()),
             counts: Mutex::new(RunCounts::default()),
             logs: Mutex::new(Vec::new()),
+            logs_kept: AtomicUsize::new(0),
             logs_dropped: AtomicU64::new(0),
+            logs_storing: tokio::sync::Mutex::new(()),
             dry_checkpoint: Mutex::new(None),
             sample: Mutex::new(Vec::new()),
             progress: Arc::new(Progress::default()),
@@ -107,8 +117,27 @@ impl HostContext {
         lock(&self.sample).clone()
     }
 
+    /// Stores the log lines gathered since the last call with the run, so a run cut short by a
+    /// crash keeps its log up to its last checkpoint. Lines a failed write could not store
+    /// wait for the next call. Only sync runs that write keep logs.
+    pub async fn flush_logs(&self) {
+        let Purpose::Sync { run_id, .. } = &self.purpose else {
+            return;
+        };
+        let _in_order = self.logs_storing.lock().await;
+        let logs = self.take_logs();
+        if logs.is_empty() {
+            return;
+        }
+        let store = self.state.connections.store();
+        if let Err(error) = store.append_run_logs(run_id, &logs).await {
+            tracing::warn!(%error, "keeping the run's log lines failed; trying again later");
+            lock(&self.logs).splice(0..0, logs);
+        }
+    }
+
     /// The log lines not yet stored, taken.
-    pub fn take_logs(&self) -> Vec<RunLog> {
+    fn take_logs(&self) -> Vec<RunLog> {
         let mut logs = std::mem::take(&mut *lock(&self.logs));
         let dropped = self.logs_dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
@@ -127,7 +156,7 @@ impl HostContext {
 
     fn sync_name(&self) -> Option<&str> {
         match &self.purpose {
-            Purpose::Sync { sync } | Purpose::DryRun { sync } => Some(sync),
+            Purpose::Sync { sync, .. } | Purpose::DryRun { sync } => Some(sync),
             Purpose::Action => None,
         }
     }
@@ -153,9 +182,14 @@ impl HostContext {
             .save_records(&self.connection_row(), model, records, Utc::now())
             .await
             .map_err(storage)?;
-        let mut counts = lock(&self.counts);
-        counts.added += outcome.added;
-        counts.updated += outcome.updated;
+        {
+            let mut counts = lock(&self.counts);
+            counts.added += outcome.added;
+            counts.updated += outcome.updated;
+        }
+        if lock(&self.logs).len() >= LOG_BATCH {
+            self.flush_logs().await;
+        }
         Ok(())
     }
 
@@ -167,17 +201,14 @@ impl HostContext {
             .connections
             .fresh(&self.integration, current, REFRESH_MARGIN)
             .await
-            .map_err(|e| self.refresh_error(e))?;
+            .map_err(Self::refresh_error)?;
         *lock(&self.connection) = fresh.clone();
         Ok(fresh)
     }
 
-    fn refresh_error(&self, error: RefreshError) -> ProviderError {
+    /// The provider's view of a failed refresh; the refresh module announced it already.
+    fn refresh_error(error: RefreshError) -> ProviderError {
         let message = error.to_string();
-        let key = lock(&self.connection).key.clone();
-        if !matches!(error, RefreshError::Store(_)) {
-            self.state.syncs.refresh_failed(&key, &message);
-        }
         match error {
             RefreshError::NeedsReconnect(_) | RefreshError::NotFound => {
                 ProviderError::new(ErrorKind::Auth, message)
@@ -259,10 +290,7 @@ impl Context for HostContext {
             let connection = self.fresh_connection().await?;
             let response = self
                 .api
-                .send(
-                    &request,
-                    Some(connection.tokens.access_token.expose_secret()),
-                )
+                .send_with(&request, Some(self.integration.credential(&connection)))
                 .await?;
             self.progress.requests.fetch_add(1, Ordering::Relaxed);
             if response.status == 401 && !refreshed {
@@ -273,7 +301,7 @@ impl Context for HostContext {
                     .connections
                     .replace(&self.integration, &connection.key, connection.token_version)
                     .await
-                    .map_err(|e| self.refresh_error(e))?;
+                    .map_err(Self::refresh_error)?;
                 *lock(&self.connection) = replaced;
                 continue;
             }
@@ -298,7 +326,6 @@ impl Context for HostContext {
                 tokio::time::sleep(TRUNCATED_RETRY_DELAY).await;
                 continue;
             }
-            self.state.syncs.refresh_worked(&connection.key);
             return Ok(response);
         }
     }
@@ -393,7 +420,7 @@ impl Context for HostContext {
 
     async fn checkpoint(&self) -> Result<Option<Value>, ProviderError> {
         match &self.purpose {
-            Purpose::Sync { sync } => Ok(self
+            Purpose::Sync { sync, .. } => Ok(self
                 .state
                 .connections
                 .store()
@@ -408,13 +435,14 @@ impl Context for HostContext {
 
     async fn set_checkpoint(&self, checkpoint: Value) -> Result<(), ProviderError> {
         match &self.purpose {
-            Purpose::Sync { sync } => {
+            Purpose::Sync { sync, .. } => {
                 let store = self.state.connections.store();
                 let row = self.connection_row();
                 store
                     .set_checkpoint(&row, sync, Some(&checkpoint))
                     .await
                     .map_err(storage)?;
+                self.flush_logs().await;
                 Ok(())
             }
             Purpose::DryRun { .. } => {
@@ -439,12 +467,11 @@ impl Context for HostContext {
             LogLevel::Error => "error",
         };
         tracing::debug!(integration = %self.integration.name, sync = ?self.sync_name(), level, "{message}");
-        let mut logs = lock(&self.logs);
-        if logs.len() >= MAX_LOG_LINES {
+        if self.logs_kept.fetch_add(1, Ordering::Relaxed) >= MAX_LOG_LINES {
             self.logs_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        logs.push(RunLog {
+        lock(&self.logs).push(RunLog {
             at: Utc::now(),
             level: level.to_owned(),
             message: message.to_owned(),

@@ -12,7 +12,7 @@ pub mod context;
 pub mod runner;
 pub mod scheduler;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::integrations::Integrations;
-use crate::store::{Connection, ConnectionKey};
+use crate::store::Connection;
 use crate::webhooks::Webhooks;
 
 /// One sync of an integration as it runs: the spec's, with the integration's overrides.
@@ -31,6 +31,8 @@ pub struct SyncSettings {
     pub model: String,
     pub enabled: bool,
     pub frequency: Duration,
+    /// The page size the integration chose; `None` keeps the provider's.
+    pub page_size: Option<u32>,
 }
 
 /// Sync machinery shared by the API, the scheduler and the runs.
@@ -39,8 +41,6 @@ pub struct Syncs {
     /// One semaphore per connection (row id), shared by its syncs and actions, sized by the
     /// provider's `api.max_concurrency`.
     limiters: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Connections whose token refresh failed during a run, to announce their recovery.
-    refresh_failed: Mutex<HashSet<ConnectionKey>>,
     pub schedule: scheduler::Schedule,
     pub webhooks: Option<Arc<Webhooks>>,
 }
@@ -69,6 +69,7 @@ impl Syncs {
                         model: spec.model.clone(),
                         enabled: custom.enabled.unwrap_or(true),
                         frequency: custom.frequency.unwrap_or(spec.frequency.get()),
+                        page_size: custom.page_size,
                     }
                 })
                 .collect();
@@ -77,7 +78,6 @@ impl Syncs {
         Syncs {
             settings,
             limiters: Mutex::new(HashMap::new()),
-            refresh_failed: Mutex::new(HashSet::new()),
             schedule: scheduler::Schedule::default(),
             webhooks,
         }
@@ -119,34 +119,6 @@ impl Syncs {
             }),
         );
         self.schedule.wake();
-    }
-
-    fn refresh_failed(&self, key: &ConnectionKey, error: &str) {
-        let first = self
-            .refresh_failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.clone());
-        if first {
-            self.emit(
-                "connection.refresh_failed",
-                json!({"integration": key.integration, "connection_id": key.connection_id, "error": error}),
-            );
-        }
-    }
-
-    fn refresh_worked(&self, key: &ConnectionKey) {
-        let recovered = self
-            .refresh_failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
-        if recovered {
-            self.emit(
-                "connection.recovered",
-                json!({"integration": key.integration, "connection_id": key.connection_id}),
-            );
-        }
     }
 
     pub fn emit(&self, event: &str, data: serde_json::Value) {

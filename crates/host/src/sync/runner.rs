@@ -1,6 +1,11 @@
 //! One run of one sync for one connection.
+//!
+//! A run holds its (connection, sync)'s run lease in the store from start to finish, renewing
+//! it while the provider works, so replicas sharing a database never run the same sync for the
+//! same connection at once, and a replica that dies frees the sync when its lease expires.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use plugboard_core::http::resolve_url;
@@ -10,7 +15,14 @@ use serde_json::{Value, json};
 use super::context::{HostContext, Progress, Purpose};
 use crate::api::AppState;
 use crate::integrations::Integration;
-use crate::store::{ConnectionKey, RunCounts, RunLog, RunStatus};
+use crate::store::{ConnectionKey, RunCounts, RunLog, RunStatus, Store};
+
+/// How long a run's lease lasts unless renewed: how long a sync stays blocked after its
+/// replica died mid-run.
+const RUN_LEASE: Duration = Duration::from_secs(15);
+/// How often a running run renews its lease: a few renewals fit in one lease, so a slow store
+/// write does not lose it.
+const RUN_LEASE_RENEW: Duration = Duration::from_secs(5);
 
 pub struct RunRequest {
     pub integration: Arc<Integration>,
@@ -42,13 +54,32 @@ pub fn mode_name(mode: SyncMode) -> &'static str {
     }
 }
 
-/// Runs the sync to its end. `Err` only when it could not start (no such connection or sync,
-/// a broken store); every failure of the run itself is in the report, and recorded.
+/// Why a run did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotStarted {
+    /// Another run of the sync for the connection holds its lease, in this process or another.
+    #[error(
+        "sync `{0}` is already running for this connection (here or in another Plugboard process sharing the store)"
+    )]
+    Busy(String),
+    /// No such connection or sync, or a broken store.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for NotStarted {
+    fn from(why: String) -> Self {
+        NotStarted::Failed(why)
+    }
+}
+
+/// Runs the sync to its end. `Err` only when it could not start; every failure of the run
+/// itself is in the report, and recorded.
 pub async fn run_sync(
     state: &AppState,
     request: RunRequest,
     progress: Option<&(dyn Fn(Arc<Progress>) + Sync)>,
-) -> Result<RunReport, String> {
+) -> Result<RunReport, NotStarted> {
     let RunRequest {
         integration,
         key,
@@ -89,11 +120,13 @@ pub async fn run_sync(
     let run_id = if dry_run {
         None
     } else {
+        let lease_until = started_at + RUN_LEASE;
         Some(
             store
-                .start_run(&row, &sync, mode_name(mode), started_at)
+                .start_run(&row, &sync, mode_name(mode), lease_until, started_at)
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| NotStarted::Busy(sync.clone()))?,
         )
     };
     let mut early_logs = Vec::new();
@@ -127,6 +160,9 @@ pub async fn run_sync(
                 .map_err(|e| e.to_string())?;
         }
     }
+    if let Some(run_id) = &run_id {
+        keep_logs(store.as_ref(), run_id, std::mem::take(&mut early_logs)).await;
+    }
 
     let run_info = RunInfo {
         connection_id: key.connection_id.clone(),
@@ -136,11 +172,14 @@ pub async fn run_sync(
             .unwrap_or_else(|_| connection.connection_config.clone()),
         mode: if dry_run { SyncMode::Full } else { mode },
         previous,
+        page_size: settings.page_size,
     };
-    let purpose = if dry_run {
-        Purpose::DryRun { sync: sync.clone() }
-    } else {
-        Purpose::Sync { sync: sync.clone() }
+    let purpose = match &run_id {
+        Some(run_id) => Purpose::Sync {
+            sync: sync.clone(),
+            run_id: run_id.clone(),
+        },
+        None => Purpose::DryRun { sync: sync.clone() },
     };
     let outcome = match HostContext::new(
         state.clone(),
@@ -158,17 +197,21 @@ pub async fn run_sync(
             let name = sync.clone();
             let task_ctx = ctx.clone();
             // Its own task, so a panic in provider code fails this run and nothing else.
-            let joined =
-                tokio::spawn(async move { provider.run_sync(&name, task_ctx.as_ref()).await })
-                    .await;
+            let task =
+                tokio::spawn(async move { provider.run_sync(&name, task_ctx.as_ref()).await });
+            let joined = match &run_id {
+                Some(run_id) => holding_lease(store.as_ref(), run_id, task).await,
+                None => Ok(task.await),
+            };
             let error = match joined {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(error.message),
-                Err(join) if join.is_panic() => Some(format!(
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(error))) => Some(error.message),
+                Ok(Err(join)) if join.is_panic() => Some(format!(
                     "the sync panicked: {}",
                     panic_message(join.into_panic())
                 )),
-                Err(_) => Some("the sync was cancelled".to_owned()),
+                Ok(Err(_)) => Some("the sync was cancelled".to_owned()),
+                Err(lost) => Some(lost),
             };
             Some((ctx, error))
         }
@@ -196,10 +239,10 @@ pub async fn run_sync(
     };
     let counts = ctx.as_ref().map(|c| c.counts()).unwrap_or_default();
     if let Some(run_id) = &run_id {
-        let mut logs = early_logs;
         if let Some(ctx) = &ctx {
-            logs.extend(ctx.take_logs());
+            ctx.flush_logs().await;
         }
+        let mut logs = early_logs;
         if let Some(error) = &error {
             logs.push(RunLog {
                 at: finished_at,
@@ -207,9 +250,7 @@ pub async fn run_sync(
                 message: error.clone(),
             });
         }
-        if let Err(e) = store.append_run_logs(run_id, &logs).await {
-            tracing::warn!(error = %e, "keeping the run's log lines failed");
-        }
+        keep_logs(store.as_ref(), run_id, logs).await;
         store
             .finish_run(run_id, status, counts, error.as_deref(), finished_at)
             .await
@@ -270,6 +311,39 @@ pub async fn run_sync(
         records,
         sample,
     })
+}
+
+/// Appends log lines to the run; losing them is logged, and does not fail the run.
+async fn keep_logs(store: &dyn Store, run_id: &str, logs: Vec<RunLog>) {
+    if let Err(error) = store.append_run_logs(run_id, &logs).await {
+        tracing::warn!(%error, "keeping the run's log lines failed");
+    }
+}
+
+/// Waits for the run's task, renewing its lease meanwhile. A lease found taken over (it expired
+/// while this process stalled, and another run started) stops the task: the sync is the other
+/// run's now.
+async fn holding_lease<T>(
+    store: &dyn Store,
+    run_id: &str,
+    mut task: tokio::task::JoinHandle<T>,
+) -> Result<Result<T, tokio::task::JoinError>, String> {
+    let start = tokio::time::Instant::now() + RUN_LEASE_RENEW;
+    let mut renew = tokio::time::interval_at(start, RUN_LEASE_RENEW);
+    loop {
+        tokio::select! {
+            joined = &mut task => return Ok(joined),
+            _ = renew.tick() => match store.renew_run_lease(run_id, Utc::now() + RUN_LEASE).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    task.abort();
+                    return Err("the run's lease expired and another run took the sync over (was this process stalled?); this run stopped".to_owned());
+                }
+                // The lease outlasts a few renewals: the next one may work.
+                Err(error) => tracing::warn!(%error, "renewing the run's lease failed"),
+            },
+        }
+    }
 }
 
 /// The first absolute URL in a checkpoint that no longer resolves below the API base URL.

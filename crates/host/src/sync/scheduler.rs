@@ -6,6 +6,11 @@
 //! created while the server runs wakes the scheduler, so its syncs start on their own. Each
 //! (connection, sync) has at most one run at a time; a run that overruns its frequency delays
 //! the next one until it has finished.
+//!
+//! Replicas sharing a database each run this scheduler. The run lease (see `runner`) keeps
+//! their runs of one sync apart: a replica that finds the sync running elsewhere tries again
+//! shortly, keeping a triggered run asked for. Before a scheduled run each replica reads the
+//! sync's last run from the store, so a run another replica finished counts for all of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use chrono::{DateTime, Utc};
 use plugboard_core::SyncMode;
 use tokio::sync::{Mutex, Notify};
 
-use super::runner::{RunRequest, run_sync};
+use super::runner::{NotStarted, RunRequest, run_sync};
 use crate::api::AppState;
 use crate::store::{Connection, ConnectionKey, ConnectionStatus, RunStatus};
 
@@ -23,6 +28,10 @@ use crate::store::{Connection, ConnectionKey, ConnectionStatus, RunStatus};
 const TICK: Duration = Duration::from_secs(1);
 /// A failed run is tried again after this, or after the sync's frequency if that is shorter.
 const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
+/// A scheduled run whose sync is running in another replica is tried again after this.
+const BUSY_RETRY: Duration = Duration::from_secs(2);
+/// How often runs whose replica died (their lease expired) are marked failed, besides start-up.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// What the scheduler knows of one (connection, sync).
 #[derive(Debug, Clone)]
@@ -152,19 +161,7 @@ async fn initial_entry(
         .syncs
         .sync_settings(&connection.key.integration, sync)
         .map_or(Duration::from_secs(3600), |s| s.frequency);
-    let last = store
-        .runs(&connection.id, sync, 1)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .next();
-    let now = Utc::now();
-    let next_run_at = match last {
-        Some(run) if run.status == RunStatus::Success => {
-            run.started_at + frequency.unwrap_or(default)
-        }
-        _ => now,
-    };
+    let next_run_at = due_at(state, &connection.id, sync, frequency.unwrap_or(default)).await?;
     Ok(Entry {
         running: false,
         paused: sync_state.paused,
@@ -174,25 +171,59 @@ async fn initial_entry(
     })
 }
 
+/// When the sync is due by its history in the store: one frequency after its last run started
+/// if that run succeeded; at once if it failed, was cut short, is still running (perhaps in
+/// another replica, which the run lease then waits for) or never ran.
+async fn due_at(
+    state: &AppState,
+    connection_row: &str,
+    sync: &str,
+    frequency: Duration,
+) -> Result<DateTime<Utc>, String> {
+    let last = state
+        .connections
+        .store()
+        .runs(connection_row, sync, 1)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next();
+    Ok(match last {
+        Some(run) if run.status == RunStatus::Success => run.started_at + frequency,
+        _ => Utc::now(),
+    })
+}
+
+/// Marks failed the runs whose process stopped: their leases expired. Runs of live replicas
+/// keep renewing theirs and are left alone.
+async fn fail_interrupted_runs(state: &AppState) {
+    match state
+        .connections
+        .store()
+        .fail_interrupted_runs(Utc::now())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::warn!(
+                runs = n,
+                "runs cut short by a stop of their host were marked failed; they resume from their checkpoints"
+            )
+        }
+        Err(error) => tracing::error!(%error, "marking interrupted runs failed"),
+    }
+}
+
 /// Starts the scheduler; it runs until the process ends.
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        match state
-            .connections
-            .store()
-            .fail_interrupted_runs(Utc::now())
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(
-                    runs = n,
-                    "runs cut short by a stop of the host were marked failed; they resume from their checkpoints"
-                )
-            }
-            Err(error) => tracing::error!(%error, "marking interrupted runs failed"),
-        }
+        fail_interrupted_runs(&state).await;
+        let mut swept = std::time::Instant::now();
         loop {
+            if swept.elapsed() >= SWEEP_EVERY {
+                fail_interrupted_runs(&state).await;
+                swept = std::time::Instant::now();
+            }
             let wait = match tick(&state).await {
                 Ok(wait) => wait,
                 Err(error) => {
@@ -237,11 +268,11 @@ async fn tick(state: &AppState) -> Result<Duration, String> {
                     }
                     if let Some(mode) = entry.triggered.take() {
                         entry.running = true;
-                        return Some(mode);
+                        return Some(Start::Triggered(mode));
                     }
                     if entry.next_run_at <= now {
                         entry.running = true;
-                        return Some(SyncMode::Incremental);
+                        return Some(Start::Scheduled);
                     }
                     if let Ok(until) = (entry.next_run_at - now).to_std() {
                         wait = wait.min(until);
@@ -249,14 +280,14 @@ async fn tick(state: &AppState) -> Result<Duration, String> {
                     None
                 })
                 .await?;
-            if let Some(mode) = start {
+            if let Some(start) = start {
                 spawn_run(
                     state.clone(),
                     integration.clone(),
-                    connection.key.clone(),
+                    &connection,
                     settings.name.clone(),
                     settings.frequency,
-                    mode,
+                    start,
                 );
             }
         }
@@ -270,15 +301,54 @@ async fn tick(state: &AppState) -> Result<Duration, String> {
     Ok(wait)
 }
 
+/// Why a run starts.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// Asked for through the API.
+    Triggered(SyncMode),
+    /// Due by the schedule.
+    Scheduled,
+}
+
 fn spawn_run(
     state: AppState,
     integration: Arc<crate::integrations::Integration>,
-    key: ConnectionKey,
+    connection: &Connection,
     sync: String,
     default_frequency: Duration,
-    mode: SyncMode,
+    start: Start,
 ) {
+    let key = connection.key.clone();
+    let row = connection.id.clone();
     tokio::spawn(async move {
+        let schedule = &state.syncs.schedule;
+        let entry_key = (key.clone(), sync.clone());
+        let frequency = |entry: &Entry| entry.frequency.unwrap_or(default_frequency);
+        let mode = match start {
+            Start::Triggered(mode) => mode,
+            Start::Scheduled => {
+                // Another replica may have run it since this one last looked.
+                let frequency = schedule
+                    .entry(&key, &sync)
+                    .await
+                    .map_or(default_frequency, |e| frequency(&e));
+                match due_at(&state, &row, &sync, frequency).await {
+                    Ok(due) if due > Utc::now() => {
+                        if let Some(entry) = schedule.entries.lock().await.get_mut(&entry_key) {
+                            entry.running = false;
+                            entry.next_run_at = due;
+                        }
+                        return;
+                    }
+                    Ok(_) => SyncMode::Incremental,
+                    // The run lease still keeps runs apart; at worst the sync runs once more.
+                    Err(error) => {
+                        tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, %sync, %error, "reading the sync's last run failed; running it anyway");
+                        SyncMode::Incremental
+                    }
+                }
+            }
+        };
         let started = Utc::now();
         let request = RunRequest {
             integration,
@@ -287,25 +357,39 @@ fn spawn_run(
             mode,
             dry_run: false,
         };
-        let succeeded = match run_sync(&state, request, None).await {
+        let outcome = run_sync(&state, request, None).await;
+        let finished = Utc::now();
+        let mut entries = schedule.entries.lock().await;
+        let Some(entry) = entries.get_mut(&entry_key) else {
+            return;
+        };
+        entry.running = false;
+        let succeeded = match outcome {
             Ok(report) => report.status == RunStatus::Success,
-            Err(error) => {
+            Err(NotStarted::Busy(_)) => {
+                // Running elsewhere: a triggered run is kept to start after it, a scheduled
+                // one looks again soon. No wake-up: the next tick is soon enough.
+                tracing::debug!(integration = %key.integration, connection_id = %key.connection_id, %sync, "the sync is running in another process; waiting");
+                match start {
+                    Start::Triggered(mode) if entry.triggered != Some(SyncMode::Full) => {
+                        entry.triggered = Some(mode);
+                    }
+                    Start::Triggered(_) => {}
+                    Start::Scheduled => entry.next_run_at = finished + BUSY_RETRY,
+                }
+                return;
+            }
+            Err(NotStarted::Failed(error)) => {
                 tracing::error!(integration = %key.integration, connection_id = %key.connection_id, %sync, %error, "the sync could not start");
                 false
             }
         };
-        let finished = Utc::now();
-        let schedule = &state.syncs.schedule;
-        let mut entries = schedule.entries.lock().await;
-        if let Some(entry) = entries.get_mut(&(key, sync)) {
-            entry.running = false;
-            let frequency = entry.frequency.unwrap_or(default_frequency);
-            entry.next_run_at = if succeeded {
-                (started + frequency).max(finished)
-            } else {
-                finished + frequency.min(RETRY_FAILED_AFTER)
-            };
-        }
+        let frequency = frequency(entry);
+        entry.next_run_at = if succeeded {
+            (started + frequency).max(finished)
+        } else {
+            finished + frequency.min(RETRY_FAILED_AFTER)
+        };
         drop(entries);
         schedule.wake();
     });

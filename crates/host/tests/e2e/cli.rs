@@ -51,7 +51,7 @@ fn check_config_accepts_the_example() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("OK (1 integration(s))"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("OK (2 integration(s))"));
 }
 
 /// `plugboard dev` prints a link that connects the demo account in a browser, and an API key

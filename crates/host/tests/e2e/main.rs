@@ -1,11 +1,15 @@
 //! End-to-end tests: the `plugboard` binary over HTTP against the emulator over HTTP.
 
+mod api_keys;
 mod cli;
 mod connect;
+mod page_size;
 mod plugins;
 mod proxy;
 mod refresh;
+mod replicas;
 mod secrets;
 mod spec_providers;
 mod support;
+mod sync_failures;
 mod syncs;

@@ -1,7 +1,8 @@
 //! Dynamic provider plugins through the `plugboard` binary: the Microsoft People provider built
 //! in and loaded from its plugin behaves the same (connect, proxy, a full people sync, and a
-//! store that switches from one to the other), `providers list` tells them apart, and plugins
-//! that must not run are refused with a clean exit naming the file and the reason.
+//! store that switches from one to the other), `providers list` tells them apart, plugins
+//! that must not run are refused with a clean exit naming the file and the reason, and a plugin
+//! that panics costs one run or request while the host goes on serving.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,12 +43,13 @@ fn plugin_entry(path: &Path) -> String {
 }
 
 /// Restarts the world's host on the same store and port, loading Microsoft People from the
-/// plugin instead of the built-in provider.
-async fn load_from_plugin(world: &mut World) {
+/// plugin `name` (the provider's own, or a test plugin with its id) instead of the built-in
+/// provider.
+pub(crate) async fn load_from_plugin(world: &mut World, name: &str) {
     let config_path = world.dir.0.join("plugboard.toml");
     let config = std::fs::read_to_string(&config_path).unwrap();
     assert!(config.contains(BUILTIN), "{config}");
-    let config = config.replace(BUILTIN, &plugin_entry(&plugin("microsoft-people")));
+    let config = config.replace(BUILTIN, &plugin_entry(&plugin(name)));
     let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
     world.host.kill();
     world.host = Host::start(
@@ -116,7 +118,7 @@ async fn the_people_provider_connects_proxies_and_syncs_the_same_built_in_and_as
     let (run_built_in, records_built_in) = synced(&built_in).await;
 
     let mut plugin = World::start_with(PEOPLE, PEOPLE_SYNC).await;
-    load_from_plugin(&mut plugin).await;
+    load_from_plugin(&mut plugin, "microsoft-people").await;
     let people_plugin = connect_and_list_people(&plugin).await;
     let (run_plugin, records_plugin) = synced(&plugin).await;
 
@@ -146,7 +148,7 @@ async fn the_people_provider_connects_proxies_and_syncs_the_same_built_in_and_as
     // record hashes as it did, so nothing is reported changed or rewritten.
     let before = records(&built_in, "p1", "").await;
     let first = finished_run(&built_in, "p1", "").await;
-    load_from_plugin(&mut built_in).await;
+    load_from_plugin(&mut built_in, "microsoft-people").await;
     trigger(&built_in, "p1", "full").await;
     let since = first["started_at"].as_str().unwrap();
     let switched = finished_run(&built_in, "p1", since).await;
@@ -161,6 +163,94 @@ async fn the_people_provider_connects_proxies_and_syncs_the_same_built_in_and_as
         "{switched}"
     );
     assert_eq!(records(&built_in, "p1", "").await, before);
+}
+
+/// A broken build of Microsoft People, whose syncs and actions panic after a request through
+/// the host, loaded in place of the provider on a store the provider filled: each panic fails
+/// its run or request with an error that says so, writes and deletes no record, and the host
+/// goes on serving the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_that_panics_fails_its_run_or_request_and_the_host_keeps_serving() {
+    let mut world = World::start_with(30, PEOPLE_SYNC).await;
+    world.connect("microsoft", "p1").await;
+    let first = finished_run(&world, "p1", "").await;
+    assert_eq!(first["status"], "success", "{first}");
+    let stored = records(&world, "p1", "").await;
+    assert_eq!(stored.len(), 30);
+
+    load_from_plugin(&mut world, "panicking-people").await;
+    let me_requests =
+        || async { world.control.counters().await.unwrap().graph_requests["/v1.0/me"] };
+    let me_before = me_requests().await;
+    let mut since = first["started_at"].as_str().unwrap().to_owned();
+    for attempt in 1..=2 {
+        // A full crawl: begun by the plugin and never ended, so nothing may be deleted.
+        trigger(&world, "p1", "full").await;
+        let run = finished_run(&world, "p1", &since).await;
+        assert_eq!(
+            (
+                &run["status"],
+                &run["error"],
+                &run["added"],
+                &run["updated"],
+                &run["deleted"]
+            ),
+            (
+                &json!("failed"),
+                &json!(
+                    "provider `microsoft-people` panicked in sync `people`: the test plugin \
+                     panics in sync `people`, on purpose"
+                ),
+                &json!(0),
+                &json!(0),
+                &json!(0)
+            ),
+            "run {attempt}: {run}"
+        );
+        // The panic came after the plugin's request had gone through the host.
+        assert_eq!(me_requests().await, me_before + attempt, "run {attempt}");
+        assert_eq!(records(&world, "p1", "").await, stored, "run {attempt}");
+        assert_serving(&world).await;
+        since = run["started_at"].as_str().unwrap().to_owned();
+    }
+
+    let response = world
+        .host
+        .api(Method::POST, "/actions/search-people")
+        .json(&json!({"integration": "microsoft", "connection_id": "p1", "input": {"query": "a"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": {
+            "code": "action_failed",
+            "message": "provider `microsoft-people` panicked in action `search-people`: the test \
+                        plugin panics in action `search-people`, on purpose"
+        }})
+    );
+    assert_eq!(me_requests().await, me_before + 3);
+    assert_serving(&world).await;
+}
+
+/// The host answers its health check and proxies for connection `p1` as before.
+async fn assert_serving(world: &World) {
+    let health = world.host.api(Method::GET, "/health").send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    let response = world
+        .host
+        .proxy(Method::GET, "microsoft", "p1", "/v1.0/me/people?$top=5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["value"].as_array().map(Vec::len), Some(5), "{page}");
 }
 
 /// Runs `plugboard <args> --config <config>` with the secret key the config needs.

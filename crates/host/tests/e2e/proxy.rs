@@ -220,3 +220,84 @@ async fn throttling_is_retried_after_retry_after() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "3");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_refreshes_once_and_a_broken_connection_is_a_clear_502() {
+    let world = World::start().await;
+    world.connect("microsoft", "p4").await;
+    let token = world.host.credentials("microsoft", "p4").await["credentials"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    world.control.reset_counters().await.unwrap();
+    world
+        .control
+        .add_fault(&FaultRule {
+            method: None,
+            path_prefix: "/v1.0/me".into(),
+            count: 1,
+            kind: FaultKind::Status {
+                status: 401,
+                retry_after_secs: None,
+            },
+        })
+        .await
+        .unwrap();
+    let response = world
+        .host
+        .proxy(Method::GET, "microsoft", "p4", "/v1.0/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "retried after one refresh"
+    );
+    assert_eq!(world.token_requests("refresh_token").await, 1);
+    let counters = world.control.counters().await.unwrap();
+    assert_eq!(counters.graph_requests.get("/v1.0/me"), Some(&2));
+    let refreshed = world.host.credentials("microsoft", "p4").await["credentials"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(refreshed, token, "the new token is the one stored");
+
+    // The provider drops the connection: no answer to pass on, so the proxy says so.
+    world
+        .control
+        .add_fault(&FaultRule {
+            method: None,
+            path_prefix: "/v1.0/me".into(),
+            count: 1,
+            kind: FaultKind::DropConnection,
+        })
+        .await
+        .unwrap();
+    let response = world
+        .host
+        .proxy(Method::GET, "microsoft", "p4", "/v1.0/me?secret-query=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unreachable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the provider could not be reached: "),
+        "{message}"
+    );
+    for private in [refreshed.as_str(), "secret-query", "/v1.0/me"] {
+        assert!(!message.contains(private), "{message}");
+    }
+    assert!(!world.host.logs().contains("secret-query"));
+    // The pool recovers: the next request gets a fresh connection.
+    let response = world
+        .host
+        .proxy(Method::GET, "microsoft", "p4", "/v1.0/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

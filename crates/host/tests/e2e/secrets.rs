@@ -1,5 +1,10 @@
 //! No token or secret at rest in clear, none in the logs; key rotation.
 
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use reqwest::{Method, StatusCode};
 
 use crate::support::{API_KEY, Host, KEY_1, KEY_2, World, host_config};
@@ -105,82 +110,242 @@ async fn no_plaintext_secret_in_the_store_or_the_logs() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rotation_moves_secrets_to_the_new_key_and_the_old_one_can_go() {
-    let world = World::start().await;
-    world.connect("microsoft", "k").await;
-    let World {
-        host,
-        dir,
-        emulator,
-        demo,
-        echo_url,
-        ..
-    } = world;
-    let port: u16 = host.url.rsplit(':').next().unwrap().parse().unwrap();
-    host.stop();
-
-    // Both keys, the new one active: rotate.
-    let both = host_config(
-        port,
-        &dir.0,
-        &emulator.url(),
-        &demo.client_id,
-        &echo_url,
-        &["k1", "k2"],
-    );
-    let config_path = dir.0.join("rotate.toml");
-    std::fs::write(&config_path, &both).unwrap();
+/// Runs `plugboard keys rotate` with `config` (the environment names both keys).
+pub(crate) fn rotate_keys(config: &str, world_dir: &Path, client_secret: &str) -> (bool, String) {
+    let config_path = world_dir.join("rotate.toml");
+    std::fs::write(&config_path, config).unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_plugboard"))
         .args(["keys", "rotate", "--config"])
         .arg(&config_path)
         .env("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY)
         .env(
             "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
-            &demo.client_secret,
+            client_secret,
         )
-        .env("CLIENT_SECRET", &demo.client_secret)
+        .env("CLIENT_SECRET", client_secret)
         .env("KEY_K1", KEY_1)
         .env("KEY_K2", KEY_2)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    (output.status.success(), printed)
+}
+
+/// The world's config with the keys `keys` (the last one active).
+fn config_with_keys(world: &World, keys: &[(&str, &str)]) -> String {
+    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
+    let ids: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
+    host_config(
+        port,
+        &world.dir.0,
+        &world.emulator.url(),
+        &world.demo.client_id,
+        &world.echo_url,
+        &ids,
+    )
+}
+
+/// Stops the world's host and starts it again on the same port and store with `keys`. The
+/// stopped host's logs.
+async fn restart_with_keys(world: &mut World, keys: &[(&str, &str)]) -> String {
+    let config = config_with_keys(world, keys);
+    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
+    let logs = world.host.kill();
+    world.host = Host::start(&world.dir.0, port, &config, &world.demo.client_secret, keys).await;
+    logs
+}
+
+async fn access_token(host: &Host, connection_id: &str) -> String {
+    host.credentials("microsoft", connection_id).await["credentials"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_moves_secrets_to_the_new_key_and_the_old_one_can_go() {
+    let mut world = World::start().await;
+    world.connect("microsoft", "k").await;
+    world.host.kill();
+
+    // Both keys, the new one active: rotate.
+    let (ok, printed) = rotate_keys(
+        &config_with_keys(&world, &[("k1", KEY_1), ("k2", KEY_2)]),
+        &world.dir.0,
+        &world.demo.client_secret,
+    );
+    assert!(ok, "{printed}");
     assert!(
-        stdout.contains("re-encrypted 1 row(s) under key `k2`; 0 already used it"),
-        "{stdout}"
+        printed.contains("re-encrypted 1 row(s) under key `k2`; 0 already used it"),
+        "{printed}"
     );
 
     // Only the new key: the connection still works.
-    let only_new = host_config(
-        port,
-        &dir.0,
-        &emulator.url(),
-        &demo.client_id,
-        &echo_url,
-        &["k2"],
-    );
-    let host = Host::start(
-        &dir.0,
-        port,
-        &only_new,
-        &demo.client_secret,
-        &[("k2", KEY_2)],
-    )
-    .await;
-    let response = host
+    restart_with_keys(&mut world, &[("k2", KEY_2)]).await;
+    let response = world
+        .host
         .proxy(Method::GET, "microsoft", "k", "/v1.0/me")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let store = file_bytes(&host.db_path);
+    let store = file_bytes(&world.host.db_path);
     assert!(
         !contains(&store, "pb1:k1:"),
         "no ciphertext under the old key remains"
+    );
+}
+
+/// What `keys rotate --help` allows: rotating while a server runs with the new active key.
+/// Proxied requests and forced token refreshes keep running throughout; none fails, no
+/// refreshed token is lost to the rotation's rewrite, and the server then starts with the new
+/// key alone and keeps refreshing.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_while_serving_loses_no_request_and_no_refresh() {
+    const CONNECTIONS: [&str; 3] = ["r1", "r2", "r3"];
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_plugboard"))
+        .args(["keys", "rotate", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains(
+            "The server may keep running during rotation once it runs with the new active key"
+        ),
+        "the help promises what this test checks: {help}"
+    );
+    let mut world = World::start().await;
+    for id in CONNECTIONS {
+        world.connect("microsoft", id).await;
+    }
+    // Step one of the help: the new key is added and made active, and the server restarted.
+    restart_with_keys(&mut world, &[("k1", KEY_1), ("k2", KEY_2)]).await;
+    let refreshes_before = world.token_requests("refresh_token").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (stop, url) = (stop.clone(), world.host.url.clone());
+        load.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut answers = Vec::new();
+            for n in worker.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let id = CONNECTIONS[n % CONNECTIONS.len()];
+                // Every fourth request forces a refresh: a token write racing the rotation.
+                let request = if n % 4 == 0 {
+                    http.get(format!(
+                        "{url}/connections/{id}?integration=microsoft&refresh=true"
+                    ))
+                } else {
+                    http.get(format!("{url}/proxy/v1.0/me"))
+                        .header("Integration", "microsoft")
+                        .header("Connection-Id", id)
+                };
+                let response = request.bearer_auth(API_KEY).send().await;
+                let answer = match response {
+                    Ok(response) => {
+                        let status = response.status();
+                        let body = response.text().await.unwrap_or_default();
+                        (status == StatusCode::OK)
+                            .then_some(())
+                            .ok_or(format!("{status} {body}"))
+                    }
+                    Err(error) => Err(error.to_string()),
+                };
+                answers.push((Instant::now(), answer));
+            }
+            answers
+        }));
+    }
+    // Let the load get going, rotate, and keep the load on a little longer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let config = config_with_keys(&world, &[("k1", KEY_1), ("k2", KEY_2)]);
+    let (dir, secret) = (world.dir.0.clone(), world.demo.client_secret.clone());
+    let (ok, printed) = tokio::task::spawn_blocking(move || rotate_keys(&config, &dir, &secret))
+        .await
+        .unwrap();
+    let finished = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for worker in load {
+        answers.extend(worker.await.unwrap());
+    }
+
+    assert!(ok, "{printed}");
+    assert!(printed.contains("under key `k2`"), "{printed}");
+    let failures: Vec<&String> = answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+    let during = answers
+        .iter()
+        .filter(|(at, _)| (started..finished).contains(at))
+        .count();
+    assert!(during > 0, "requests were answered while the rotation ran");
+    assert!(
+        world.token_requests("refresh_token").await > refreshes_before,
+        "refreshes ran"
+    );
+    let mut last_tokens = Vec::new();
+    for id in CONNECTIONS {
+        last_tokens.push(access_token(&world.host, id).await);
+    }
+
+    // The old key goes: the server starts with the new one alone and sees the latest tokens.
+    let logs = restart_with_keys(&mut world, &[("k2", KEY_2)]).await;
+    assert!(
+        !logs.contains(" ERROR "),
+        "the server logged errors while rotating:\n{logs}"
+    );
+    for (id, last) in CONNECTIONS.iter().zip(&last_tokens) {
+        assert_eq!(
+            &access_token(&world.host, id).await,
+            last,
+            "{id}: a refresh was lost"
+        );
+        let refreshed = world
+            .host
+            .api(
+                Method::GET,
+                &format!("/connections/{id}?integration=microsoft&refresh=true"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refreshed.status(), StatusCode::OK, "{id}");
+        let proxied = world
+            .host
+            .proxy(Method::GET, "microsoft", id, "/v1.0/me")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(proxied.status(), StatusCode::OK, "{id}");
+    }
+    let store = file_bytes(&world.host.db_path);
+    assert!(
+        !contains(&store, "pb1:k1:"),
+        "no ciphertext under the old key remains"
+    );
+    let logs = world.host.stop();
+    assert!(
+        !logs.contains(" ERROR "),
+        "the server with the new key alone logged errors:\n{logs}"
     );
 }

@@ -159,7 +159,13 @@ fn providers_list_names_each_spec_file() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for id in ["github", "google-calendar", "hubspot", "slack"] {
+    for id in [
+        "azure-api-management",
+        "github",
+        "google-calendar",
+        "hubspot",
+        "slack",
+    ] {
         let file = shipped.join(format!("{id}.toml"));
         assert!(
             stdout.contains(&format!("source:   spec {}\n", file.display())),

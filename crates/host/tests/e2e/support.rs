@@ -141,7 +141,13 @@ impl World {
     /// Kills the host with SIGKILL (no shutdown of any kind) and starts it again with the same
     /// port, config and store. The old host's logs.
     pub async fn kill_and_restart(&mut self) -> String {
-        let config = std::fs::read_to_string(self.dir.0.join("plugboard.toml")).unwrap();
+        self.restart_with(|config| config).await
+    }
+
+    /// Kills the host with SIGKILL and starts it again with the same port and store and the
+    /// config `edit` makes of the current one. The old host's logs.
+    pub async fn restart_with(&mut self, edit: impl FnOnce(String) -> String) -> String {
+        let config = edit(std::fs::read_to_string(self.dir.0.join("plugboard.toml")).unwrap());
         let port: u16 = self.host.url.rsplit(':').next().unwrap().parse().unwrap();
         let logs = self.host.kill();
         self.host = Host::start(
@@ -560,4 +566,163 @@ pub async fn raw_get(base: &str, target: &str, headers: &[(&str, &str)]) -> (u16
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The secret the tests' `[webhooks]` configs sign events with.
+pub const WEBHOOK_SECRET: &str = "webhook-secret-0123456789";
+
+/// One POST that reached a test's webhook receiver.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub signature: String,
+    pub timestamp: String,
+    pub body: String,
+    pub arrived: Instant,
+}
+
+/// What a test's webhook receiver got, in arrival order.
+pub type Received = Arc<Mutex<Vec<Delivery>>>;
+
+/// A webhook receiver on a loopback port that takes every delivery (204): its URL and what
+/// arrived.
+pub async fn webhook_receiver() -> (String, Received) {
+    webhook_receiver_answering(|_| async { StatusCode::NO_CONTENT }).await
+}
+
+/// A webhook receiver whose answer to each delivery `answer` gives, from the body. A delivery
+/// is kept as it arrives, before `answer` runs, so a test can hold an answer back and look at
+/// the host while its delivery is in flight.
+pub async fn webhook_receiver_answering<F, A>(answer: F) -> (String, Received)
+where
+    F: Fn(String) -> A + Clone + Send + Sync + 'static,
+    A: Future<Output = StatusCode> + Send + 'static,
+{
+    use axum::http::HeaderMap;
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let sink = sink.clone();
+            let answer = answer.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                sink.lock().unwrap().push(Delivery {
+                    signature: header("x-plugboard-signature"),
+                    timestamp: header("x-plugboard-timestamp"),
+                    body: body.clone(),
+                    arrived: Instant::now(),
+                });
+                answer(body).await
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// HMAC-SHA256, written out here so the tests do not trust the host's own implementation.
+fn hmac_hex(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let inner = Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The webhook events of a type that arrived, in arrival order (a retried event once per
+/// delivery), each checked for a valid signature and timestamp.
+pub fn events(received: &Received, kind: &str) -> Vec<Value> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|delivery| {
+            let body = &delivery.body;
+            assert_eq!(
+                delivery.signature,
+                format!(
+                    "sha256={}",
+                    hmac_hex(WEBHOOK_SECRET.as_bytes(), body.as_bytes())
+                ),
+                "signature of {body}"
+            );
+            assert!(
+                delivery.timestamp.parse::<i64>().is_ok(),
+                "timestamp {}",
+                delivery.timestamp
+            );
+            serde_json::from_str::<Value>(body).unwrap()
+        })
+        .filter(|event| event["type"] == kind)
+        .collect()
+}
+
+impl World {
+    /// Another `plugboard serve` on the world's store with the world's config, on a port of its
+    /// own: a replica. Connect flows go through the world's host, whose callback the emulator
+    /// knows; everything else works through either.
+    pub async fn start_replica(&self) -> Host {
+        let config = std::fs::read_to_string(self.dir.0.join("plugboard.toml")).unwrap();
+        let own = self.host.url.trim_start_matches("http://");
+        let port = free_port();
+        // `bind` and `public_url`, each ending in the port and a quote.
+        let config = config.replace(&format!("{own}\""), &format!("127.0.0.1:{port}\""));
+        let dir = self.dir.0.join(format!("replica-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut replica = Host::start(
+            &dir,
+            port,
+            &config,
+            &self.demo.client_secret,
+            &[("k1", KEY_1)],
+        )
+        .await;
+        replica.db_path = self.host.db_path.clone();
+        replica
+    }
+}
+
+impl Host {
+    /// Asks for a run of the microsoft integration's people sync for the connection.
+    pub async fn trigger(&self, connection_id: &str, mode: &str) {
+        let response = self
+            .api(Method::POST, "/syncs/trigger")
+            .json(&json!({"integration": "microsoft", "connection_id": connection_id, "syncs": ["people"], "mode": mode}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+
+    /// The latest runs of the microsoft integration's people sync for the connection, newest
+    /// first, with their logs (`GET /syncs/runs`).
+    pub async fn runs(&self, connection_id: &str, limit: u32) -> Vec<Value> {
+        let response = self
+            .api(
+                Method::GET,
+                &format!("/syncs/runs?integration=microsoft&connection_id={connection_id}&sync=people&limit={limit}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["runs"].as_array().unwrap().clone()
+    }
 }

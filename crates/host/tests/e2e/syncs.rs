@@ -2,21 +2,17 @@
 //! and the CLI, all against the real binary and the emulator over HTTP.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plugboard_emulator::{FaultKind, FaultRule, UpdateSettings};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::support::World;
-
-const WEBHOOK_SECRET: &str = "webhook-secret-0123456789";
+use crate::support::{WEBHOOK_SECRET, World, events, webhook_receiver};
 
 /// The microsoft integration's people sync on (hourly, so only the first run and triggered
 /// ones happen during a test), the others off, and webhooks to `webhook_url`.
-fn syncing(webhook_url: &str) -> String {
+pub(crate) fn syncing(webhook_url: &str) -> String {
     format!(
         r#"
 [integrations.microsoft.syncs.people]
@@ -36,78 +32,7 @@ secret = "{WEBHOOK_SECRET}"
     )
 }
 
-/// What the test's webhook receiver got: (signature header, timestamp header, body).
-type Received = Arc<Mutex<Vec<(String, String, String)>>>;
-
-async fn webhook_receiver() -> (String, Received) {
-    use axum::http::HeaderMap;
-    let received: Received = Arc::default();
-    let sink = received.clone();
-    let app = axum::Router::new().route(
-        "/hooks",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let sink = sink.clone();
-            async move {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                sink.lock().unwrap().push((
-                    header("x-plugboard-signature"),
-                    header("x-plugboard-timestamp"),
-                    body,
-                ));
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
-
-/// HMAC-SHA256, written out here so the test does not trust the host's own implementation.
-fn hmac_hex(key: &[u8], message: &[u8]) -> String {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let inner = Sha256::new()
-        .chain_update(block.map(|b| b ^ 0x36))
-        .chain_update(message)
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(block.map(|b| b ^ 0x5c))
-        .chain_update(inner)
-        .finalize();
-    outer.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Verified webhook events of a type, in arrival order.
-fn events(received: &Received, kind: &str) -> Vec<Value> {
-    received
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(signature, timestamp, body)| {
-            assert_eq!(
-                signature,
-                &format!(
-                    "sha256={}",
-                    hmac_hex(WEBHOOK_SECRET.as_bytes(), body.as_bytes())
-                ),
-                "signature of {body}"
-            );
-            assert!(timestamp.parse::<i64>().is_ok(), "timestamp {timestamp}");
-            serde_json::from_str::<Value>(body).unwrap()
-        })
-        .filter(|event| event["type"] == kind)
-        .collect()
-}
-
-async fn status(world: &World, connection_id: &str) -> Value {
+pub(crate) async fn status(world: &World, connection_id: &str) -> Value {
     let response = world
         .host
         .api(
@@ -170,14 +95,14 @@ pub(crate) async fn records(world: &World, connection_id: &str, extra: &str) -> 
     }
 }
 
-fn ids(records: &[Value]) -> BTreeSet<String> {
+pub(crate) fn ids(records: &[Value]) -> BTreeSet<String> {
     records
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect()
 }
 
-fn live(records: &[Value]) -> Vec<Value> {
+pub(crate) fn live(records: &[Value]) -> Vec<Value> {
     records
         .iter()
         .filter(|r| r["_metadata"]["deleted_at"].is_null())
@@ -185,7 +110,7 @@ fn live(records: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-async fn emulator_ids(world: &World) -> BTreeSet<String> {
+pub(crate) async fn emulator_ids(world: &World) -> BTreeSet<String> {
     world
         .control
         .people(&world.demo.user_id)
@@ -197,14 +122,7 @@ async fn emulator_ids(world: &World) -> BTreeSet<String> {
 }
 
 pub(crate) async fn trigger(world: &World, connection_id: &str, mode: &str) {
-    let response = world
-        .host
-        .api(Method::POST, "/syncs/trigger")
-        .json(&json!({"integration": "microsoft", "connection_id": connection_id, "syncs": ["people"], "mode": mode}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    world.host.trigger(connection_id, mode).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -585,6 +503,14 @@ async fn a_host_killed_mid_crawl_resumes_from_its_checkpoint() {
         })
         .await
         .unwrap();
+    // The killed run's log lines were stored with its first page, not at its end.
+    let runs = world.host.runs("k1", 5).await;
+    let killed = runs.iter().find(|run| run["mode"] == "full").unwrap();
+    let lines = killed["logs"].to_string();
+    assert!(
+        lines.contains("starting a full crawl") && lines.contains("page 1: "),
+        "{lines}"
+    );
     let interrupted = records(&world, "k1", "").await;
     assert_eq!(
         live(&interrupted).len(),

@@ -1,9 +1,9 @@
 //! The plugins the tests load, built once per test binary.
 //!
-//! Every crate under `crates/plugin/test-plugins/` plus the Microsoft People provider with its
-//! `plugin` feature, in one `cargo build` into a target directory of their own: the `cargo test`
-//! that runs us may hold the lock of the main one, and one invocation builds the shared
-//! dependencies once.
+//! Every crate under `crates/plugin/test-plugins/` (the plugins, and `skeleton`, the provider
+//! most of them share) plus the Microsoft People provider with its `plugin` feature, in one
+//! `cargo build` into a target directory of their own: the `cargo test` that runs us may hold
+//! the lock of the main one, and one invocation builds the shared dependencies once.
 //!
 //! The host's end-to-end tests include this file too (`#[path]`), so both test suites run the
 //! same command into the same directory (`CARGO_TARGET_TMPDIR` is the workspace's): whichever

@@ -1,0 +1,186 @@
+//! `POST /connections`: a connection made from an API key the caller already has, for
+//! integrations whose provider authenticates with one (`auth.mode = "api_key"`). OAuth
+//! integrations connect through a connect session instead.
+//!
+//! The key is sealed like an access token (in the same column, bound to the row, rotated by
+//! `keys rotate`) and never echoed: only `GET /connections/{id}` returns it. When the spec
+//! declares an `[account]` endpoint the key is tried on it first, so a key the provider rejects
+//! is refused before anything is stored.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use plugboard_core::ErrorKind;
+use plugboard_core::http::Credential;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::account::fetch_account;
+use super::connect::check_connection_id;
+use super::connections::ConnectionView;
+use super::{ApiError, ApiJson, AppState};
+use crate::store::{ConnectionKey, NewConnection, Tokens};
+
+/// Longest key accepted; real keys are well under 200 characters.
+const MAX_KEY_LEN: usize = 4096;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateConnection {
+    integration: String,
+    connection_id: String,
+    #[serde(default)]
+    connection_config: BTreeMap<String, String>,
+    credentials: KeyCredentials,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyCredentials {
+    api_key: SecretString,
+}
+
+/// Deliberately without the key.
+impl std::fmt::Debug for KeyCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCredentials { .. }")
+    }
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<CreateConnection>,
+) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
+    let integration = state.integration(&request.integration)?;
+    let Some(key_spec) = integration.api_key() else {
+        return Err(ApiError::bad_request(
+            "oauth_integration",
+            format!(
+                "integration `{}` connects through OAuth: create a connect session \
+                 (POST /connect/sessions) instead",
+                request.integration
+            ),
+        ));
+    };
+    check_connection_id(&request.connection_id)?;
+    let connection_config = integration
+        .spec()
+        .resolve_connection_config(&request.connection_config)
+        .map_err(|problems| {
+            ApiError::bad_request("invalid_connection_config", problems.join("; "))
+        })?;
+    let api_key = request.credentials.api_key;
+    check_api_key(secrecy::ExposeSecret::expose_secret(&api_key))?;
+
+    let credential = Credential::ApiKey {
+        spec: key_spec,
+        key: secrecy::ExposeSecret::expose_secret(&api_key),
+    };
+    let account = match fetch_account(&state, integration, &connection_config, credential).await {
+        Ok(account) => account,
+        Err(error) => match error.kind {
+            ErrorKind::Http {
+                status: status @ (401 | 403),
+            } => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_credentials",
+                    format!(
+                        "credentials.api_key: the provider rejected the key ({status} from its \
+                         account endpoint); nothing was stored"
+                    ),
+                ));
+            }
+            // Like the OAuth flow: a connection without its account still works.
+            _ => {
+                tracing::warn!(integration = %integration.name, %error, "reading the connected account failed");
+                None
+            }
+        },
+    };
+
+    let key = ConnectionKey::new(&request.integration, &request.connection_id);
+    let existed = state.connections.store().connection(&key).await?.is_some();
+    let new = NewConnection {
+        key,
+        provider: integration.spec().id.clone(),
+        connection_config,
+        account,
+        tokens: Tokens {
+            access_token: api_key,
+            refresh_token: None,
+            id_token: None,
+            expires_at: None,
+            scopes: Vec::new(),
+        },
+    };
+    let connection = state
+        .connections
+        .store()
+        .save_connection(new, Utc::now())
+        .await?;
+    tracing::info!(integration = %request.integration, connection_id = %request.connection_id, "API-key connection saved");
+    state.syncs.connection_saved(&connection);
+    let view = ConnectionView::of(&connection);
+    state.connections.remember(connection);
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(view)))
+}
+
+/// A key that could not be sent in a header or a URL unchanged is refused now, not at its first
+/// use. The messages never contain the key.
+fn check_api_key(key: &str) -> Result<(), ApiError> {
+    let problem = if key.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if key.len() > MAX_KEY_LEN {
+        Some(format!("must be at most {MAX_KEY_LEN} bytes"))
+    } else if key.trim() != key {
+        Some("must not start or end with whitespace".to_owned())
+    } else if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("must be printable ASCII without spaces (letters, digits, punctuation)".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(ApiError::bad_request(
+            "invalid_credentials",
+            format!("credentials.api_key: {problem}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_keys_are_refused_naming_the_field_but_not_the_key() {
+        assert!(check_api_key("pk_live_abc-123.XYZ+/=").is_ok());
+        for (bad, why) in [
+            ("", "must not be empty"),
+            (" padded-SECRET", "must not start or end with whitespace"),
+            ("tab\tSECRET", "must be printable ASCII"),
+            ("two words-SECRET", "must be printable ASCII"),
+            ("caf\u{e9}-SECRET", "must be printable ASCII"),
+        ] {
+            let error = check_api_key(bad).unwrap_err();
+            assert_eq!(error.code, "invalid_credentials");
+            assert!(
+                error.message.starts_with("credentials.api_key: "),
+                "{error:?}"
+            );
+            assert!(error.message.contains(why), "{bad}: {error:?}");
+            assert!(!error.message.contains("SECRET"), "{error:?}");
+        }
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert!(check_api_key(&long).is_err());
+    }
+}

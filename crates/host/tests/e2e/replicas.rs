@@ -1,0 +1,297 @@
+//! Several `plugboard serve` processes on one SQLite store, as replicas behind a load balancer
+//! run: one token refresh per connection, one run per connection and sync, refresh events
+//! announced once, and a starting replica that leaves the others' runs alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use plugboard_emulator::{ExpireTokens, FaultKind, FaultRule, UpdateSettings};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::{Host, Received, SYNCS_OFF, WEBHOOK_SECRET, World, events, webhook_receiver};
+use crate::syncs::{finished_run, syncing};
+
+async fn expire_access_tokens(world: &World) {
+    let expired = world
+        .control
+        .expire_tokens(&ExpireTokens {
+            user: Some(world.demo.user_id.clone()),
+            ..ExpireTokens::default()
+        })
+        .await
+        .unwrap();
+    assert!(expired.access_tokens > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_storm_across_replicas_makes_exactly_one_token_request() {
+    let world = Arc::new(World::start().await);
+    world.connect("microsoft", "storm").await;
+    let replica = Arc::new(world.start_replica().await);
+    let before = world.host.credentials("microsoft", "storm").await;
+    expire_access_tokens(&world).await;
+    world.control.reset_counters().await.unwrap();
+
+    let requests = (0..100).map(|i| {
+        let (world, replica) = (world.clone(), replica.clone());
+        tokio::spawn(async move {
+            let host = if i % 2 == 0 { &world.host } else { &*replica };
+            let response = host
+                .proxy(Method::GET, "microsoft", "storm", "/v1.0/me")
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.text().await.unwrap())
+        })
+    });
+    for outcome in futures::future::join_all(requests).await {
+        let (status, body) = outcome.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let counters = world.control.counters().await.unwrap();
+    assert_eq!(
+        counters.token_requests.get("refresh_token"),
+        Some(&1),
+        "{counters:?}"
+    );
+
+    // Both hand out the one new token.
+    let first = world.host.credentials("microsoft", "storm").await;
+    let second = replica.credentials("microsoft", "storm").await;
+    assert_ne!(
+        before["credentials"]["access_token"],
+        first["credentials"]["access_token"]
+    );
+    assert_eq!(
+        first["credentials"]["access_token"],
+        second["credentials"]["access_token"]
+    );
+}
+
+/// How many `connection.refresh_failed` and `connection.recovered` events arrived.
+fn connection_events(received: &Received) -> (usize, usize) {
+    let [failed, recovered] = ["connection.refresh_failed", "connection.recovered"].map(|kind| {
+        let events = events(received, kind);
+        for event in &events {
+            assert_eq!(event["data"]["connection_id"], "w1", "{event}");
+        }
+        events.len()
+    });
+    (failed, recovered)
+}
+
+/// Waits until these many refresh failures and recoveries were announced, then a little
+/// longer to see that no duplicate follows.
+async fn expect_connection_events(received: &Received, expected: (usize, usize)) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (failed, recovered) = connection_events(received);
+        if failed >= expected.0 && recovered >= expected.1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "(failed, recovered) so far: {:?}",
+            (failed, recovered)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(connection_events(received), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_failures_and_recoveries_are_announced_once_whatever_path_saw_them() {
+    let (hook_url, received) = webhook_receiver().await;
+    let world = Arc::new(
+        World::start_with(
+            120,
+            &format!(
+                "{SYNCS_OFF}\n[webhooks]\nurl = \"{hook_url}\"\nsecret = \"{WEBHOOK_SECRET}\"\n"
+            ),
+        )
+        .await,
+    );
+    world.connect("microsoft", "w1").await;
+    let replica = Arc::new(world.start_replica().await);
+
+    // The grant is revoked: proxied requests on both replicas find out at once.
+    world
+        .control
+        .revoke_refresh_tokens(&world.demo.user_id)
+        .await
+        .unwrap();
+    expire_access_tokens(&world).await;
+    let requests = (0..10).map(|i| {
+        let (world, replica) = (world.clone(), replica.clone());
+        tokio::spawn(async move {
+            let host: &Host = if i % 2 == 0 { &world.host } else { &replica };
+            let response = host
+                .proxy(Method::GET, "microsoft", "w1", "/v1.0/me")
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.text().await.unwrap())
+        })
+    });
+    for outcome in futures::future::join_all(requests).await {
+        let (status, body) = outcome.unwrap();
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(body.contains("needs_reconnect"), "{body}");
+    }
+    let response = replica
+        .api(
+            Method::GET,
+            "/connections/w1?integration=microsoft&refresh=true",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    expect_connection_events(&received, (1, 0)).await;
+    let failed = &events(&received, "connection.refresh_failed")[0];
+    assert!(
+        failed["data"]["error"].as_str().unwrap().contains("AADSTS"),
+        "{failed}"
+    );
+
+    // Connecting again ends it.
+    world.connect("microsoft", "w1").await;
+    expect_connection_events(&received, (1, 1)).await;
+    let response = world
+        .host
+        .proxy(Method::GET, "microsoft", "w1", "/v1.0/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The token endpoint fails for a while: a refresh through one replica fails after its
+    // retries; one through the other works later.
+    world
+        .control
+        .add_fault(&FaultRule {
+            method: Some("POST".into()),
+            path_prefix: "/common/oauth2/v2.0/token".into(),
+            count: 3,
+            kind: FaultKind::Status {
+                status: 503,
+                retry_after_secs: None,
+            },
+        })
+        .await
+        .unwrap();
+    let forced = |host: &Host| {
+        host.api(
+            Method::GET,
+            "/connections/w1?integration=microsoft&refresh=true",
+        )
+        .send()
+    };
+    let response = forced(&replica).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    expect_connection_events(&received, (2, 1)).await;
+    let response = forced(&world.host).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    expect_connection_events(&received, (2, 2)).await;
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// The runs of the sync that started after `since`, oldest first.
+async fn runs_since(host: &Host, connection_id: &str, since: DateTime<Utc>) -> Vec<Value> {
+    let mut runs: Vec<Value> = host
+        .runs(connection_id, 20)
+        .await
+        .into_iter()
+        .filter(|run| time(&run["started_at"]) > since)
+        .collect();
+    runs.reverse();
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_never_run_one_sync_at_once_and_a_starting_replica_spares_a_live_run() {
+    let world = World::start_with(500, &syncing("http://127.0.0.1:9/unused")).await;
+    world.connect("microsoft", "r1").await;
+    let first = finished_run(&world, "r1", "").await;
+    assert_eq!(first["status"], "success", "{first}");
+    let since = time(&first["started_at"]);
+    let pages = world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"];
+
+    // Slow pages make a run last seconds; a run is asked for at the first replica.
+    world
+        .control
+        .update_settings(&UpdateSettings {
+            graph_latency_ms: Some(700),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    world.control.reset_counters().await.unwrap();
+    world.host.trigger("r1", "full").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let live = loop {
+        let runs = runs_since(&world.host, "r1", since).await;
+        // Its log lines are kept as it goes, not only at its end.
+        if let Some(run) = runs.first()
+            && run["status"] == "running"
+            && run["logs"].to_string().contains("page 1: ")
+        {
+            break run.clone();
+        }
+        assert!(Instant::now() < deadline, "no run in progress: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // A second replica starts meanwhile: its start-up recovery must not fail the live run.
+    let replica = world.start_replica().await;
+    let runs = runs_since(&replica, "r1", since).await;
+    assert_eq!(
+        (runs.len(), &runs[0]["id"], &runs[0]["status"]),
+        (1, &live["id"], &Value::from("running")),
+        "{runs:?}"
+    );
+    // Asked at the second replica too, the run waits for the first one to finish.
+    replica.trigger("r1", "full").await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let runs = loop {
+        let runs = runs_since(&replica, "r1", since).await;
+        if runs.len() == 2 && runs.iter().all(|run| run["status"] != "running") {
+            break runs;
+        }
+        assert!(
+            runs.len() <= 2 && Instant::now() < deadline,
+            "{runs:?}\nfirst replica:\n{}\nsecond replica:\n{}",
+            world.host.logs(),
+            replica.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(runs[0]["id"], live["id"]);
+    for run in &runs {
+        assert_eq!(run["status"], "success", "{run}");
+    }
+    assert!(
+        time(&runs[1]["started_at"]) >= time(&runs[0]["finished_at"]),
+        "the runs overlapped: {runs:?}"
+    );
+    // The provider saw two whole crawls, one after the other: never two page requests at once.
+    let counters = world.control.counters().await.unwrap();
+    assert_eq!(
+        counters.graph_requests["/v1.0/me/people"],
+        2 * pages,
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.max_concurrency_per_mailbox[&world.demo.user_id], 1,
+        "{counters:?}"
+    );
+    // Neither scheduler starts another run on its own: the last one counts for both.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(runs_since(&world.host, "r1", since).await.len(), 2);
+}
