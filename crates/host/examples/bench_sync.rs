@@ -18,8 +18,8 @@
 //! measures the cost of the plugin boundary instead: the same connected store, restored before
 //! each run, synced by `plugboard sync run` with the provider built in and with it loaded from
 //! the plugin (an initial sync, then one with nothing changed), the two alternating within each
-//! round so both see the same noise. It keeps the provider's own page size (100), the setting
-//! its published results were measured with.
+//! round so both see the same noise. Pages are of [`PAGE_SIZE`] people, as in the sync
+//! benchmark, so both measure the same sync.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -135,7 +135,7 @@ struct Measured {
 
 /// (a), (b) and (c).
 fn bench_size(plugboard: &Path, people: usize) -> [Measured; 3] {
-    with_connected(plugboard, people, Some(PAGE_SIZE), async |setup| {
+    with_connected(plugboard, people, async |setup| {
         let started = Instant::now();
         let inserted = bare_pipeline(
             &setup.http,
@@ -180,7 +180,7 @@ fn bench_plugin(plugboard: &Path, library: &Path, people: usize, rounds: usize) 
     // The config lives in a temporary directory, against which a relative path would resolve.
     let library = std::fs::canonicalize(library)
         .unwrap_or_else(|e| panic!("plugin {}: {e}", library.display()));
-    with_connected(plugboard, people, None, async |setup| {
+    with_connected(plugboard, people, async |setup| {
         let built_in = std::fs::read_to_string(&setup.config).unwrap();
         assert!(built_in.contains(BUILTIN_PROVIDER), "{built_in}");
         let plugin_config = setup.dir.join("plugin.toml");
@@ -202,7 +202,7 @@ fn bench_plugin(plugboard: &Path, library: &Path, people: usize, rounds: usize) 
             ("plugin", plugin_config),
         ];
         println!(
-            "people {people}, the provider's page size, {} cores, {rounds} rounds\n",
+            "people {people}, page size {PAGE_SIZE}, {} cores, {rounds} rounds\n",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         println!(
@@ -283,7 +283,7 @@ const BUILTIN_PROVIDER: &str = "[[providers]]\nbuiltin = \"microsoft-people\"";
 /// A fresh emulator seeded with `people` people, and a fresh Plugboard store in a temporary
 /// directory with the demo account connected through the real OAuth flow; the server that
 /// connected it is stopped before `measure` runs. The config sets the people sync's
-/// `page_size` when one is given.
+/// `page_size` to [`PAGE_SIZE`].
 struct Connected {
     dir: PathBuf,
     config: PathBuf,
@@ -297,7 +297,6 @@ struct Connected {
 fn with_connected<R>(
     plugboard: &Path,
     people: usize,
-    page_size: Option<usize>,
     measure: impl AsyncFnOnce(&Connected) -> R,
 ) -> R {
     let emulator_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -365,11 +364,10 @@ api_base_url = "{emulator_url}"
 # The benchmark runs the sync itself, with `plugboard sync run`.
 [integrations.microsoft.syncs.people]
 enabled = false
-{page_size}
+page_size = {PAGE_SIZE}
 "#,
                 db = dir.join("plugboard.db").display(),
                 client_id = demo.client_id,
-                page_size = page_size.map_or(String::new(), |size| format!("page_size = {size}")),
             ),
         )
         .unwrap();
