@@ -2,13 +2,20 @@
 //! APIM's 401 bodies for a missing, unknown or revoked key.
 
 use plugboard_emulator::CreateSubscription;
-use reqwest::StatusCode;
+use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::start;
 
 const MISSING: &str = "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.";
 const INVALID: &str = "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
+
+/// Sends the request and checks the gateway let it through (200): the JSON body.
+async fn json_answer(request: RequestBuilder) -> Value {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
 
 #[tokio::test]
 async fn subscription_keys_are_checked_in_the_header_or_the_query() {
@@ -21,30 +28,19 @@ async fn subscription_keys_are_checked_in_the_header_or_the_query() {
         .await
         .unwrap();
 
-    let me: Value = h
-        .http
-        .get(format!("{}/apim/subscription", h.url))
-        .header("Ocp-Apim-Subscription-Key", &subscription.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = json_answer(
+        h.http
+            .get(format!("{}/apim/subscription", h.url))
+            .header("Ocp-Apim-Subscription-Key", &subscription.key),
+    )
+    .await;
     assert_eq!(me, json!({"id": subscription.id, "name": "Contoso"}));
 
-    let echoed: Value = h
-        .http
-        .post(format!(
-            "{}/apim/echo/resource?a=1&subscription-key={}",
-            h.url, subscription.key
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echoed = json_answer(h.http.post(format!(
+        "{}/apim/echo/resource?a=1&subscription-key={}",
+        h.url, subscription.key
+    )))
+    .await;
     assert_eq!(echoed["method"], "POST");
     assert_eq!(echoed["path"], "/resource");
     assert_eq!(echoed["query"], json!({"a": "1"}));

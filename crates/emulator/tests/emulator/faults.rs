@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::harness::{SCOPES, scrub, start};
 
+/// A fault for the next `count` requests of any method whose path starts with `path_prefix`.
 fn rule(path_prefix: &str, count: u32, kind: FaultKind) -> FaultRule {
     FaultRule {
         method: None,
@@ -17,19 +18,22 @@ fn rule(path_prefix: &str, count: u32, kind: FaultKind) -> FaultRule {
     }
 }
 
+/// An error status fault, with a `Retry-After` header when `retry_after_secs` is set.
+fn status(status: u16, retry_after_secs: Option<u64>) -> FaultKind {
+    FaultKind::Status {
+        status,
+        retry_after_secs,
+    }
+}
+
 #[tokio::test]
 async fn status_faults_are_shaped_for_the_endpoint() {
     let h = start(5).await;
     let token = h.access_token().await;
-    let fault = rule(
-        "/v1.0/me/people",
-        2,
-        FaultKind::Status {
-            status: 503,
-            retry_after_secs: Some(3),
-        },
-    );
-    h.control.add_fault(&fault).await.unwrap();
+    h.control
+        .add_fault(&rule("/v1.0/me/people", 2, status(503, Some(3))))
+        .await
+        .unwrap();
     for _ in 0..2 {
         let (status, headers, body) = h.graph("/v1.0/me/people", &token).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -42,14 +46,7 @@ async fn status_faults_are_shaped_for_the_endpoint() {
 
     let token_fault = FaultRule {
         method: Some("POST".into()),
-        ..rule(
-            "/common/oauth2/v2.0/token",
-            1,
-            FaultKind::Status {
-                status: 500,
-                retry_after_secs: None,
-            },
-        )
+        ..rule("/common/oauth2/v2.0/token", 1, status(500, None))
     };
     h.control.add_fault(&token_fault).await.unwrap();
     let (code, pkce) = h.code(SCOPES).await;
@@ -69,14 +66,7 @@ async fn faults_match_the_method() {
     let token = h.access_token().await;
     let fault = FaultRule {
         method: Some("POST".into()),
-        ..rule(
-            "/v1.0/",
-            1,
-            FaultKind::Status {
-                status: 500,
-                retry_after_secs: None,
-            },
-        )
+        ..rule("/v1.0/", 1, status(500, None))
     };
     h.control.add_fault(&fault).await.unwrap();
     assert_eq!(h.graph("/v1.0/me", &token).await.0, StatusCode::OK);
@@ -106,13 +96,7 @@ async fn malformed_body() {
         .add_fault(&rule("/v1.0/me/people", 1, FaultKind::MalformedBody))
         .await
         .unwrap();
-    let response = h
-        .http
-        .get(format!("{}/v1.0/me/people", h.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = h.graph_response("/v1.0/me/people", &token).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.json::<Value>().await.is_err());
 }
@@ -127,10 +111,7 @@ async fn dropped_connections_are_transport_errors() {
         .unwrap();
     for _ in 0..2 {
         let error = h
-            .http
-            .get(format!("{}/v1.0/me/people", h.url))
-            .bearer_auth(&token)
-            .send()
+            .graph_response("/v1.0/me/people", &token)
             .await
             .unwrap_err();
         assert!(error.status().is_none(), "{error:?}");
@@ -143,15 +124,10 @@ async fn throttling_faults_are_counted() {
     let h = start(5).await;
     let token = h.access_token().await;
     h.control.reset_counters().await.unwrap();
-    let fault = rule(
-        "/v1.0/",
-        1,
-        FaultKind::Status {
-            status: 429,
-            retry_after_secs: Some(2),
-        },
-    );
-    h.control.add_fault(&fault).await.unwrap();
+    h.control
+        .add_fault(&rule("/v1.0/", 1, status(429, Some(2))))
+        .await
+        .unwrap();
     let (status, _, body) = h.graph("/v1.0/me/people", &token).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -175,13 +151,7 @@ async fn repeated_next_links_point_back_at_the_page_served() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
 
-    let response = h
-        .http
-        .get(format!("{}{page}", h.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = h.graph_response(page, &token).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let kind = response.headers()["content-type"].clone();
     let text = response.text().await.unwrap();
@@ -195,13 +165,7 @@ async fn repeated_next_links_point_back_at_the_page_served() {
     assert!(h.control.faults().await.unwrap().is_empty());
 
     // The same page without the fault: the same people, and a next link that moves on.
-    let response = h
-        .http
-        .get(format!("{}{page}", h.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = h.graph_response(page, &token).await.unwrap();
     assert_eq!(response.headers()["content-type"], kind);
     let real: Value = response.json().await.unwrap();
     assert_eq!(

@@ -153,6 +153,20 @@ impl Harness {
         body
     }
 
+    /// A Graph `GET` with the bearer token, the answer unread: for tests of answers that are
+    /// not JSON or never arrive (faults).
+    pub async fn graph_response(
+        &self,
+        path_and_query: &str,
+        token: &str,
+    ) -> reqwest::Result<reqwest::Response> {
+        self.http
+            .get(format!("{}{path_and_query}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+    }
+
     pub async fn access_token(&self) -> String {
         self.tokens(SCOPES).await["access_token"]
             .as_str()
@@ -161,13 +175,7 @@ impl Harness {
     }
 
     pub async fn graph(&self, path_and_query: &str, token: &str) -> (StatusCode, HeaderMap, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path_and_query}", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = self.graph_response(path_and_query, token).await.unwrap();
         let (status, headers) = (response.status(), response.headers().clone());
         (status, headers, response.json().await.unwrap())
     }

@@ -11,7 +11,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::secrets::rotate_keys;
-use crate::support::{Host, KEY_1, KEY_2, SYNCS_OFF, World, host_config_with};
+use crate::support::{
+    Host, KEY_1, KEY_2, SYNCS_OFF, World, plugboard_command, providers_config, reply,
+};
 
 /// The gateway with the key in the query and an account endpoint, so a key is tried before a
 /// connection is stored. The shipped `azure-api-management` spec covers the header.
@@ -35,7 +37,6 @@ display_name = "/name"
 /// The world's config plus both API-key integrations, with encryption keys `keys` (the last
 /// one active).
 fn config(world: &World, keys: &[&str]) -> String {
-    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../providers/specs");
     let gateway = format!("{}/apim", world.emulator.url());
     let extra = format!(
@@ -46,15 +47,7 @@ fn config(world: &World, keys: &[&str]) -> String {
          [integrations.apim-query.overrides]\napi_base_url = \"{gateway}\"\n",
         shipped = shipped.display().to_string(),
     );
-    host_config_with(
-        port,
-        &world.dir.0,
-        &world.emulator.url(),
-        &world.demo.client_id,
-        &world.echo_url,
-        keys,
-        &extra,
-    )
+    world.config_with(keys, &extra)
 }
 
 /// A world whose host also serves the two API-key integrations.
@@ -67,12 +60,10 @@ async fn world() -> World {
     world
 }
 
+/// Restarts the world's host with the API-key integrations and the encryption keys `keys`.
 async fn restart(world: &mut World, keys: &[(&str, &str)]) {
     let ids: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
-    let config = config(world, &ids);
-    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
-    world.host.kill();
-    world.host = Host::start(&world.dir.0, port, &config, &world.demo.client_secret, keys).await;
+    world.restart_on(&config(world, &ids), keys).await;
 }
 
 async fn subscription(world: &World, name: &str) -> SubscriptionInfo {
@@ -87,34 +78,22 @@ async fn subscription(world: &World, name: &str) -> SubscriptionInfo {
 
 /// `POST /connections`: the status and the JSON body.
 async fn create(host: &Host, body: Value) -> (StatusCode, Value) {
-    let response = host
-        .api(Method::POST, "/connections")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    host.post("/connections", &body).await
 }
 
+/// A proxied `GET` that brings a subscription key of the caller's own, which the
+/// connection's must replace: the status and the gateway's echo of the request.
 async fn echo(
     host: &Host,
     integration: &str,
     connection_id: &str,
     target: &str,
 ) -> (StatusCode, Value) {
-    let response = host
-        .proxy(Method::GET, integration, connection_id, target)
-        // A caller cannot choose the key: the connection's replaces it.
-        .header("Ocp-Apim-Subscription-Key", "forged-by-the-caller")
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
+    reply(
+        host.proxy(Method::GET, integration, connection_id, target)
+            .header("Ocp-Apim-Subscription-Key", "forged-by-the-caller"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,15 +114,7 @@ async fn an_api_key_connection_is_created_proxied_rotated_and_deleted() {
     assert_eq!(created["status"], "ok");
     assert!(!created.to_string().contains(&sub.key), "{created}");
 
-    let listed: Value = world
-        .host
-        .api(Method::GET, "/connections?integration=apim")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = world.host.get_json("/connections?integration=apim").await;
     assert_eq!(
         listed["connections"].as_array().unwrap().len(),
         1,
@@ -212,20 +183,16 @@ async fn an_api_key_connection_is_created_proxied_rotated_and_deleted() {
     assert_eq!(status, StatusCode::OK, "{echoed}");
     assert_eq!(echoed["subscription"]["id"], renewed.id.as_str());
 
-    let deleted = world
+    let (deleted, _) = world
         .host
-        .api(Method::DELETE, "/connections/c1?integration=apim")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let gone = world
+        .call(Method::DELETE, "/connections/c1?integration=apim")
+        .await;
+    assert_eq!(deleted, StatusCode::NO_CONTENT);
+    let (gone, _) = world
         .host
-        .api(Method::GET, "/connections/c1?integration=apim")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+        .call(Method::GET, "/connections/c1?integration=apim")
+        .await;
+    assert_eq!(gone, StatusCode::NOT_FOUND);
 
     let logs = world.host.logs();
     for key in [&sub.key, &renewed.key] {
@@ -251,13 +218,11 @@ async fn a_key_in_the_query_is_tried_on_the_account_endpoint_first() {
         "credentials.api_key: the provider rejected the key (401 from its account endpoint); \
          nothing was stored"
     );
-    let none = world
+    let (none, _) = world
         .host
-        .api(Method::GET, "/connections/q1?integration=apim-query")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(none.status(), StatusCode::NOT_FOUND, "nothing was stored");
+        .call(Method::GET, "/connections/q1?integration=apim-query")
+        .await;
+    assert_eq!(none, StatusCode::NOT_FOUND, "nothing was stored");
 
     let (status, created) = create(
         &world.host,
@@ -272,18 +237,14 @@ async fn a_key_in_the_query_is_tried_on_the_account_endpoint_first() {
     );
 
     // The caller's own `subscription-key` is replaced by the connection's.
-    let response = world
+    let (_, echoed) = world
         .host
-        .proxy(
-            Method::GET,
+        .proxy_get(
             "apim-query",
             "q1",
             "/echo/items?subscription-key=forged&page=2",
         )
-        .send()
-        .await
-        .unwrap();
-    let echoed: Value = response.json().await.unwrap();
+        .await;
     assert_eq!(echoed["key_location"], "query");
     assert_eq!(echoed["subscription"]["id"], sub.id.as_str());
     assert_eq!(echoed["query"], json!({"page": "2"}));
@@ -362,39 +323,24 @@ async fn bad_api_key_requests_are_refused_naming_the_field() {
         assert!(text.contains(message), "{body}: {text}");
         assert!(!text.contains(&key), "the key is never echoed");
     }
-    let listed: Value = world
-        .host
-        .api(Method::GET, "/connections")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = world.host.get_json("/connections").await;
     assert_eq!(listed["connections"], json!([]));
 
     // OAuth-only routes say what to do instead.
-    let session = world
+    let (status, session) = world
         .host
-        .api(Method::POST, "/connect/sessions")
-        .json(&json!({"integration": "apim", "connection_id": "b1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(session.status(), StatusCode::BAD_REQUEST);
-    let session: Value = session.json().await.unwrap();
+        .post(
+            "/connect/sessions",
+            &json!({"integration": "apim", "connection_id": "b1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(session["error"]["code"], "api_key_integration", "{session}");
 
     let (status, _) = create(&world.host, base.clone()).await;
     assert_eq!(status, StatusCode::CREATED);
-    let refresh = world
-        .host
-        .api(Method::GET, "/connections/b1?integration=apim&refresh=true")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refresh.status(), StatusCode::BAD_REQUEST);
-    let refresh: Value = refresh.json().await.unwrap();
+    let (status, refresh) = world.host.force_refresh("apim", "b1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(refresh["error"]["code"], "refresh_unsupported", "{refresh}");
 }
 
@@ -403,25 +349,16 @@ async fn bad_api_key_requests_are_refused_naming_the_field() {
 fn an_api_key_integration_with_oauth_client_settings_is_refused() {
     let dir = crate::support::TempDir::new();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../providers/specs");
-    let config = dir.0.join("plugboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:3003\"\n\n\
-             [store]\nurl = \"sqlite://{db}\"\n\n\
-             [security]\nencryption_keys = {{ k1 = \"{KEY_1}\" }}\nactive_key = \"k1\"\n\n\
-             [[providers]]\nspec_dir = {shipped:?}\n\n\
+    let config = providers_config(
+        &dir.0,
+        &format!(
+            "[[providers]]\nspec_dir = {shipped:?}\n\n\
              [integrations.apim]\nprovider = \"azure-api-management\"\n\
              client_id = \"abc\"\nclient_secret = \"s3cr3t-client-value\"\n",
-            db = dir.0.join("plugboard.db").display(),
             shipped = shipped.display().to_string(),
         ),
-    )
-    .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_plugboard"))
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env("PLUGBOARD__SECURITY__SECRET_KEY", crate::support::API_KEY)
+    );
+    let output = plugboard_command(&["check-config"], &config)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

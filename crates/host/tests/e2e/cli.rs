@@ -3,10 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use reqwest::StatusCode;
 
-use crate::support::{Browser, TempDir};
+use crate::support::{Browser, TempDir, reply};
 
 #[test]
 fn check_config_prints_every_problem_and_fails() {
@@ -87,34 +86,21 @@ async fn dev_connects_the_demo_account_end_to_end() {
     let (response, _) = Browser::new().follow(&link).await;
     assert_eq!(response.status(), StatusCode::OK);
     let base = link.split("/oauth/").next().unwrap();
-    let list: Value = reqwest::Client::new()
-        .request(
-            Method::GET,
-            format!("{base}/connections?integration=microsoft"),
-        )
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // A `GET` of the dev server's API with the key it printed: the JSON body.
+    let get = |path: &str| {
+        let request = reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .bearer_auth(&key);
+        async move { reply(request).await.1 }
+    };
+    let list = get("/connections?integration=microsoft").await;
     assert_eq!(list["connections"][0]["connection_id"], "demo");
     assert_eq!(list["connections"][0]["status"], "ok");
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let page: Value = reqwest::Client::new()
-            .get(format!(
-                "{base}/records?integration=microsoft&connection_id=demo&model=Person&limit=100"
-            ))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page =
+            get("/records?integration=microsoft&connection_id=demo&model=Person&limit=100").await;
         if page["records"].as_array().map(Vec::len) == Some(50) {
             break;
         }

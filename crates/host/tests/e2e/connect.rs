@@ -1,7 +1,8 @@
 //! The OAuth connect flow, and every way a callback is refused without a token request.
 
+use plugboard_emulator::{AuthorizeErrorKind, NextOutcome};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Browser, World, execute_sql};
 
@@ -11,15 +12,10 @@ async fn a_browser_connects_an_account_end_to_end() {
     world.connect("microsoft", "user-1").await;
     assert_eq!(world.token_requests("authorization_code").await, 1);
 
-    let list: Value = world
+    let list = world
         .host
-        .api(Method::GET, "/connections?integration=microsoft")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/connections?integration=microsoft")
+        .await;
     let connections = list["connections"].as_array().unwrap();
     assert_eq!(connections.len(), 1);
     let connection = &connections[0];
@@ -40,15 +36,7 @@ async fn a_browser_connects_an_account_end_to_end() {
     let scopes = detail["credentials"]["scopes"].as_array().unwrap();
     assert!(scopes.iter().any(|s| s == "People.Read"), "{scopes:?}");
     let token = detail["credentials"]["access_token"].as_str().unwrap();
-    let me: Value = reqwest::Client::new()
-        .get(format!("{}/v1.0/me", world.emulator.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = world.graph_direct("/v1.0/me", token).await;
     assert_eq!(me["id"], world.demo.user_id.as_str());
     assert_eq!(
         world.token_requests("refresh_token").await,
@@ -56,37 +44,26 @@ async fn a_browser_connects_an_account_end_to_end() {
         "a fresh token is not refreshed"
     );
 
-    let response = world
-        .host
-        .api(Method::DELETE, "/connections/user-1?integration=microsoft")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = world
-        .host
-        .api(Method::DELETE, "/connections/user-1?integration=microsoft")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let path = "/connections/user-1?integration=microsoft";
+    let (deleted, _) = world.host.call(Method::DELETE, path).await;
+    assert_eq!(deleted, StatusCode::NO_CONTENT);
+    let (again, _) = world.host.call(Method::DELETE, path).await;
+    assert_eq!(again, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_return_url_gets_the_outcome() {
     let world = World::start().await;
-    let session = world
+    let link = world
         .host
-        .create_session(
+        .connect_link(
             "microsoft",
             "user-2",
             Some("http://localhost:3000/done?x=1"),
         )
         .await;
     let mut browser = Browser::new();
-    let callback = browser
-        .until_callback(session["connect_url"].as_str().unwrap())
-        .await;
+    let callback = browser.until_callback(&link).await;
     let response = browser.get(&callback).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     let location = response.headers()["location"].to_str().unwrap();
@@ -95,15 +72,14 @@ async fn a_return_url_gets_the_outcome() {
         "http://localhost:3000/done?x=1&integration=microsoft&connection_id=user-2&status=connected"
     );
 
-    let refused = world
+    let (status, body) = world
         .host
-        .api(Method::POST, "/connect/sessions")
-        .json(&serde_json::json!({"integration": "microsoft", "connection_id": "u", "return_url": "https://evil.example/"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-    let body: Value = refused.json().await.unwrap();
+        .post(
+            "/connect/sessions",
+            &json!({"integration": "microsoft", "connection_id": "u", "return_url": "https://evil.example/"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "return_url_not_allowed");
 }
 
@@ -118,25 +94,21 @@ async fn assert_refused(browser: &mut Browser, callback: &str, why: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn callbacks_are_refused_without_a_token_request_unless_everything_matches() {
     let world = World::start().await;
-    let link = |session: &Value| session["connect_url"].as_str().unwrap().to_owned();
+    let link = |id| world.host.connect_link("microsoft", id, None);
 
     // Missing cookie: the callback arrives in a browser that never started the flow.
-    let session = world.host.create_session("microsoft", "c1", None).await;
-    let callback = Browser::new().until_callback(&link(&session)).await;
+    let callback = Browser::new().until_callback(&link("c1").await).await;
     assert_refused(&mut Browser::new(), &callback, "started in another browser").await;
 
     // Foreign cookie: another browser, with a binding of its own from its own flow.
     let mut mallory = Browser::new();
-    let own = world.host.create_session("microsoft", "c2", None).await;
-    mallory.until_callback(&link(&own)).await;
-    let session = world.host.create_session("microsoft", "c3", None).await;
-    let victims = Browser::new().until_callback(&link(&session)).await;
+    mallory.until_callback(&link("c2").await).await;
+    let victims = Browser::new().until_callback(&link("c3").await).await;
     assert_refused(&mut mallory, &victims, "started in another browser").await;
 
     // Expired state: ten minutes pass (the row's expiry is moved into the past).
-    let session = world.host.create_session("microsoft", "c4", None).await;
     let mut browser = Browser::new();
-    let callback = browser.until_callback(&link(&session)).await;
+    let callback = browser.until_callback(&link("c4").await).await;
     execute_sql(
         &world.host.db_path,
         "UPDATE oauth_states SET expires_at = 0",
@@ -154,9 +126,8 @@ async fn callbacks_are_refused_without_a_token_request_unless_everything_matches
     );
 
     // Replay: the same callback (same code, same state) a second time, in the right browser.
-    let session = world.host.create_session("microsoft", "c5", None).await;
     let mut browser = Browser::new();
-    let callback = browser.until_callback(&link(&session)).await;
+    let callback = browser.until_callback(&link("c5").await).await;
     assert_eq!(browser.get(&callback).await.status(), StatusCode::OK);
     assert_refused(&mut browser, &callback, "already completed").await;
     assert_eq!(
@@ -166,9 +137,21 @@ async fn callbacks_are_refused_without_a_token_request_unless_everything_matches
     );
 }
 
+/// Makes the emulator answer the next authorization request with `error`.
+async fn decline_next_sign_in(world: &World, error: AuthorizeErrorKind) {
+    let outcome = NextOutcome {
+        error,
+        error_description: None,
+    };
+    world
+        .control
+        .schedule_outcome(&world.demo.client_id, &outcome)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_errors_are_shown_with_their_meaning() {
-    use plugboard_emulator::{AuthorizeErrorKind, NextOutcome};
     let world = World::start().await;
     for (error, title) in [
         (AuthorizeErrorKind::AccessDenied, "Access was declined"),
@@ -178,22 +161,9 @@ async fn provider_errors_are_shown_with_their_meaning() {
             "The provider is unavailable",
         ),
     ] {
-        let outcome = NextOutcome {
-            error,
-            error_description: None,
-        };
-        world
-            .control
-            .schedule_outcome(&world.demo.client_id, &outcome)
-            .await
-            .unwrap();
-        let session = world
-            .host
-            .create_session("microsoft", "declined", None)
-            .await;
-        let (response, _) = Browser::new()
-            .follow(session["connect_url"].as_str().unwrap())
-            .await;
+        decline_next_sign_in(&world, error).await;
+        let link = world.host.connect_link("microsoft", "declined", None).await;
+        let (response, _) = Browser::new().follow(&link).await;
         assert!(response.status().is_client_error() || response.status().is_server_error());
         let page = response.text().await.unwrap();
         assert!(page.contains(title), "{error:?}: {page}");
@@ -205,23 +175,13 @@ async fn provider_errors_are_shown_with_their_meaning() {
     assert_eq!(world.token_requests("authorization_code").await, 0);
 
     // With a return URL the application gets the outcome instead.
-    let outcome = NextOutcome {
-        error: AuthorizeErrorKind::AccessDenied,
-        error_description: None,
-    };
-    world
-        .control
-        .schedule_outcome(&world.demo.client_id, &outcome)
-        .await
-        .unwrap();
-    let session = world
+    decline_next_sign_in(&world, AuthorizeErrorKind::AccessDenied).await;
+    let link = world
         .host
-        .create_session("microsoft", "declined", Some("http://localhost:3000/done"))
+        .connect_link("microsoft", "declined", Some("http://localhost:3000/done"))
         .await;
     let mut browser = Browser::new();
-    let callback = browser
-        .until_callback(session["connect_url"].as_str().unwrap())
-        .await;
+    let callback = browser.until_callback(&link).await;
     let response = browser.get(&callback).await;
     let location = response.headers()["location"].to_str().unwrap();
     assert!(location.starts_with("http://localhost:3000/done?integration=microsoft&connection_id=declined&status=error&error=user_declined"), "{location}");
@@ -262,30 +222,21 @@ async fn the_api_needs_the_key_and_unknown_things_are_404() {
             "integration_not_found",
         ),
     ] {
-        let response = host.api(Method::GET, path).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = host.call(Method::GET, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"]["code"], code, "{path}");
     }
-    let response = host
-        .proxy(Method::GET, "microsoft", "ghost", "/v1.0/me")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let response = host
-        .proxy(Method::GET, "nope", "ghost", "/v1.0/me")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let response = host
-        .api(Method::POST, "/connect/sessions")
-        .json(&serde_json::json!({"integration": "nope", "connection_id": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    for integration in ["microsoft", "nope"] {
+        let (status, _) = host.proxy_get(integration, "ghost", "/v1.0/me").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{integration}");
+    }
+    let (status, _) = host
+        .post(
+            "/connect/sessions",
+            &json!({"integration": "nope", "connection_id": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let response = Browser::new()
         .get(&format!("{}/oauth/connect/nope?session_token=x", host.url))
         .await;

@@ -5,7 +5,7 @@
 
 use crate::plugins::load_from_plugin;
 use crate::support::World;
-use crate::syncs::{emulator_ids, finished_run, ids, records, trigger};
+use crate::syncs::{emulator_ids, finished_run, ids, outcome, records, trigger};
 
 /// Two full pages of 1,000 and one of 500; pages of the provider's default 100 would be 25.
 const PEOPLE: usize = 2_500;
@@ -25,16 +25,6 @@ enabled = false
 enabled = false
 ";
 
-/// Requests for the demo user's people the emulator has answered since its counters were reset.
-async fn people_requests(world: &World) -> u64 {
-    let counters = world.control.counters().await.unwrap();
-    counters
-        .graph_requests
-        .get("/v1.0/me/people")
-        .copied()
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_with_page_size_1000_reads_pages_of_1000_built_in_and_as_a_plugin() {
     let mut world = World::start_with(PEOPLE, PAGES_OF_1000).await;
@@ -43,7 +33,11 @@ async fn a_sync_with_page_size_1000_reads_pages_of_1000_built_in_and_as_a_plugin
     let first = finished_run(&world, "p1", "").await;
     assert_eq!(first["status"], "success", "{first}");
     assert_eq!(first["added"].as_u64(), Some(PEOPLE as u64), "{first}");
-    assert_eq!(people_requests(&world).await, 3, "pages of 1,000");
+    assert_eq!(
+        world.graph_requests("/v1.0/me/people").await,
+        3,
+        "pages of 1,000"
+    );
     let stored = records(&world, "p1", "").await;
     assert_eq!(stored.len(), PEOPLE);
     assert_eq!(ids(&stored), emulator_ids(&world).await);
@@ -54,17 +48,12 @@ async fn a_sync_with_page_size_1000_reads_pages_of_1000_built_in_and_as_a_plugin
     trigger(&world, "p1", "full").await;
     let second = finished_run(&world, "p1", first["started_at"].as_str().unwrap()).await;
     assert_eq!(
-        (
-            second["status"].as_str(),
-            second["added"].as_u64(),
-            second["updated"].as_u64(),
-            second["deleted"].as_u64()
-        ),
+        outcome(&second),
         (Some("success"), Some(0), Some(0), Some(0)),
         "{second}"
     );
     assert_eq!(
-        people_requests(&world).await,
+        world.graph_requests("/v1.0/me/people").await,
         3,
         "pages of 1,000 from the plugin"
     );

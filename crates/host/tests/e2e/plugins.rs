@@ -4,13 +4,13 @@
 //! that must not run are refused with a clean exit naming the file and the reason, and a plugin
 //! that panics costs one run or request while the host goes on serving.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Host, KEY_1, TempDir, World};
+use crate::support::{TempDir, World, plugboard_command, providers_config};
 use crate::syncs::{finished_run, records, trigger};
 
 #[path = "../../../plugin/tests/common/mod.rs"]
@@ -46,20 +46,12 @@ fn plugin_entry(path: &Path) -> String {
 /// plugin `name` (the provider's own, or a test plugin with its id) instead of the built-in
 /// provider.
 pub(crate) async fn load_from_plugin(world: &mut World, name: &str) {
-    let config_path = world.dir.0.join("plugboard.toml");
-    let config = std::fs::read_to_string(&config_path).unwrap();
-    assert!(config.contains(BUILTIN), "{config}");
-    let config = config.replace(BUILTIN, &plugin_entry(&plugin(name)));
-    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
-    world.host.kill();
-    world.host = Host::start(
-        &world.dir.0,
-        port,
-        &config,
-        &world.demo.client_secret,
-        &[("k1", KEY_1)],
-    )
-    .await;
+    world
+        .restart_with(|config| {
+            assert!(config.contains(BUILTIN), "{config}");
+            config.replace(BUILTIN, &plugin_entry(&plugin(name)))
+        })
+        .await;
 }
 
 /// Connects through the OAuth browser flow and proxies `GET /v1.0/me/people?$top=50`. The
@@ -69,17 +61,13 @@ async fn connect_and_list_people(world: &World) -> Value {
     world.connect("microsoft", "p1").await;
     let connection = world.host.credentials("microsoft", "p1").await;
     assert_eq!(connection["status"], "ok", "{connection}");
-    let response = world
+    let (status, people) = world
         .host
-        .proxy(Method::GET, "microsoft", "p1", "/v1.0/me/people?$top=50")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let text = response
-        .text()
-        .await
-        .unwrap()
+        .proxy_get("microsoft", "p1", "/v1.0/me/people?$top=50")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = people
+        .to_string()
         .replace(&world.emulator.url(), "[emulator]")
         .replace(&world.demo.user_id, "[user]");
     serde_json::from_str(&text).unwrap()
@@ -214,16 +202,16 @@ async fn a_plugin_that_panics_fails_its_run_or_request_and_the_host_keeps_servin
         since = run["started_at"].as_str().unwrap().to_owned();
     }
 
-    let response = world
+    let (status, body) = world
         .host
-        .api(Method::POST, "/actions/search-people")
-        .json(&json!({"integration": "microsoft", "connection_id": "p1", "input": {"query": "a"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        .post(
+            "/actions/search-people",
+            &json!({"integration": "microsoft", "connection_id": "p1", "input": {"query": "a"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
-        response.json::<Value>().await.unwrap(),
+        body,
         json!({"error": {
             "code": "action_failed",
             "message": "provider `microsoft-people` panicked in action `search-people`: the test \
@@ -236,47 +224,24 @@ async fn a_plugin_that_panics_fails_its_run_or_request_and_the_host_keeps_servin
 
 /// The host answers its health check and proxies for connection `p1` as before.
 async fn assert_serving(world: &World) {
-    let health = world.host.api(Method::GET, "/health").send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(
-        health.json::<Value>().await.unwrap(),
+        world.host.get_json("/health").await,
         json!({"status": "ok"})
     );
-    let response = world
+    let (status, page) = world
         .host
-        .proxy(Method::GET, "microsoft", "p1", "/v1.0/me/people?$top=5")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let page: Value = response.json().await.unwrap();
+        .proxy_get("microsoft", "p1", "/v1.0/me/people?$top=5")
+        .await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(page["value"].as_array().map(Vec::len), Some(5), "{page}");
 }
 
 /// Runs `plugboard <args> --config <config>` with the secret key the config needs.
 fn plugboard(args: &[&str], config: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plugboard"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env("PLUGBOARD__SECURITY__SECRET_KEY", crate::support::API_KEY)
+    plugboard_command(args, config)
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap()
-}
-
-/// A config with the given `[[providers]]` entries and no integrations.
-fn providers_config(dir: &Path, providers: &[String]) -> PathBuf {
-    let path = dir.join("plugboard.toml");
-    let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:3003\"\n\n\
-         [store]\nurl = \"sqlite://{db}\"\n\n\
-         [security]\nencryption_keys = {{ k1 = \"{KEY_1}\" }}\nactive_key = \"k1\"\n\n{providers}\n",
-        db = dir.join("plugboard.db").display(),
-        providers = providers.join("\n\n"),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Output with what differs between machines and releases replaced by placeholders.
@@ -309,7 +274,8 @@ fn providers_list_shows_each_providers_source_abi_syncs_and_actions() {
     )
     .unwrap();
     let relative = Path::new("plugins").join(probe.file_name().unwrap());
-    let config = providers_config(&dir.0, &[BUILTIN.to_owned(), plugin_entry(&relative)]);
+    let entries = [BUILTIN.to_owned(), plugin_entry(&relative)];
+    let config = providers_config(&dir.0, &entries.join("\n\n"));
 
     let output = plugboard(&["providers", "list"], &config);
     assert!(
@@ -334,7 +300,7 @@ fn check_config_refuses_plugins_that_must_not_run() {
         plugin_entry(&plugin("wrong-core")),
         plugin_entry(&plugin("wrong-compiler")),
     ];
-    let config = providers_config(&dir.0, &entries);
+    let config = providers_config(&dir.0, &entries.join("\n\n"));
     let output = plugboard(&["check-config"], &config);
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
@@ -349,7 +315,7 @@ fn serve_and_providers_list_refuse_a_duplicate_id_cleanly() {
         BUILTIN.to_owned(),
         plugin_entry(&plugin("microsoft-people")),
     ];
-    let config = providers_config(&dir.0, &entries);
+    let config = providers_config(&dir.0, &entries.join("\n\n"));
     for command in [&["serve"][..], &["providers", "list"]] {
         let output = plugboard(command, &config);
         let stderr = redact(&output.stderr, &dir.0);

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::{FaultKind, FaultRule};
+use plugboard_emulator::FaultKind;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -25,31 +25,17 @@ async fn proxied_answers_equal_the_providers() {
     );
     let proxied: Value = proxied.json().await.unwrap();
 
-    let token = world.host.credentials("microsoft", "p1").await["credentials"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let direct: Value = reqwest::Client::new()
-        .get(format!("{}/v1.0/me/people?$top=50", world.emulator.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = world.host.access_token("microsoft", "p1").await;
+    let direct = world.graph_direct("/v1.0/me/people?$top=50", &token).await;
     assert_eq!(proxied, direct);
     assert_eq!(proxied["value"].as_array().unwrap().len(), 50);
 
     // The provider's own errors come back as they are.
-    let missing = world
+    let (status, body) = world
         .host
-        .proxy(Method::GET, "microsoft", "p1", "/v1.0/me/nothing")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
-    let body: Value = missing.json().await.unwrap();
+        .proxy_get("microsoft", "p1", "/v1.0/me/nothing")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["error"]["message"]
             .as_str()
@@ -63,10 +49,7 @@ async fn proxied_answers_equal_the_providers() {
 async fn method_query_headers_and_bodies_round_trip() {
     let world = World::start().await;
     world.connect("echo", "e1").await;
-    let token = world.host.credentials("echo", "e1").await["credentials"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = world.host.access_token("echo", "e1").await;
 
     let body = "{\"name\": \"Zoë\", \"tags\": [1, 2, 3]}";
     let response = world
@@ -168,19 +151,11 @@ async fn paths_that_leave_the_base_url_are_refused() {
 async fn throttling_is_retried_after_retry_after() {
     let world = World::start().await;
     world.connect("microsoft", "p3").await;
-    world
-        .control
-        .add_fault(&FaultRule {
-            method: None,
-            path_prefix: "/v1.0/me/people".into(),
-            count: 1,
-            kind: FaultKind::Status {
-                status: 429,
-                retry_after_secs: Some(1),
-            },
-        })
-        .await
-        .unwrap();
+    let throttled = FaultKind::Status {
+        status: 429,
+        retry_after_secs: Some(1),
+    };
+    world.add_fault(None, "/v1.0/me/people", 1, throttled).await;
     let started = Instant::now();
     let response = world
         .host
@@ -194,23 +169,16 @@ async fn throttling_is_retried_after_retry_after() {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was honoured"
     );
-    let counters = world.control.counters().await.unwrap();
-    assert_eq!(counters.graph_requests.get("/v1.0/me/people"), Some(&2));
+    assert_eq!(world.graph_requests("/v1.0/me/people").await, 2);
 
     // Without `Retries` the 429 is the answer, Retry-After included.
+    let unavailable = FaultKind::Status {
+        status: 503,
+        retry_after_secs: Some(3),
+    };
     world
-        .control
-        .add_fault(&FaultRule {
-            method: None,
-            path_prefix: "/v1.0/me/people".into(),
-            count: 1,
-            kind: FaultKind::Status {
-                status: 503,
-                retry_after_secs: Some(3),
-            },
-        })
-        .await
-        .unwrap();
+        .add_fault(None, "/v1.0/me/people", 1, unavailable)
+        .await;
     let response = world
         .host
         .proxy(Method::GET, "microsoft", "p3", "/v1.0/me/people")
@@ -225,63 +193,29 @@ async fn throttling_is_retried_after_retry_after() {
 async fn a_401_refreshes_once_and_a_broken_connection_is_a_clear_502() {
     let world = World::start().await;
     world.connect("microsoft", "p4").await;
-    let token = world.host.credentials("microsoft", "p4").await["credentials"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = world.host.access_token("microsoft", "p4").await;
     world.control.reset_counters().await.unwrap();
-    world
-        .control
-        .add_fault(&FaultRule {
-            method: None,
-            path_prefix: "/v1.0/me".into(),
-            count: 1,
-            kind: FaultKind::Status {
-                status: 401,
-                retry_after_secs: None,
-            },
-        })
-        .await
-        .unwrap();
-    let response = world
-        .host
-        .proxy(Method::GET, "microsoft", "p4", "/v1.0/me")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "retried after one refresh"
-    );
+    let unauthorized = FaultKind::Status {
+        status: 401,
+        retry_after_secs: None,
+    };
+    world.add_fault(None, "/v1.0/me", 1, unauthorized).await;
+    let (status, _) = world.host.proxy_get("microsoft", "p4", "/v1.0/me").await;
+    assert_eq!(status, StatusCode::OK, "retried after one refresh");
     assert_eq!(world.token_requests("refresh_token").await, 1);
-    let counters = world.control.counters().await.unwrap();
-    assert_eq!(counters.graph_requests.get("/v1.0/me"), Some(&2));
-    let refreshed = world.host.credentials("microsoft", "p4").await["credentials"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(world.graph_requests("/v1.0/me").await, 2);
+    let refreshed = world.host.access_token("microsoft", "p4").await;
     assert_ne!(refreshed, token, "the new token is the one stored");
 
     // The provider drops the connection: no answer to pass on, so the proxy says so.
     world
-        .control
-        .add_fault(&FaultRule {
-            method: None,
-            path_prefix: "/v1.0/me".into(),
-            count: 1,
-            kind: FaultKind::DropConnection,
-        })
-        .await
-        .unwrap();
-    let response = world
+        .add_fault(None, "/v1.0/me", 1, FaultKind::DropConnection)
+        .await;
+    let (status, body) = world
         .host
-        .proxy(Method::GET, "microsoft", "p4", "/v1.0/me?secret-query=1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-    let body: Value = response.json().await.unwrap();
+        .proxy_get("microsoft", "p4", "/v1.0/me?secret-query=1")
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["error"]["code"], "upstream_unreachable");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
@@ -293,11 +227,6 @@ async fn a_401_refreshes_once_and_a_broken_connection_is_a_clear_502() {
     }
     assert!(!world.host.logs().contains("secret-query"));
     // The pool recovers: the next request gets a fresh connection.
-    let response = world
-        .host
-        .proxy(Method::GET, "microsoft", "p4", "/v1.0/me")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = world.host.proxy_get("microsoft", "p4", "/v1.0/me").await;
+    assert_eq!(status, StatusCode::OK);
 }

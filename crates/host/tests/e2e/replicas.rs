@@ -6,24 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use plugboard_emulator::{ExpireTokens, FaultKind, FaultRule, UpdateSettings};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{Host, Received, SYNCS_OFF, WEBHOOK_SECRET, World, events, webhook_receiver};
+use crate::support::{
+    Host, Received, SYNCS_OFF, WEBHOOK_SECRET, World, all_answered, events, webhook_receiver,
+};
 use crate::syncs::{finished_run, syncing};
-
-async fn expire_access_tokens(world: &World) {
-    let expired = world
-        .control
-        .expire_tokens(&ExpireTokens {
-            user: Some(world.demo.user_id.clone()),
-            ..ExpireTokens::default()
-        })
-        .await
-        .unwrap();
-    assert!(expired.access_tokens > 0);
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_storm_across_replicas_makes_exactly_one_token_request() {
@@ -31,31 +20,18 @@ async fn a_refresh_storm_across_replicas_makes_exactly_one_token_request() {
     world.connect("microsoft", "storm").await;
     let replica = Arc::new(world.start_replica().await);
     let before = world.host.credentials("microsoft", "storm").await;
-    expire_access_tokens(&world).await;
+    world.expire_access_tokens().await;
     world.control.reset_counters().await.unwrap();
 
     let requests = (0..100).map(|i| {
         let (world, replica) = (world.clone(), replica.clone());
         tokio::spawn(async move {
             let host = if i % 2 == 0 { &world.host } else { &*replica };
-            let response = host
-                .proxy(Method::GET, "microsoft", "storm", "/v1.0/me")
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.text().await.unwrap())
+            host.proxy_get("microsoft", "storm", "/v1.0/me").await
         })
     });
-    for outcome in futures::future::join_all(requests).await {
-        let (status, body) = outcome.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-    let counters = world.control.counters().await.unwrap();
-    assert_eq!(
-        counters.token_requests.get("refresh_token"),
-        Some(&1),
-        "{counters:?}"
-    );
+    all_answered(requests, StatusCode::OK).await;
+    assert_eq!(world.token_requests("refresh_token").await, 1);
 
     // Both hand out the one new token.
     let first = world.host.credentials("microsoft", "storm").await;
@@ -118,38 +94,19 @@ async fn refresh_failures_and_recoveries_are_announced_once_whatever_path_saw_th
     let replica = Arc::new(world.start_replica().await);
 
     // The grant is revoked: proxied requests on both replicas find out at once.
-    world
-        .control
-        .revoke_refresh_tokens(&world.demo.user_id)
-        .await
-        .unwrap();
-    expire_access_tokens(&world).await;
+    world.revoke_grant().await;
     let requests = (0..10).map(|i| {
         let (world, replica) = (world.clone(), replica.clone());
         tokio::spawn(async move {
             let host: &Host = if i % 2 == 0 { &world.host } else { &replica };
-            let response = host
-                .proxy(Method::GET, "microsoft", "w1", "/v1.0/me")
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.text().await.unwrap())
+            host.proxy_get("microsoft", "w1", "/v1.0/me").await
         })
     });
-    for outcome in futures::future::join_all(requests).await {
-        let (status, body) = outcome.unwrap();
-        assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        assert!(body.contains("needs_reconnect"), "{body}");
+    for body in all_answered(requests, StatusCode::CONFLICT).await {
+        assert!(body.to_string().contains("needs_reconnect"), "{body}");
     }
-    let response = replica
-        .api(
-            Method::GET,
-            "/connections/w1?integration=microsoft&refresh=true",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let (status, _) = replica.force_refresh("microsoft", "w1").await;
+    assert_eq!(status, StatusCode::CONFLICT);
     expect_connection_events(&received, (1, 0)).await;
     let failed = &events(&received, "connection.refresh_failed")[0];
     assert!(
@@ -160,41 +117,17 @@ async fn refresh_failures_and_recoveries_are_announced_once_whatever_path_saw_th
     // Connecting again ends it.
     world.connect("microsoft", "w1").await;
     expect_connection_events(&received, (1, 1)).await;
-    let response = world
-        .host
-        .proxy(Method::GET, "microsoft", "w1", "/v1.0/me")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = world.host.proxy_get("microsoft", "w1", "/v1.0/me").await;
+    assert_eq!(status, StatusCode::OK);
 
     // The token endpoint fails for a while: a refresh through one replica fails after its
     // retries; one through the other works later.
-    world
-        .control
-        .add_fault(&FaultRule {
-            method: Some("POST".into()),
-            path_prefix: "/common/oauth2/v2.0/token".into(),
-            count: 3,
-            kind: FaultKind::Status {
-                status: 503,
-                retry_after_secs: None,
-            },
-        })
-        .await
-        .unwrap();
-    let forced = |host: &Host| {
-        host.api(
-            Method::GET,
-            "/connections/w1?integration=microsoft&refresh=true",
-        )
-        .send()
-    };
-    let response = forced(&replica).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    world.token_endpoint_unavailable(3).await;
+    let (status, _) = replica.force_refresh("microsoft", "w1").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     expect_connection_events(&received, (2, 1)).await;
-    let response = forced(&world.host).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = world.host.force_refresh("microsoft", "w1").await;
+    assert_eq!(status, StatusCode::OK);
     expect_connection_events(&received, (2, 2)).await;
 }
 
@@ -221,17 +154,10 @@ async fn replicas_never_run_one_sync_at_once_and_a_starting_replica_spares_a_liv
     let first = finished_run(&world, "r1", "").await;
     assert_eq!(first["status"], "success", "{first}");
     let since = time(&first["started_at"]);
-    let pages = world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"];
+    let pages = world.graph_requests("/v1.0/me/people").await;
 
     // Slow pages make a run last seconds; a run is asked for at the first replica.
-    world
-        .control
-        .update_settings(&UpdateSettings {
-            graph_latency_ms: Some(700),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    world.set_graph_latency(700).await;
     world.control.reset_counters().await.unwrap();
     world.host.trigger("r1", "full").await;
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -5,22 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
-use crate::support::{API_KEY, Host, KEY_1, KEY_2, World, host_config};
+use crate::support::{API_KEY, KEY_1, KEY_2, SYNCS_OFF, World, plugboard_command};
 
 /// Every secret the world has seen so far: tokens (current and rotated), the client secret
 /// and the API key.
 async fn secrets(world: &World, connections: &[(&str, &str)]) -> Vec<String> {
     let mut secrets = vec![API_KEY.to_owned(), world.demo.client_secret.clone()];
     for (integration, id) in connections {
-        let detail = world.host.credentials(integration, id).await;
-        secrets.push(
-            detail["credentials"]["access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        secrets.push(world.host.access_token(integration, id).await);
     }
     secrets
 }
@@ -57,30 +51,14 @@ async fn no_plaintext_secret_in_the_store_or_the_logs() {
     world.connect("microsoft", "s1").await;
     let first = secrets(&world, &[("microsoft", "s1")]).await;
     let session = world.host.create_session("microsoft", "s2", None).await;
-    let refreshed = world
-        .host
-        .api(
-            Method::GET,
-            "/connections/s1?integration=microsoft&refresh=true",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refreshed.status(), StatusCode::OK);
+    let (refreshed, _) = world.host.force_refresh("microsoft", "s1").await;
+    assert_eq!(refreshed, StatusCode::OK);
     let mut all = first;
     all.push(session["token"].as_str().unwrap().to_owned());
     all.extend(secrets(&world, &[("microsoft", "s1")]).await);
     // The proxy path logs too.
-    assert_eq!(
-        world
-            .host
-            .proxy(Method::GET, "microsoft", "s1", "/v1.0/me")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    let (proxied, _) = world.host.proxy_get("microsoft", "s1", "/v1.0/me").await;
+    assert_eq!(proxied, StatusCode::OK);
 
     let store = file_bytes(&world.host.db_path);
     assert!(contains(&store, "s1"), "the check reads the right file");
@@ -114,10 +92,7 @@ async fn no_plaintext_secret_in_the_store_or_the_logs() {
 pub(crate) fn rotate_keys(config: &str, world_dir: &Path, client_secret: &str) -> (bool, String) {
     let config_path = world_dir.join("rotate.toml");
     std::fs::write(&config_path, config).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_plugboard"))
-        .args(["keys", "rotate", "--config"])
-        .arg(&config_path)
-        .env("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY)
+    let output = plugboard_command(&["keys", "rotate"], &config_path)
         .env(
             "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
             client_secret,
@@ -137,33 +112,14 @@ pub(crate) fn rotate_keys(config: &str, world_dir: &Path, client_secret: &str) -
 
 /// The world's config with the keys `keys` (the last one active).
 fn config_with_keys(world: &World, keys: &[(&str, &str)]) -> String {
-    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
     let ids: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
-    host_config(
-        port,
-        &world.dir.0,
-        &world.emulator.url(),
-        &world.demo.client_id,
-        &world.echo_url,
-        &ids,
-    )
+    world.config_with(&ids, SYNCS_OFF)
 }
 
 /// Stops the world's host and starts it again on the same port and store with `keys`. The
 /// stopped host's logs.
 async fn restart_with_keys(world: &mut World, keys: &[(&str, &str)]) -> String {
-    let config = config_with_keys(world, keys);
-    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
-    let logs = world.host.kill();
-    world.host = Host::start(&world.dir.0, port, &config, &world.demo.client_secret, keys).await;
-    logs
-}
-
-async fn access_token(host: &Host, connection_id: &str) -> String {
-    host.credentials("microsoft", connection_id).await["credentials"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    world.restart_on(&config_with_keys(world, keys), keys).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -186,13 +142,8 @@ async fn rotation_moves_secrets_to_the_new_key_and_the_old_one_can_go() {
 
     // Only the new key: the connection still works.
     restart_with_keys(&mut world, &[("k2", KEY_2)]).await;
-    let response = world
-        .host
-        .proxy(Method::GET, "microsoft", "k", "/v1.0/me")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = world.host.proxy_get("microsoft", "k", "/v1.0/me").await;
+    assert_eq!(status, StatusCode::OK);
     let store = file_bytes(&world.host.db_path);
     assert!(
         !contains(&store, "pb1:k1:"),
@@ -305,7 +256,7 @@ async fn rotation_while_serving_loses_no_request_and_no_refresh() {
     );
     let mut last_tokens = Vec::new();
     for id in CONNECTIONS {
-        last_tokens.push(access_token(&world.host, id).await);
+        last_tokens.push(world.host.access_token("microsoft", id).await);
     }
 
     // The old key goes: the server starts with the new one alone and sees the latest tokens.
@@ -316,27 +267,14 @@ async fn rotation_while_serving_loses_no_request_and_no_refresh() {
     );
     for (id, last) in CONNECTIONS.iter().zip(&last_tokens) {
         assert_eq!(
-            &access_token(&world.host, id).await,
+            &world.host.access_token("microsoft", id).await,
             last,
             "{id}: a refresh was lost"
         );
-        let refreshed = world
-            .host
-            .api(
-                Method::GET,
-                &format!("/connections/{id}?integration=microsoft&refresh=true"),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(refreshed.status(), StatusCode::OK, "{id}");
-        let proxied = world
-            .host
-            .proxy(Method::GET, "microsoft", id, "/v1.0/me")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(proxied.status(), StatusCode::OK, "{id}");
+        let (refreshed, _) = world.host.force_refresh("microsoft", id).await;
+        assert_eq!(refreshed, StatusCode::OK, "{id}");
+        let (proxied, _) = world.host.proxy_get("microsoft", id, "/v1.0/me").await;
+        assert_eq!(proxied, StatusCode::OK, "{id}");
     }
     let store = file_bytes(&world.host.db_path);
     assert!(

@@ -2,14 +2,13 @@
 //! a `spec_dir` connects through the OAuth browser flow and proxies like a built-in one, and
 //! `providers list` names its file.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use plugboard_emulator::{CreateApp, CreateTenant, CreateUser};
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use reqwest::StatusCode;
 
-use crate::support::{API_KEY, Host, KEY_1, TempDir, World};
+use crate::support::{TempDir, World, plugboard_command, providers_config};
 
 /// A provider of the emulator's Graph that is only auth + proxy. Its URLs are a real-looking
 /// provider's; the integration's overrides point them at the emulator.
@@ -73,28 +72,20 @@ async fn a_spec_only_provider_connects_and_proxies() {
     std::fs::create_dir_all(&specs).unwrap();
     std::fs::write(specs.join("acme-graph.toml"), ACME_SPEC).unwrap();
     let emulator = world.emulator.url();
-    let config = format!(
-        "{config}\n[[providers]]\nspec_dir = \"specs\"\n\n\
+    let acme = format!(
+        "[[providers]]\nspec_dir = \"specs\"\n\n\
          [integrations.acme]\nprovider = \"acme-graph\"\nclient_id = \"{client_id}\"\n\
          client_secret = \"{secret}\"\n\n[integrations.acme.overrides]\n\
          authorization_url = \"{emulator}/{tenant}/oauth2/v2.0/authorize\"\n\
          token_url = \"{emulator}/{tenant}/oauth2/v2.0/token\"\n\
          api_base_url = \"{emulator}\"\n",
-        config = std::fs::read_to_string(world.dir.0.join("plugboard.toml")).unwrap(),
         client_id = app.client_id,
         secret = app.client_secret,
         tenant = tenant.id,
     );
-    let port: u16 = world.host.url.rsplit(':').next().unwrap().parse().unwrap();
-    world.host.kill();
-    world.host = Host::start(
-        &world.dir.0,
-        port,
-        &config,
-        &world.demo.client_secret,
-        &[("k1", KEY_1)],
-    )
-    .await;
+    world
+        .restart_with(|config| format!("{config}\n{acme}"))
+        .await;
 
     world.connect("acme", "a1").await;
     let connection = world.host.credentials("acme", "a1").await;
@@ -105,39 +96,17 @@ async fn a_spec_only_provider_connects_and_proxies() {
         "{connection}"
     );
 
-    let response = world
-        .host
-        .proxy(Method::GET, "acme", "a1", "/v1.0/me")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let me: Value = response.json().await.unwrap();
+    let (status, me) = world.host.proxy_get("acme", "a1", "/v1.0/me").await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(me["id"], user.id.as_str());
     assert_eq!(me["displayName"], "Ada Spec");
 }
 
 /// Runs `plugboard providers list --config <config>`.
 fn providers_list(config: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plugboard"))
-        .args(["providers", "list", "--config"])
-        .arg(config)
-        .env("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY)
+    plugboard_command(&["providers", "list"], config)
         .output()
         .unwrap()
-}
-
-/// A config with the given `[[providers]]` entries and no integrations.
-fn providers_config(dir: &Path, providers: &str) -> PathBuf {
-    let path = dir.join("plugboard.toml");
-    let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:3003\"\n\n\
-         [store]\nurl = \"sqlite://{db}\"\n\n\
-         [security]\nencryption_keys = {{ k1 = \"{KEY_1}\" }}\nactive_key = \"k1\"\n\n{providers}\n",
-        db = dir.join("plugboard.db").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// The repository's example specs load, each listed with its file.

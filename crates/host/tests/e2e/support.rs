@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plugboard_emulator::{
-    ControlClient, DemoOptions, DemoSetup, Emulator, EmulatorOptions, RunningEmulator,
-    ThrottleSettings,
+    ControlClient, DemoOptions, DemoSetup, Emulator, EmulatorOptions, ExpireTokens, FaultKind,
+    FaultRule, RunningEmulator, ThrottleSettings, UpdateSettings,
 };
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -124,14 +124,11 @@ impl World {
 
     /// Runs the whole connect flow in a fresh browser and checks it succeeded.
     pub async fn connect(&self, integration: &str, connection_id: &str) {
-        let session = self
+        let link = self
             .host
-            .create_session(integration, connection_id, None)
+            .connect_link(integration, connection_id, None)
             .await;
-        let mut browser = Browser::new();
-        let (response, _) = browser
-            .follow(session["connect_url"].as_str().unwrap())
-            .await;
+        let (response, _) = Browser::new().follow(&link).await;
         let status = response.status();
         let page = response.text().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -148,34 +145,150 @@ impl World {
     /// config `edit` makes of the current one. The old host's logs.
     pub async fn restart_with(&mut self, edit: impl FnOnce(String) -> String) -> String {
         let config = edit(std::fs::read_to_string(self.dir.0.join("plugboard.toml")).unwrap());
-        let port: u16 = self.host.url.rsplit(':').next().unwrap().parse().unwrap();
+        self.restart_on(&config, &[("k1", KEY_1)]).await
+    }
+
+    /// Kills the host with SIGKILL and starts it again with the same port and store, the
+    /// config `config` and the encryption keys `keys` in its environment. The old host's logs.
+    /// Tests that change providers, integrations or keys all restart this one way.
+    pub async fn restart_on(&mut self, config: &str, keys: &[(&str, &str)]) -> String {
+        let port = self.host.port();
         let logs = self.host.kill();
-        self.host = Host::start(
-            &self.dir.0,
-            port,
-            &config,
-            &self.demo.client_secret,
-            &[("k1", KEY_1)],
-        )
-        .await;
+        self.host = Host::start(&self.dir.0, port, config, &self.demo.client_secret, keys).await;
         logs
     }
 
+    /// The world's host config with the encryption keys `key_ids` (the last one active) and
+    /// `extra` at its end, for a restart that changes them.
+    pub fn config_with(&self, key_ids: &[&str], extra: &str) -> String {
+        host_config_with(
+            self.host.port(),
+            &self.dir.0,
+            &self.emulator.url(),
+            &self.demo.client_id,
+            &self.echo_url,
+            key_ids,
+            extra,
+        )
+    }
+
+    /// How many token requests of the grant type the emulator has answered since its
+    /// counters were last reset.
     pub async fn token_requests(&self, grant: &str) -> u64 {
         let counters = self.control.counters().await.unwrap();
         counters.token_requests.get(grant).copied().unwrap_or(0)
     }
-}
 
-pub fn host_config(
-    port: u16,
-    dir: &Path,
-    emulator: &str,
-    client_id: &str,
-    echo: &str,
-    key_ids: &[&str],
-) -> String {
-    host_config_with(port, dir, emulator, client_id, echo, key_ids, SYNCS_OFF)
+    /// How many requests for the Graph path (without its query) the emulator has answered
+    /// since its counters were last reset: what a test reads to see what reached the provider.
+    pub async fn graph_requests(&self, path: &str) -> u64 {
+        let counters = self.control.counters().await.unwrap();
+        counters.graph_requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// Expires every access token of the demo user at the emulator, so the host's next use of
+    /// the connection must refresh; checks that there was one to expire.
+    pub async fn expire_access_tokens(&self) {
+        let expired = self
+            .control
+            .expire_tokens(&ExpireTokens {
+                user: Some(self.demo.user_id.clone()),
+                ..ExpireTokens::default()
+            })
+            .await
+            .unwrap();
+        assert!(expired.access_tokens > 0);
+    }
+
+    /// Revokes the demo user's grant at the emulator and expires the access tokens it issued,
+    /// so the host's next use of the connection must refresh, and that refresh is refused.
+    pub async fn revoke_grant(&self) {
+        self.control
+            .revoke_refresh_tokens(&self.demo.user_id)
+            .await
+            .unwrap();
+        self.expire_access_tokens().await;
+    }
+
+    /// Makes the emulator fail the next `count` requests whose path starts with `path_prefix`
+    /// (of any method when `method` is `None`) in the way `kind` says.
+    pub async fn add_fault(
+        &self,
+        method: Option<&str>,
+        path_prefix: &str,
+        count: u32,
+        kind: FaultKind,
+    ) {
+        self.control
+            .add_fault(&FaultRule {
+                method: method.map(str::to_owned),
+                path_prefix: path_prefix.to_owned(),
+                count,
+                kind,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Makes the emulator's token endpoint answer the next `count` token requests with a 503
+    /// and no `Retry-After`: a provider that is down for a while.
+    pub async fn token_endpoint_unavailable(&self, count: u32) {
+        let unavailable = FaultKind::Status {
+            status: 503,
+            retry_after_secs: None,
+        };
+        self.add_fault(
+            Some("POST"),
+            "/common/oauth2/v2.0/token",
+            count,
+            unavailable,
+        )
+        .await;
+    }
+
+    /// Makes every Graph answer of the emulator take `ms` milliseconds longer, so a sync run
+    /// lasts long enough for a test to act while it runs (0 to end that).
+    pub async fn set_graph_latency(&self, ms: u64) {
+        self.control
+            .update_settings(&UpdateSettings {
+                graph_latency_ms: Some(ms),
+                ..UpdateSettings::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Removes the people with these ids from the demo user's people at the emulator.
+    pub async fn remove_people(&self, ids: &[String]) {
+        for id in ids {
+            self.control
+                .remove_person(&self.demo.user_id, id)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Queues one fault for each of the next requests for the demo user's people pages, in
+    /// order: how the sync tests make a crawl meet trouble on a chosen page.
+    pub async fn fault_people_pages(&self, kinds: impl IntoIterator<Item = FaultKind>) {
+        for kind in kinds {
+            self.add_fault(Some("GET"), "/v1.0/me/people", 1, kind)
+                .await;
+        }
+    }
+
+    /// `GET` of an emulator Graph path with an access token, straight to the emulator (not
+    /// through the host): what the provider itself answers, as JSON.
+    pub async fn graph_direct(&self, path: &str, token: &str) -> Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.emulator.url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.unwrap()
+    }
 }
 
 pub fn host_config_with(
@@ -335,6 +448,11 @@ impl Host {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The port the host listens on, which a restart keeps.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
     /// A request with the API key.
     pub fn api(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
@@ -354,6 +472,7 @@ impl Host {
             .header("Connection-Id", connection_id)
     }
 
+    /// `POST /connect/sessions`, checked to be created: the session.
     pub async fn create_session(
         &self,
         integration: &str,
@@ -364,27 +483,80 @@ impl Host {
         if let Some(url) = return_url {
             body["return_url"] = json!(url);
         }
-        let response = self
-            .api(Method::POST, "/connect/sessions")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json().await.unwrap()
+        let (status, session) = self.post("/connect/sessions", &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{session}");
+        session
     }
 
+    /// A new connect session's link, the one an application hands its user's browser.
+    pub async fn connect_link(
+        &self,
+        integration: &str,
+        connection_id: &str,
+        return_url: Option<&str>,
+    ) -> String {
+        let session = self
+            .create_session(integration, connection_id, return_url)
+            .await;
+        session["connect_url"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /connections/{id}`, checked to succeed: the connection with its credentials.
     pub async fn credentials(&self, integration: &str, connection_id: &str) -> Value {
-        let response = self
-            .api(
-                Method::GET,
-                &format!("/connections/{connection_id}?integration={integration}"),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        self.get_json(&format!(
+            "/connections/{connection_id}?integration={integration}"
+        ))
+        .await
+    }
+
+    /// The connection's current access token, as `GET /connections/{id}` hands it out.
+    pub async fn access_token(&self, integration: &str, connection_id: &str) -> String {
+        self.credentials(integration, connection_id).await["credentials"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `GET /connections/{id}?refresh=true`, a forced token refresh: the status and the body.
+    pub async fn force_refresh(
+        &self,
+        integration: &str,
+        connection_id: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/connections/{connection_id}?integration={integration}&refresh=true"),
+        )
+        .await
+    }
+
+    /// A `GET` of an API route with the API key, checked to answer 200: its JSON body. For
+    /// the many reads whose status is not what the test is about.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// A request without a body to an API route with the API key: the status and the body.
+    pub async fn call(&self, method: Method, path: &str) -> (StatusCode, Value) {
+        reply(self.api(method, path)).await
+    }
+
+    /// A `POST` of a JSON body to an API route with the API key: the status and the body.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        reply(self.api(Method::POST, path).json(body)).await
+    }
+
+    /// A proxied `GET` for the connection, with no header of the caller's own: the status and
+    /// the body.
+    pub async fn proxy_get(
+        &self,
+        integration: &str,
+        connection_id: &str,
+        path: &str,
+    ) -> (StatusCode, Value) {
+        reply(self.proxy(Method::GET, integration, connection_id, path)).await
     }
 
     /// Kills the process (SIGKILL on Unix) and waits for it to exit.
@@ -478,6 +650,32 @@ impl Browser {
     }
 }
 
+/// Sends the request and reads the whole answer: its status and its body as JSON (a body
+/// that is not JSON, an empty one included, as a JSON string of its text). Most tests look
+/// at both, and a failed assertion can then show the body.
+pub async fn reply(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// Awaits requests sent at once (tasks answering with [`reply`]'s status and body) and checks
+/// every one got `expected`: their bodies. For the storms that show single-flight refresh.
+pub async fn all_answered(
+    requests: impl IntoIterator<Item = tokio::task::JoinHandle<(StatusCode, Value)>>,
+    expected: StatusCode,
+) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for outcome in futures::future::join_all(requests).await {
+        let (status, body) = outcome.unwrap();
+        assert_eq!(status, expected, "{body}");
+        bodies.push(body);
+    }
+    bodies
+}
+
 fn location(response: &Response) -> String {
     response.headers()[LOCATION].to_str().unwrap().to_owned()
 }
@@ -532,6 +730,32 @@ pub async fn start_echo() -> String {
         .layer(axum::extract::DefaultBodyLimit::disable());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
+}
+
+/// `plugboard <args> --config <config>` with the API key every config needs in the
+/// environment: the one way the tests run the binary's commands other than `serve`.
+pub fn plugboard_command(args: &[&str], config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plugboard"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY);
+    command
+}
+
+/// Writes `plugboard.toml` into `dir`: the server, store and key sections any command needs,
+/// then `rest` (`[[providers]]` entries, integrations). Its path.
+pub fn providers_config(dir: &Path, rest: &str) -> PathBuf {
+    let path = dir.join("plugboard.toml");
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:3003\"\n\n\
+         [store]\nurl = \"sqlite://{db}\"\n\n\
+         [security]\nencryption_keys = {{ k1 = \"{KEY_1}\" }}\nactive_key = \"k1\"\n\n{rest}\n",
+        db = dir.join("plugboard.db").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// Runs one statement on the host's database, as a test's stand-in for time passing.
@@ -701,28 +925,28 @@ impl World {
 impl Host {
     /// Asks for a run of the microsoft integration's people sync for the connection.
     pub async fn trigger(&self, connection_id: &str, mode: &str) {
-        let response = self
-            .api(Method::POST, "/syncs/trigger")
-            .json(&json!({"integration": "microsoft", "connection_id": connection_id, "syncs": ["people"], "mode": mode}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let (status, body) = self
+            .post(
+                "/syncs/trigger",
+                &json!({"integration": "microsoft", "connection_id": connection_id, "syncs": ["people"], "mode": mode}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
 
     /// The latest runs of the microsoft integration's people sync for the connection, newest
     /// first, with their logs (`GET /syncs/runs`).
     pub async fn runs(&self, connection_id: &str, limit: u32) -> Vec<Value> {
-        let response = self
-            .api(
-                Method::GET,
-                &format!("/syncs/runs?integration=microsoft&connection_id={connection_id}&sync=people&limit={limit}"),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.unwrap();
+        let body = self
+            .get_json(&format!(
+                "/syncs/runs?integration=microsoft&connection_id={connection_id}&sync=people&limit={limit}"
+            ))
+            .await;
         body["runs"].as_array().unwrap().clone()
+    }
+
+    /// The latest run of the people sync for the connection, with its log lines.
+    pub async fn latest_run(&self, connection_id: &str) -> Value {
+        self.runs(connection_id, 1).await[0].clone()
     }
 }

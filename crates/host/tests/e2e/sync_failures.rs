@@ -5,70 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::{FaultKind, FaultRule};
-use reqwest::{Method, StatusCode};
+use plugboard_emulator::FaultKind;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::support::{World, events, webhook_receiver_answering};
-use crate::syncs::{emulator_ids, finished_run, ids, live, records, syncing, trigger};
+use crate::syncs::{
+    emulator_ids, fail_the_second_page, finished_run, ids, live, outcome, records, syncing, trigger,
+};
 
 /// Webhooks that nobody receives, for tests that do not look at them.
 const NO_RECEIVER: &str = "http://127.0.0.1:9/unused";
-
-/// Queues faults for the next people pages, in order.
-async fn fault_people_pages(world: &World, kinds: impl IntoIterator<Item = FaultKind>) {
-    for kind in kinds {
-        world
-            .control
-            .add_fault(&FaultRule {
-                method: Some("GET".into()),
-                path_prefix: "/v1.0/me/people".into(),
-                count: 1,
-                kind,
-            })
-            .await
-            .unwrap();
-    }
-}
-
-/// The first page passes (a harmless delay uses up the first fault), the second fails with a
-/// 500, which is not retried: the run stops after saving one page.
-async fn fail_the_second_page(world: &World) {
-    fault_people_pages(
-        world,
-        [
-            FaultKind::Delay { ms: 1 },
-            FaultKind::Status {
-                status: 500,
-                retry_after_secs: None,
-            },
-        ],
-    )
-    .await;
-}
-
-/// The people sync's latest run with its log lines, from `GET /syncs/runs`.
-async fn latest_run(world: &World, connection_id: &str) -> Value {
-    let response = world
-        .host
-        .api(
-            Method::GET,
-            &format!(
-                "/syncs/runs?integration=microsoft&connection_id={connection_id}&sync=people&limit=1"
-            ),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    body["runs"][0].clone()
-}
-
-async fn people_pages_served(world: &World) -> u64 {
-    world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"]
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_next_link_that_loops_fails_the_run_and_keeps_what_it_saved() {
@@ -90,11 +38,9 @@ async fn a_next_link_that_loops_fails_the_run_and_keeps_what_it_saved() {
     for person in &people[150..153] {
         world.control.remove_person(user, &person.id).await.unwrap();
     }
-    fault_people_pages(
-        &world,
-        [FaultKind::Delay { ms: 1 }, FaultKind::RepeatNextLink],
-    )
-    .await;
+    world
+        .fault_people_pages([FaultKind::Delay { ms: 1 }, FaultKind::RepeatNextLink])
+        .await;
     trigger(&world, "l1", "full").await;
     let failed = finished_run(&world, "l1", first["started_at"].as_str().unwrap()).await;
     assert!(world.control.faults().await.unwrap().is_empty());
@@ -109,19 +55,15 @@ async fn a_next_link_that_loops_fails_the_run_and_keeps_what_it_saved() {
     assert!(error.contains("pagination loops"), "{error}");
     assert!(error.contains(&looping), "{error}");
     assert!(
-        latest_run(&world, "l1").await["logs"]
+        world.host.latest_run("l1").await["logs"]
             .to_string()
             .contains("pagination loops"),
         "the error is in the run's log"
     );
     // What it saved before the loop stays; nothing is deleted.
     assert_eq!(
-        (
-            failed["added"].as_u64(),
-            failed["updated"].as_u64(),
-            failed["deleted"].as_u64()
-        ),
-        (Some(0), Some(1), Some(0)),
+        outcome(&failed),
+        (Some("failed"), Some(0), Some(1), Some(0)),
         "{failed}"
     );
     let stored = records(&world, "l1", "").await;
@@ -139,11 +81,11 @@ async fn a_next_link_that_loops_fails_the_run_and_keeps_what_it_saved() {
         "{resumed}"
     );
     assert!(
-        latest_run(&world, "l1").await["logs"]
+        world.host.latest_run("l1").await["logs"]
             .to_string()
             .contains("resuming the crawl after 2 pages"),
         "{}",
-        latest_run(&world, "l1").await
+        world.host.latest_run("l1").await
     );
     let stored = records(&world, "l1", "").await;
     assert_eq!(ids(&live(&stored)), emulator_ids(&world).await);
@@ -211,18 +153,13 @@ async fn a_checkpoint_from_an_old_api_base_url_is_dropped_and_the_crawl_starts_o
     // The host comes back with the API at the emulator's own address. The failed sync is due
     // at once; its run must not follow the stale link to the relay.
     let relayed = relay.connections();
-    let pages_before = people_pages_served(&world).await;
+    let pages_before = world.graph_requests("/v1.0/me/people").await;
     world
         .restart_with(|config| people_api_moved(config, &relay.url, &emulator))
         .await;
     let rerun = finished_run(&world, "b1", failed["started_at"].as_str().unwrap()).await;
     assert_eq!(
-        (
-            rerun["status"].as_str(),
-            rerun["added"].as_u64(),
-            rerun["updated"].as_u64(),
-            rerun["deleted"].as_u64()
-        ),
+        outcome(&rerun),
         (Some("success"), Some(150), Some(0), Some(0)),
         "{rerun}"
     );
@@ -232,11 +169,11 @@ async fn a_checkpoint_from_an_old_api_base_url_is_dropped_and_the_crawl_starts_o
         "nothing went to the old address"
     );
     assert_eq!(
-        people_pages_served(&world).await - pages_before,
+        world.graph_requests("/v1.0/me/people").await - pages_before,
         3,
         "the crawl started over: all three pages were read again"
     );
-    let logs = latest_run(&world, "b1").await["logs"].to_string();
+    let logs = world.host.latest_run("b1").await["logs"].to_string();
     assert!(
         logs.contains(&format!(
             "dropping the checkpoint and crawling afresh: it points at {}/v1.0/me/people",
@@ -252,14 +189,7 @@ async fn a_checkpoint_from_an_old_api_base_url_is_dropped_and_the_crawl_starts_o
 
 /// The delivery records of `GET /webhooks/deliveries` of one event type.
 async fn deliveries(world: &World, kind: &str) -> Vec<Value> {
-    let response = world
-        .host
-        .api(Method::GET, "/webhooks/deliveries")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = world.host.get_json("/webhooks/deliveries").await;
     body["deliveries"]
         .as_array()
         .unwrap()

@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::{FaultKind, FaultRule, UpdateSettings};
+use plugboard_emulator::FaultKind;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{WEBHOOK_SECRET, World, events, webhook_receiver};
+use crate::support::{WEBHOOK_SECRET, World, events, plugboard_command, webhook_receiver};
 
 /// The microsoft integration's people sync on (hourly, so only the first run and triggered
 /// ones happen during a test), the others off, and webhooks to `webhook_url`.
@@ -32,18 +32,14 @@ secret = "{WEBHOOK_SECRET}"
     )
 }
 
+/// The people sync's state and last run for the connection (`GET /syncs/status`).
 pub(crate) async fn status(world: &World, connection_id: &str) -> Value {
-    let response = world
+    let body = world
         .host
-        .api(
-            Method::GET,
-            &format!("/syncs/status?integration=microsoft&connection_id={connection_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+        .get_json(&format!(
+            "/syncs/status?integration=microsoft&connection_id={connection_id}"
+        ))
+        .await;
     body["syncs"][0].clone()
 }
 
@@ -74,19 +70,12 @@ pub(crate) async fn records(world: &World, connection_id: &str, extra: &str) -> 
     let mut all = Vec::new();
     let mut cursor = String::new();
     loop {
-        let response = world
+        let page = world
             .host
-            .api(
-                Method::GET,
-                &format!(
-                    "/records?integration=microsoft&connection_id={connection_id}&model=Person&limit=70&cursor={cursor}{extra}"
-                ),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let page: Value = response.json().await.unwrap();
+            .get_json(&format!(
+                "/records?integration=microsoft&connection_id={connection_id}&model=Person&limit=70&cursor={cursor}{extra}"
+            ))
+            .await;
         all.extend(page["records"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
@@ -123,6 +112,30 @@ pub(crate) async fn emulator_ids(world: &World) -> BTreeSet<String> {
 
 pub(crate) async fn trigger(world: &World, connection_id: &str, mode: &str) {
     world.host.trigger(connection_id, mode).await;
+}
+
+/// The first page passes (a harmless delay uses up the first fault), the second fails with a
+/// 500, which is not retried: the run stops after saving one page.
+pub(crate) async fn fail_the_second_page(world: &World) {
+    world
+        .fault_people_pages([
+            FaultKind::Delay { ms: 1 },
+            FaultKind::Status {
+                status: 500,
+                retry_after_secs: None,
+            },
+        ])
+        .await;
+}
+
+/// A run's status and counts, as one value to compare with what a test expects.
+pub(crate) fn outcome(run: &Value) -> (Option<&str>, Option<u64>, Option<u64>, Option<u64>) {
+    (
+        run["status"].as_str(),
+        run["added"].as_u64(),
+        run["updated"].as_u64(),
+        run["deleted"].as_u64(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,14 +195,9 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     }
     trigger(&world, "s1", "incremental").await;
     let second = finished_run(&world, "s1", first["started_at"].as_str().unwrap()).await;
-    assert_eq!(second["status"], "success", "{second}");
     assert_eq!(
-        (
-            second["added"].as_u64(),
-            second["updated"].as_u64(),
-            second["deleted"].as_u64()
-        ),
-        (Some(10), Some(5), Some(3)),
+        outcome(&second),
+        (Some("success"), Some(10), Some(5), Some(3)),
         "{second}"
     );
 
@@ -217,12 +225,7 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
     trigger(&world, "s1", "full").await;
     let third = finished_run(&world, "s1", second["started_at"].as_str().unwrap()).await;
     assert_eq!(
-        (
-            third["status"].as_str(),
-            third["added"].as_u64(),
-            third["updated"].as_u64(),
-            third["deleted"].as_u64()
-        ),
+        outcome(&third),
         (Some("success"), Some(0), Some(0), Some(0)),
         "{third}"
     );
@@ -259,17 +262,14 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
         ("&cursor=nonsense", "invalid_cursor"),
         ("&modified_after=yesterday", "invalid_modified_after"),
     ] {
-        let response = world
+        let (status, body) = world
             .host
-            .api(
+            .call(
                 Method::GET,
                 &format!("/records?integration=microsoft&connection_id=s1&model=Person{query}"),
             )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
-        let body: Value = response.json().await.unwrap();
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(body["error"]["code"], code, "{query}: {body}");
     }
 
@@ -279,25 +279,20 @@ async fn connecting_syncs_everyone_and_the_next_run_reports_exact_changes() {
         .find(|r| r["_metadata"]["deleted_at"].is_null())
         .unwrap();
     let name = person["display_name"].as_str().unwrap().to_owned();
-    let response = world
+    let (status, output) = world
         .host
-        .api(Method::POST, "/actions/search-people")
-        .json(&json!({"integration": "microsoft", "connection_id": "s1", "input": {"query": name}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let output: Value = response.json().await.unwrap();
+        .post(
+            "/actions/search-people",
+            &json!({"integration": "microsoft", "connection_id": "s1", "input": {"query": name}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     assert!(output["output"].to_string().contains(&name), "{output}");
 
     // The CLI exports what the API lists, and a dry run stores nothing.
     let config = world.dir.0.join("plugboard.toml");
     let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_plugboard"))
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .env("PLUGBOARD__SECURITY__SECRET_KEY", crate::support::API_KEY)
+        plugboard_command(args, &config)
             .env(
                 "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
                 &world.demo.client_secret,
@@ -351,30 +346,21 @@ async fn faults_mid_crawl_still_end_with_exactly_the_right_records() {
     let world = World::start_with(250, &syncing("http://127.0.0.1:9/unused")).await;
     // The first page passes (it takes the harmless delay); the second meets a 429 with
     // Retry-After, a 503, a truncated page and a dropped connection, in that order.
-    for kind in [
-        FaultKind::Delay { ms: 1 },
-        FaultKind::Status {
-            status: 429,
-            retry_after_secs: Some(1),
-        },
-        FaultKind::Status {
-            status: 503,
-            retry_after_secs: None,
-        },
-        FaultKind::MalformedBody,
-        FaultKind::DropConnection,
-    ] {
-        world
-            .control
-            .add_fault(&FaultRule {
-                method: Some("GET".into()),
-                path_prefix: "/v1.0/me/people".into(),
-                count: 1,
-                kind,
-            })
-            .await
-            .unwrap();
-    }
+    world
+        .fault_people_pages([
+            FaultKind::Delay { ms: 1 },
+            FaultKind::Status {
+                status: 429,
+                retry_after_secs: Some(1),
+            },
+            FaultKind::Status {
+                status: 503,
+                retry_after_secs: None,
+            },
+            FaultKind::MalformedBody,
+            FaultKind::DropConnection,
+        ])
+        .await;
     world.connect("microsoft", "f1").await;
     let first = finished_run(&world, "f1", "").await;
     assert_eq!(first["status"], "success", "{first}\n{}", world.host.logs());
@@ -389,31 +375,8 @@ async fn faults_mid_crawl_still_end_with_exactly_the_right_records() {
     // A run that fails half-way (the second page keeps failing) deletes nothing and keeps its
     // checkpoint; the next run resumes there and then deletes exactly the removed people.
     let people: Vec<String> = emulator_ids(&world).await.into_iter().collect();
-    for id in &people[..3] {
-        world
-            .control
-            .remove_person(&world.demo.user_id, id)
-            .await
-            .unwrap();
-    }
-    for kind in [
-        FaultKind::Delay { ms: 1 },
-        FaultKind::Status {
-            status: 500,
-            retry_after_secs: None,
-        },
-    ] {
-        world
-            .control
-            .add_fault(&FaultRule {
-                method: Some("GET".into()),
-                path_prefix: "/v1.0/me/people".into(),
-                count: 1,
-                kind,
-            })
-            .await
-            .unwrap();
-    }
+    world.remove_people(&people[..3]).await;
+    fail_the_second_page(&world).await;
     trigger(&world, "f1", "incremental").await;
     let failed = finished_run(&world, "f1", first["started_at"].as_str().unwrap()).await;
     assert_eq!(failed["status"], "failed", "{failed}");
@@ -436,23 +399,12 @@ async fn faults_mid_crawl_still_end_with_exactly_the_right_records() {
         (Some("success"), Some(3)),
         "{resumed}"
     );
-    let runs: Value = world
-        .host
-        .api(
-            Method::GET,
-            "/syncs/runs?integration=microsoft&connection_id=f1&sync=people&limit=1",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let latest = world.host.latest_run("f1").await;
     assert!(
-        runs["runs"][0]["logs"]
+        latest["logs"]
             .to_string()
             .contains("resuming the crawl after 1 pages"),
-        "{runs}"
+        "{latest}"
     );
     let all = records(&world, "f1", "").await;
     assert_eq!(ids(&live(&all)), emulator_ids(&world).await);
@@ -469,40 +421,18 @@ async fn a_host_killed_mid_crawl_resumes_from_its_checkpoint() {
 
     // Three people go; pages become slow; a crawl starts and is killed after its first page.
     let people: Vec<String> = emulator_ids(&world).await.into_iter().collect();
-    for id in &people[..3] {
-        world
-            .control
-            .remove_person(&world.demo.user_id, id)
-            .await
-            .unwrap();
-    }
-    world
-        .control
-        .update_settings(&UpdateSettings {
-            graph_latency_ms: Some(800),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let pages_before = world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"];
+    world.remove_people(&people[..3]).await;
+    world.set_graph_latency(800).await;
+    let pages_before = world.graph_requests("/v1.0/me/people").await;
     trigger(&world, "k1", "full").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     // The second page was asked for: the first is saved and checkpointed.
-    while world.control.counters().await.unwrap().graph_requests["/v1.0/me/people"]
-        < pages_before + 2
-    {
+    while world.graph_requests("/v1.0/me/people").await < pages_before + 2 {
         assert!(Instant::now() < deadline, "the crawl did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     world.kill_and_restart().await;
-    world
-        .control
-        .update_settings(&UpdateSettings {
-            graph_latency_ms: Some(0),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    world.set_graph_latency(0).await;
     // The killed run's log lines were stored with its first page, not at its end.
     let runs = world.host.runs("k1", 5).await;
     let killed = runs.iter().find(|run| run["mode"] == "full").unwrap();
@@ -534,23 +464,10 @@ async fn a_host_killed_mid_crawl_resumes_from_its_checkpoint() {
         (Some("success"), Some(3)),
         "{resumed}"
     );
-    let runs: Value = world
-        .host
-        .api(
-            Method::GET,
-            "/syncs/runs?integration=microsoft&connection_id=k1&sync=people&limit=1",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let latest = world.host.latest_run("k1").await;
     assert!(
-        runs["runs"][0]["logs"]
-            .to_string()
-            .contains("resuming the crawl"),
-        "{runs}"
+        latest["logs"].to_string().contains("resuming the crawl"),
+        "{latest}"
     );
     let after = records(&world, "k1", "").await;
     let expected: Vec<Value> = clean
