@@ -112,7 +112,7 @@ pub fn main() -> ExitCode {
         Command::Providers {
             command: ProvidersCommand::List { config },
         } => list_providers(&config),
-        Command::Sync { command } => runtime().block_on(commands::sync(command)),
+        Command::Sync { command } => foreground_runtime().block_on(commands::sync(command)),
         Command::Records { command } => runtime().block_on(commands::records(command)),
         Command::Keys {
             command: KeysCommand::Rotate { config },
@@ -140,6 +140,17 @@ fn init_logging() {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime must start")
+}
+
+/// The runtime of `sync run`: one run in the foreground, whose provider works a page at a time
+/// while SQLite works on its own thread (sqlx gives each connection one). Worker threads would
+/// only pass the run between them, paying a wake-up and a context switch at every store call,
+/// and each thread's allocations its own malloc arena.
+fn foreground_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime must start")

@@ -55,8 +55,8 @@ pub(crate) async fn run(ctx: &dyn Context, preset: &PaginationSpec) -> Result<()
         let count = people.len();
         progress.records += count as u64;
         if !people.is_empty() {
-            let records = people.into_iter().map(Person::into_record).collect();
-            ctx.save_records(MODEL, records).await?;
+            ctx.save_encoded_records(MODEL, Person::encode_records(&people)?)
+                .await?;
         }
         ctx.log(
             LogLevel::Debug,

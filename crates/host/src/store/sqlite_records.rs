@@ -3,7 +3,7 @@
 //! The write path is built for throughput: one transaction per batch, the stored hashes of a
 //! batch read with one query per 500 ids, only new and changed records encrypted and written
 //! (as multi-row upserts), and the batch's ids appended to the crawl's seen log (`crawl_seen`)
-//! with one insert, so unchanged records are neither rewritten nor even touched.
+//! as one row (a JSON array), so unchanged records are neither rewritten nor even touched.
 //!
 //! `last_modified_at` is one stamp per write transaction, strictly greater than the stamp of
 //! every earlier transaction (the current time in microseconds, or the last stamp plus one).
@@ -77,11 +77,15 @@ fn row_identity(connection: &str, model: &str, id: &str) -> String {
     hasher.update(model.as_bytes());
     hasher.update([0]);
     hasher.update(id.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    // Hex by hand: this runs for every record written, and `format!` per byte was a visible
+    // share of an initial sync.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(64);
+    for byte in hasher.finalize() {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 pub(super) fn micros(time: DateTime<Utc>) -> i64 {
@@ -263,8 +267,7 @@ impl SqliteStore {
             let ids = serde_json::to_string(&ids)
                 .map_err(|e| StoreError::Database(format!("encoding record ids: {e}")))?;
             sqlx::query(
-                "INSERT INTO crawl_seen (connection_row, model, generation, record_id) \
-                 SELECT ?, ?, ?, value FROM json_each(?)",
+                "INSERT INTO crawl_seen (connection_row, model, generation, ids) VALUES (?, ?, ?, ?)",
             )
             .bind(connection)
             .bind(model)
@@ -328,13 +331,38 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Ends a crawl with the writer's temporary storage on files: the `NOT IN` of
+    /// [`Self::end_crawl_in`] builds a temporary index of every id the crawl saw, which in
+    /// memory (the writer's default, see `writer_options`) would grow with the number of
+    /// records; on a file it stays within a small cache. SQLite changes the setting only
+    /// outside a transaction, hence around it.
     pub(super) async fn end_crawl_sqlite(
         &self,
         connection: &str,
         model: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<u64>> {
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.acquire().await?;
+        sqlx::query("PRAGMA temp_store = FILE")
+            .execute(&mut *writer)
+            .await?;
+        let ended = self.end_crawl_in(&mut writer, connection, model, now).await;
+        let restored = sqlx::query("PRAGMA temp_store = MEMORY")
+            .execute(&mut *writer)
+            .await;
+        let ended = ended?;
+        restored?;
+        Ok(ended)
+    }
+
+    async fn end_crawl_in(
+        &self,
+        writer: &mut sqlx::SqliteConnection,
+        connection: &str,
+        model: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<u64>> {
+        let mut tx = sqlx::Connection::begin(writer).await?;
         let generation: Option<i64> = sqlx::query_scalar(
             "SELECT generation FROM crawls WHERE connection_row = ? AND model = ? AND in_progress = 1",
         )
@@ -349,8 +377,9 @@ impl SqliteStore {
         let deleted = sqlx::query(
             "UPDATE records SET last_action = 'DELETED', deleted_at = ?4, last_modified_at = ?5 \
              WHERE connection_row = ?1 AND model = ?2 AND deleted_at IS NULL \
-             AND record_id NOT IN (SELECT record_id FROM crawl_seen \
-             WHERE connection_row = ?1 AND model = ?2 AND generation = ?3)",
+             AND record_id NOT IN (SELECT seen.value FROM crawl_seen, json_each(crawl_seen.ids) AS seen \
+             WHERE crawl_seen.connection_row = ?1 AND crawl_seen.model = ?2 \
+             AND crawl_seen.generation = ?3)",
         )
         .bind(connection)
         .bind(model)
