@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sqlite::SqliteStore;
+use super::sqlite::{SCAN_CACHE_KIB, SqliteStore, WRITER_CACHE_KIB};
 use super::{
     RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus,
     SaveOutcome, StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
@@ -331,11 +331,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Ends a crawl with the writer's temporary storage on files: the `NOT IN` of
-    /// [`Self::end_crawl_in`] builds a temporary index of every id the crawl saw, which in
-    /// memory (the writer's default, see `writer_options`) would grow with the number of
-    /// records; on a file it stays within a small cache. SQLite changes the setting only
-    /// outside a transaction, hence around it.
+    /// Ends a crawl with the writer's temporary storage on files and a small page cache: the
+    /// `NOT IN` of [`Self::end_crawl_in`] builds a temporary index of every id the crawl saw,
+    /// which in memory (the writer's default, see `writer_options`) would grow with the number
+    /// of records, and it scans the model's whole hash index, which the writer's large cache
+    /// would keep entire. On a file and a small cache both stay bounded. SQLite changes
+    /// `temp_store` only outside a transaction, hence around it.
     pub(super) async fn end_crawl_sqlite(
         &self,
         connection: &str,
@@ -343,13 +344,17 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<u64>> {
         let mut writer = self.writer.acquire().await?;
-        sqlx::query("PRAGMA temp_store = FILE")
-            .execute(&mut *writer)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "PRAGMA temp_store = FILE; PRAGMA cache_size = -{SCAN_CACHE_KIB}"
+        )))
+        .execute(&mut *writer)
+        .await?;
         let ended = self.end_crawl_in(&mut writer, connection, model, now).await;
-        let restored = sqlx::query("PRAGMA temp_store = MEMORY")
-            .execute(&mut *writer)
-            .await;
+        let restored = sqlx::query(AssertSqlSafe(format!(
+            "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{WRITER_CACHE_KIB}"
+        )))
+        .execute(&mut *writer)
+        .await;
         let ended = ended?;
         restored?;
         Ok(ended)
