@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState, hash_token, random_token};
+use crate::integrations::Integration;
 use crate::store::ConnectSession;
 
 /// How long a connect link works.
@@ -64,13 +65,11 @@ pub async fn create_session(
             ),
         ));
     }
-    check_connection_id(&request.connection_id)?;
-    let connection_config = integration
-        .spec()
-        .resolve_connection_config(&request.connection_config)
-        .map_err(|problems| {
-            ApiError::bad_request("invalid_connection_config", problems.join("; "))
-        })?;
+    let connection_config = new_connection_config(
+        integration,
+        &request.connection_id,
+        &request.connection_config,
+    )?;
     if let Some(url) = &request.return_url {
         check_return_url(&state.server.allowed_return_origins, url)?;
     }
@@ -100,8 +99,22 @@ pub async fn create_session(
     })
 }
 
+/// What a new connection is made with, checked before anything is stored: its id, and its
+/// connection config completed with the spec's defaults.
+pub(super) fn new_connection_config(
+    integration: &Integration,
+    connection_id: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    check_connection_id(connection_id)?;
+    integration
+        .spec()
+        .resolve_connection_config(given)
+        .map_err(|problems| ApiError::bad_request("invalid_connection_config", problems.join("; ")))
+}
+
 /// Connection ids are the caller's own keys (a user id, an email); they appear in URLs and logs.
-pub(super) fn check_connection_id(id: &str) -> Result<(), ApiError> {
+fn check_connection_id(id: &str) -> Result<(), ApiError> {
     let valid = (1..=128).contains(&id.len())
         && id
             .chars()

@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::account::fetch_account;
-use super::connect::check_connection_id;
+use super::connect::new_connection_config;
 use super::connections::ConnectionView;
 use super::{ApiError, ApiJson, AppState};
 use crate::store::{ConnectionKey, NewConnection, Tokens};
@@ -65,13 +65,11 @@ pub(super) async fn create(
             ),
         ));
     };
-    check_connection_id(&request.connection_id)?;
-    let connection_config = integration
-        .spec()
-        .resolve_connection_config(&request.connection_config)
-        .map_err(|problems| {
-            ApiError::bad_request("invalid_connection_config", problems.join("; "))
-        })?;
+    let connection_config = new_connection_config(
+        integration,
+        &request.connection_id,
+        &request.connection_config,
+    )?;
     let api_key = request.credentials.api_key;
     check_api_key(secrecy::ExposeSecret::expose_secret(&api_key))?;
 
