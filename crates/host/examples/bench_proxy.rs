@@ -18,12 +18,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::{DemoOptions, Emulator, EmulatorOptions, ThrottleSettings};
+use plugboard_emulator::DemoOptions;
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{API_KEY, ENCRYPTION_KEY, connected_token};
+use support::{API_KEY, ENCRYPTION_KEY, connected_token, unthrottled_emulator};
 
 const CONCURRENCY: [usize; 2] = [1, 16];
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -71,21 +71,7 @@ fn args() -> Args {
 
 fn main() {
     let args = args();
-    // The emulator gets its own runtime, so the load generator's threads never serve it.
-    let emulator_runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let emulator = emulator_runtime
-        .block_on(Emulator::start(EmulatorOptions {
-            throttling: ThrottleSettings {
-                max_concurrent_per_mailbox: 1_000,
-                requests_per_window: u32::MAX,
-                ..ThrottleSettings::default()
-            },
-            ..EmulatorOptions::default()
-        }))
-        .unwrap();
+    let (_emulator_runtime, emulator) = unthrottled_emulator();
     let load_runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

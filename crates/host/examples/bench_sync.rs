@@ -25,14 +25,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::{DemoOptions, Emulator, EmulatorOptions, ThrottleSettings};
+use plugboard_emulator::DemoOptions;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{API_KEY, ENCRYPTION_KEY, connected_token};
+use support::{API_KEY, ENCRYPTION_KEY, connected_token, unthrottled_emulator};
 
 /// People per page, in every run: the bare pipeline asks for it with `$top`, Plugboard's sync
 /// through the integration's `[integrations.microsoft.syncs.people] page_size` (the provider's
@@ -299,20 +299,7 @@ fn with_connected<R>(
     people: usize,
     measure: impl AsyncFnOnce(&Connected) -> R,
 ) -> R {
-    let emulator_runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let emulator = emulator_runtime
-        .block_on(Emulator::start(EmulatorOptions {
-            throttling: ThrottleSettings {
-                max_concurrent_per_mailbox: 1_000,
-                requests_per_window: u32::MAX,
-                ..ThrottleSettings::default()
-            },
-            ..EmulatorOptions::default()
-        }))
-        .unwrap();
+    let (_emulator_runtime, emulator) = unthrottled_emulator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,9 +1,11 @@
-//! What the benchmark examples share: the fixed bench credentials, waiting for a started
-//! `plugboard`, and connecting the demo account through the real OAuth flow.
+//! What the benchmark examples share: an unthrottled emulator on its own runtime, the fixed
+//! bench credentials, waiting for a started `plugboard`, and connecting the demo account
+//! through the real OAuth flow.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use plugboard_emulator::{Emulator, EmulatorOptions, RunningEmulator, ThrottleSettings};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
@@ -11,6 +13,27 @@ use serde_json::Value;
 pub const API_KEY: &str = "bench-api-key-0123456789-0123456789-abcdef";
 /// A fixed key-ring key: benchmark stores are thrown away.
 pub const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
+/// A Microsoft emulator with Graph's throttling off (the benchmarks measure Plugboard, not
+/// Graph's limits), served by its own runtime so the benchmark's threads never serve it. Keep
+/// the runtime alive as long as the emulator.
+pub fn unthrottled_emulator() -> (tokio::runtime::Runtime, RunningEmulator) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let emulator = runtime
+        .block_on(Emulator::start(EmulatorOptions {
+            throttling: ThrottleSettings {
+                max_concurrent_per_mailbox: 1_000,
+                requests_per_window: u32::MAX,
+                ..ThrottleSettings::default()
+            },
+            ..EmulatorOptions::default()
+        }))
+        .unwrap();
+    (runtime, emulator)
+}
 
 /// Waits for the `plugboard` at `host`, connects the demo account as connection `bench` of
 /// integration `microsoft`, and returns its access token for requests sent straight to Graph.
