@@ -23,7 +23,7 @@ use plugboard_emulator::DemoOptions;
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{API_KEY, ENCRYPTION_KEY, connected_token, unthrottled_emulator};
+use support::{API_KEY, bench_config, bench_env, connected_token, unthrottled_emulator};
 
 const CONCURRENCY: [usize; 2] = [1, 16];
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -100,40 +100,13 @@ async fn run(args: Args, emulator: String, control: plugboard_emulator::ControlC
     let config = dir.join("plugboard.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-public_url = "{host}"
-[store]
-url = "sqlite://{db}"
-[security]
-encryption_keys = {{ k1 = "{ENCRYPTION_KEY}" }}
-active_key = "k1"
-[[providers]]
-builtin = "microsoft-people"
-[integrations.microsoft]
-provider = "microsoft-people"
-client_id = "{client_id}"
-[integrations.microsoft.overrides]
-authorization_url = "{emulator}/{{tenant}}/oauth2/v2.0/authorize"
-token_url = "{emulator}/{{tenant}}/oauth2/v2.0/token"
-api_base_url = "{emulator}"
-"#,
-            db = dir.join("plugboard.db").display(),
-            client_id = demo.client_id,
-        ),
+        bench_config(port, &dir.join("plugboard.db"), &demo.client_id, &emulator),
     )
     .unwrap();
     let mut child = Command::new(&args.plugboard)
         .args(["serve", "--config"])
         .arg(&config)
-        .env("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY)
-        .env(
-            "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
-            &demo.client_secret,
-        )
-        .env("RUST_LOG", "warn")
+        .envs(bench_env(&demo.client_secret))
         .stdout(Stdio::null())
         .spawn()
         .expect("starting plugboard");

@@ -32,7 +32,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{API_KEY, ENCRYPTION_KEY, connected_token, unthrottled_emulator};
+use support::{BUILTIN_PROVIDER, bench_config, bench_env, connected_token, unthrottled_emulator};
 
 /// People per page, in every run: the bare pipeline asks for it with `$top`, Plugboard's sync
 /// through the integration's `[integrations.microsoft.syncs.people] page_size` (the provider's
@@ -277,9 +277,6 @@ fn copy_store(from: &Path, to: &Path) {
     }
 }
 
-/// The `[[providers]]` entry of the benchmark's config.
-const BUILTIN_PROVIDER: &str = "[[providers]]\nbuiltin = \"microsoft-people\"";
-
 /// A fresh emulator seeded with `people` people, and a fresh Plugboard store in a temporary
 /// directory with the demo account connected through the real OAuth flow; the server that
 /// connected it is stopped before `measure` runs. The config sets the people sync's
@@ -328,44 +325,24 @@ fn with_connected<R>(
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("plugboard.toml");
+        let common = bench_config(
+            port,
+            &dir.join("plugboard.db"),
+            &demo.client_id,
+            &emulator_url,
+        );
         std::fs::write(
             &config,
             format!(
-                r#"
-[server]
-bind = "127.0.0.1:{port}"
-public_url = "{host}"
-[store]
-url = "sqlite://{db}"
-[security]
-encryption_keys = {{ k1 = "{ENCRYPTION_KEY}" }}
-active_key = "k1"
-{BUILTIN_PROVIDER}
-[integrations.microsoft]
-provider = "microsoft-people"
-client_id = "{client_id}"
-[integrations.microsoft.overrides]
-authorization_url = "{emulator_url}/{{tenant}}/oauth2/v2.0/authorize"
-token_url = "{emulator_url}/{{tenant}}/oauth2/v2.0/token"
-api_base_url = "{emulator_url}"
-# The benchmark runs the sync itself, with `plugboard sync run`.
+                r#"{common}# The benchmark runs the sync itself, with `plugboard sync run`.
 [integrations.microsoft.syncs.people]
 enabled = false
 page_size = {PAGE_SIZE}
-"#,
-                db = dir.join("plugboard.db").display(),
-                client_id = demo.client_id,
+"#
             ),
         )
         .unwrap();
-        let env = vec![
-            ("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY.to_owned()),
-            (
-                "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
-                demo.client_secret.clone(),
-            ),
-            ("RUST_LOG", "warn".to_owned()),
-        ];
+        let env = bench_env(&demo.client_secret);
         let mut server = Command::new(plugboard)
             .args(["serve", "--config"])
             .arg(&config)

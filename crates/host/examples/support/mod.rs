@@ -35,6 +35,49 @@ pub fn unthrottled_emulator() -> (tokio::runtime::Runtime, RunningEmulator) {
     (runtime, emulator)
 }
 
+/// The `[[providers]]` entry of the benchmarks' configs.
+pub const BUILTIN_PROVIDER: &str = "[[providers]]\nbuiltin = \"microsoft-people\"";
+
+/// The config both benchmarks start `plugboard` with: listening on `port`, a store at `db`,
+/// the people provider built in, and integration `microsoft` pointed at the emulator. Secrets
+/// come from [`bench_env`].
+pub fn bench_config(port: u16, db: &std::path::Path, client_id: &str, emulator: &str) -> String {
+    format!(
+        r#"
+[server]
+bind = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[store]
+url = "sqlite://{db}"
+[security]
+encryption_keys = {{ k1 = "{ENCRYPTION_KEY}" }}
+active_key = "k1"
+{BUILTIN_PROVIDER}
+[integrations.microsoft]
+provider = "microsoft-people"
+client_id = "{client_id}"
+[integrations.microsoft.overrides]
+authorization_url = "{emulator}/{{tenant}}/oauth2/v2.0/authorize"
+token_url = "{emulator}/{{tenant}}/oauth2/v2.0/token"
+api_base_url = "{emulator}"
+"#,
+        db = db.display(),
+    )
+}
+
+/// The environment of a benchmark's `plugboard`: the API key and the demo app's client secret,
+/// with logging kept to warnings.
+pub fn bench_env(client_secret: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PLUGBOARD__SECURITY__SECRET_KEY", API_KEY.to_owned()),
+        (
+            "PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET",
+            client_secret.to_owned(),
+        ),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+}
+
 /// Waits for the `plugboard` at `host`, connects the demo account as connection `bench` of
 /// integration `microsoft`, and returns its access token for requests sent straight to Graph.
 pub async fn connected_token(host: &str) -> String {
