@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -156,7 +155,8 @@ impl HttpResponse {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ProviderError> {
+    /// The body as JSON. `T` may borrow from the body (a `&RawValue`, say).
+    pub fn json<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ProviderError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ProviderError::decode(format!(
                 "response (status {}) is not the expected JSON: {e}",

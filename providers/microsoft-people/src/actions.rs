@@ -9,6 +9,7 @@ use plugboard_core::{Context, HttpRequest, ProviderError};
 use serde_json::{Map, Value, json};
 
 use crate::graph;
+use crate::person::GraphEntry;
 
 /// Graph's own default page size; sent explicitly so the answer does not depend on it.
 const DEFAULT_TOP: u64 = 10;
@@ -38,7 +39,7 @@ pub(crate) async fn search_people(
                 .to_owned()
         })
     })?;
-    Ok(people_output(ctx, &graph::entries(response, preset)?))
+    Ok(people_output(ctx, preset.records(&response)?))
 }
 
 /// `list-user-people`: `{"user": "<id or userPrincipalName>", "top"?: n}`, the people most
@@ -72,10 +73,10 @@ pub(crate) async fn list_user_people(
         404 => Some(format!("no user `{user}` in the connected organisation")),
         _ => None,
     })?;
-    Ok(people_output(ctx, &graph::entries(response, preset)?))
+    Ok(people_output(ctx, preset.records(&response)?))
 }
 
-fn people_output(ctx: &dyn Context, entries: &[Value]) -> Value {
+fn people_output(ctx: &dyn Context, entries: Vec<GraphEntry>) -> Value {
     json!({ "people": graph::people(ctx, entries, 1) })
 }
 

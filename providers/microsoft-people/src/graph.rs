@@ -1,21 +1,20 @@
-//! Microsoft Graph specifics shared by the sync and the actions: the paths, reading a list
-//! page into `Person`s, and error answers a person can act on.
+//! Microsoft Graph specifics shared by the sync and the actions: the paths, turning a list
+//! page's entries into `Person`s, and error answers a person can act on.
 
-use plugboard_core::spec::PaginationSpec;
 use plugboard_core::{Context, ErrorKind, HttpResponse, ProviderError};
 use serde_json::Value;
 
-use crate::person::Person;
+use crate::person::{GraphEntry, Person};
 
 /// The signed-in user's relevant people.
 pub(crate) const ME_PEOPLE: &str = "/v1.0/me/people";
 
-/// Normalises the entries of a list page. Entries without an id are skipped with a warning
+/// The people of a list page's entries. Entries without an id are skipped with a warning
 /// that says where they were, never what they held: people data stays out of logs.
-pub(crate) fn people(ctx: &dyn Context, entries: &[Value], page: u64) -> Vec<Person> {
+pub(crate) fn people(ctx: &dyn Context, entries: Vec<GraphEntry>, page: u64) -> Vec<Person> {
     let mut people = Vec::with_capacity(entries.len());
-    for (position, entry) in entries.iter().enumerate() {
-        match Person::from_graph(entry) {
+    for (position, GraphEntry(person)) in entries.into_iter().enumerate() {
+        match person {
             Some(person) => people.push(person),
             None => ctx.warn(&format!(
                 "skipped entry {position} of page {page}: it has no id, so it cannot be stored"
@@ -23,22 +22,6 @@ pub(crate) fn people(ctx: &dyn Context, entries: &[Value], page: u64) -> Vec<Per
         }
     }
     people
-}
-
-/// The entries of a single-page answer, found where the pagination preset says records are.
-pub(crate) fn entries(
-    response: HttpResponse,
-    preset: &PaginationSpec,
-) -> Result<Vec<Value>, ProviderError> {
-    let mut body: Value = response.json()?;
-    match body.pointer_mut(preset.records_pointer()).map(Value::take) {
-        Some(Value::Array(entries)) => Ok(entries),
-        Some(Value::Null) | None => Ok(Vec::new()),
-        Some(_) => Err(ProviderError::decode(format!(
-            "`{}` in Graph's answer is not a list of people",
-            preset.records_pointer()
-        ))),
-    }
 }
 
 /// Replaces the message of an error status with `advice` when there is some for the status,
@@ -115,34 +98,77 @@ mod tests {
     use plugboard_core::http::{ApiClient, api_base_url, http_client};
     use plugboard_core::testkit::TestContext;
     use plugboard_core::{LogLevel, Provider};
-    use serde_json::json;
 
     use super::*;
     use crate::MicrosoftPeople;
 
-    #[test]
-    fn entries_without_an_id_are_skipped_with_a_warning_naming_only_their_place() {
+    /// A context that only keeps the log: it never sends a request.
+    fn log_only() -> TestContext {
         let provider = MicrosoftPeople::new().unwrap();
         let api = &provider.spec().api;
         let base = api_base_url(api, &Default::default()).unwrap();
-        // Never sends a request: the context is only here to keep the log.
-        let ctx = TestContext::new(ApiClient::new(http_client(), api, base), "unused".into());
-        let entries = [
-            json!({"id": "a"}),
-            json!({"displayName": "Secret Name"}),
-            json!({"id": "b"}),
-        ];
+        TestContext::new(ApiClient::new(http_client(), api, base), "unused".into())
+    }
 
-        let people = people(&ctx, &entries, 3);
+    fn skipped(position: usize, page: u64) -> (LogLevel, String) {
+        (
+            LogLevel::Warn,
+            format!(
+                "skipped entry {position} of page {page}: it has no id, so it cannot be stored"
+            ),
+        )
+    }
+
+    #[test]
+    fn entries_without_an_id_are_skipped_with_a_warning_naming_only_their_place() {
+        let ctx = log_only();
+        let entries =
+            serde_json::from_str(r#"[{"id": "a"}, {"displayName": "Secret Name"}, {"id": "b"}]"#)
+                .unwrap();
+
+        let people = people(&ctx, entries, 3);
 
         let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
+        assert_eq!(ctx.logs(), [skipped(1, 3)]);
+    }
+
+    #[test]
+    fn a_page_mixing_good_and_bad_entries_keeps_the_good_ones() {
+        let page = r#"{
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/people",
+            "value": [
+                {"id": "a", "displayName": "Ann", "phones": [{"number": "1"}]},
+                "not an object",
+                42,
+                null,
+                [{"id": "in an array"}],
+                {"id": ""},
+                {"id": 7, "displayName": "Numeric Id"},
+                {"id": "b", "displayName": {"nested": [1, {"deep": true}]}, "phones": "none",
+                 "scoredEmailAddresses": [{"address": ["x"]}, {"address": "b@c.d"}],
+                 "somethingNew": {"with": [{"deep": {"values": null}}]}},
+                {"id": "c", "id": null},
+                {"id": null, "id": "d"}
+            ],
+            "@odata.nextLink": "https://graph.microsoft.com/v1.0/me/people?$skip=10"
+        }"#;
+        let provider = MicrosoftPeople::new().unwrap();
+        let preset = provider.spec().pagination("odata").unwrap();
+        let ctx = log_only();
+
+        let entries = preset.records(&response(200, page)).unwrap();
+        let people = people(&ctx, entries, 1);
+
+        let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "d"]);
+        assert_eq!(people[0].phones[0].number, "1");
+        assert_eq!(people[1].display_name, None);
+        assert!(people[1].phones.is_empty());
+        assert_eq!(people[1].emails.len(), 1);
         assert_eq!(
             ctx.logs(),
-            [(
-                LogLevel::Warn,
-                "skipped entry 1 of page 3: it has no id, so it cannot be stored".to_owned()
-            )]
+            [1, 2, 3, 4, 5, 6, 8].map(|position| skipped(position, 1))
         );
     }
 

@@ -12,6 +12,7 @@
 
 mod actions;
 mod graph;
+mod lenient;
 mod people_sync;
 mod person;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::graph;
-use crate::person::Person;
+use crate::person::{GraphEntry, Person};
 
 /// The model the sync writes.
 pub(crate) const MODEL: &str = "Person";
@@ -49,9 +49,9 @@ pub(crate) async fn run(ctx: &dyn Context, preset: &PaginationSpec) -> Result<()
         }
     };
 
-    while let Some(page) = pager.next_page().await.map_err(explain)? {
+    while let Some(page) = pager.next_page_as::<GraphEntry>().await.map_err(explain)? {
         progress.pages += 1;
-        let people = graph::people(ctx, &page.records, progress.pages);
+        let people = graph::people(ctx, page.records, progress.pages);
         let count = people.len();
         progress.records += count as u64;
         if !people.is_empty() {

@@ -7,8 +7,10 @@
 //! "not known" rather than failing the page.
 
 use plugboard_core::{EncodedRecords, ProviderError};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::lenient::{AnyString, Flag, Items, Number, Object, Text, members};
 
 /// A person relevant to a user: an organisation user, a personal contact or a group.
 ///
@@ -106,56 +108,12 @@ pub struct PersonType {
 }
 
 impl Person {
-    /// Normalises one entry of a Graph people list. `None` when the entry has no usable id
-    /// (not a non-empty string): without one it can be neither stored nor deleted later, so the
-    /// caller skips it. Nothing else makes an entry fail.
+    /// Normalises one entry of a Graph people list given as a `Value`, exactly as the sync and
+    /// the actions read entries straight from a page's text: `None` when the entry has no
+    /// usable id (not a non-empty string). Nothing else makes an entry fail.
     pub fn from_graph(entry: &Value) -> Option<Person> {
-        let fields = entry.as_object()?;
-        let id = fields.get("id")?.as_str().filter(|id| !id.is_empty())?;
-        Some(Person {
-            id: id.to_owned(),
-            display_name: text(fields, "displayName"),
-            given_name: text(fields, "givenName"),
-            surname: text(fields, "surname"),
-            emails: list(fields, "scoredEmailAddresses", |e| {
-                Some(Email {
-                    address: text(e, "address")?,
-                    relevance_score: e.get("relevanceScore").and_then(Value::as_f64),
-                })
-            }),
-            phones: list(fields, "phones", |p| {
-                Some(Phone {
-                    kind: text(p, "type"),
-                    number: text(p, "number")?,
-                })
-            }),
-            job_title: text(fields, "jobTitle"),
-            department: text(fields, "department"),
-            company_name: text(fields, "companyName"),
-            office_location: text(fields, "officeLocation"),
-            profession: text(fields, "profession"),
-            user_principal_name: text(fields, "userPrincipalName"),
-            im_address: text(fields, "imAddress"),
-            person_type: fields
-                .get("personType")
-                .and_then(Value::as_object)
-                .map(|t| PersonType {
-                    class: text(t, "class"),
-                    subclass: text(t, "subclass"),
-                })
-                .filter(|t| t.class.is_some() || t.subclass.is_some()),
-            is_favorite: fields.get("isFavorite").and_then(Value::as_bool),
-            birthday: text(fields, "birthday"),
-            notes: text(fields, "personNotes"),
-            websites: list(fields, "websites", |w| {
-                Some(Website {
-                    kind: text(w, "type"),
-                    address: text(w, "address")?,
-                })
-            }),
-            postal_addresses: list(fields, "postalAddresses", postal_address),
-            yomi_company: text(fields, "yomiCompany"),
-        })
+        // Reading a `Value` cannot fail: an entry is read leniently from any JSON.
+        GraphEntry::deserialize(entry).ok()?.0
     }
 
     /// The records the sync stores: Graph's id as the record id, the struct as the data,
@@ -168,54 +126,189 @@ impl Person {
     }
 }
 
-fn postal_address(location: &Map<String, Value>) -> Option<PostalAddress> {
-    let address = location
-        .get("address")
-        .and_then(Value::as_object)
-        .unwrap_or(location);
-    let postal = PostalAddress {
-        kind: text(address, "type"),
-        display_name: text(location, "displayName"),
-        street: text(address, "street"),
-        city: text(address, "city"),
-        state: text(address, "state"),
-        postal_code: text(address, "postalCode"),
-        country_or_region: text(address, "countryOrRegion"),
-    };
-    let says_something = [
-        &postal.display_name,
-        &postal.street,
-        &postal.city,
-        &postal.state,
-        &postal.postal_code,
-        &postal.country_or_region,
-    ]
-    .iter()
-    .any(|field| field.is_some());
-    says_something.then_some(postal)
+/// One entry of a Graph people list, normalised: `None` when the entry has no usable id (not a
+/// non-empty string), as without one it can be neither stored nor deleted later; the caller
+/// skips it. Nothing else makes an entry `None`, and no valid JSON makes reading one fail, so
+/// a page reads straight into these, without a `Value` per entry.
+pub(crate) struct GraphEntry(pub(crate) Option<Person>);
+
+impl<'de> Deserialize<'de> for GraphEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entry = Object::<PersonFields>::deserialize(deserializer)?;
+        Ok(GraphEntry(entry.0))
+    }
 }
 
-/// A string property; missing, null, blank or not a string all read as `None`, because Graph
-/// sends empty strings where it has nothing to say.
-fn text(fields: &Map<String, Value>, key: &str) -> Option<String> {
-    let value = fields.get(key)?.as_str()?;
-    (!value.trim().is_empty()).then(|| value.to_owned())
+members! {
+    /// Graph's `person`, as far as [`Person`] reads it.
+    PersonFields(PersonKey) -> Person {
+        id: AnyString = "id",
+        birthday: Text = "birthday",
+        company_name: Text = "companyName",
+        department: Text = "department",
+        display_name: Text = "displayName",
+        emails: Items<EmailFields> = "scoredEmailAddresses",
+        given_name: Text = "givenName",
+        im_address: Text = "imAddress",
+        is_favorite: Flag = "isFavorite",
+        job_title: Text = "jobTitle",
+        notes: Text = "personNotes",
+        office_location: Text = "officeLocation",
+        person_type: Object<PersonTypeFields> = "personType",
+        phones: Items<PhoneFields> = "phones",
+        postal_addresses: Items<LocationFields> = "postalAddresses",
+        profession: Text = "profession",
+        surname: Text = "surname",
+        user_principal_name: Text = "userPrincipalName",
+        websites: Items<WebsiteFields> = "websites",
+        yomi_company: Text = "yomiCompany",
+    }
+    finish(read) {
+        Some(Person {
+            id: read.id.0.filter(|id| !id.is_empty())?,
+            birthday: read.birthday.0,
+            company_name: read.company_name.0,
+            department: read.department.0,
+            display_name: read.display_name.0,
+            emails: read.emails.0,
+            given_name: read.given_name.0,
+            im_address: read.im_address.0,
+            is_favorite: read.is_favorite.0,
+            job_title: read.job_title.0,
+            notes: read.notes.0,
+            office_location: read.office_location.0,
+            person_type: read.person_type.0,
+            phones: read.phones.0,
+            postal_addresses: read.postal_addresses.0,
+            profession: read.profession.0,
+            surname: read.surname.0,
+            user_principal_name: read.user_principal_name.0,
+            websites: read.websites.0,
+            yomi_company: read.yomi_company.0,
+        })
+    }
 }
 
-/// A collection property; entries that are not objects or that `item` rejects are dropped.
-fn list<T>(
-    fields: &Map<String, Value>,
-    key: &str,
-    item: impl Fn(&Map<String, Value>) -> Option<T>,
-) -> Vec<T> {
-    let Some(entries) = fields.get(key).and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    entries
+members! {
+    /// Graph's `scoredEmailAddress`; kept only with an address.
+    EmailFields(EmailKey) -> Email {
+        address: Text = "address",
+        relevance_score: Number = "relevanceScore",
+    }
+    finish(read) {
+        Some(Email {
+            address: read.address.0?,
+            relevance_score: read.relevance_score.0,
+        })
+    }
+}
+
+members! {
+    /// Graph's `phone`; kept only with a number.
+    PhoneFields(PhoneKey) -> Phone {
+        number: Text = "number",
+        kind: Text = "type",
+    }
+    finish(read) {
+        Some(Phone {
+            number: read.number.0?,
+            kind: read.kind.0,
+        })
+    }
+}
+
+members! {
+    /// Graph's `website`; kept only with an address.
+    WebsiteFields(WebsiteKey) -> Website {
+        address: Text = "address",
+        kind: Text = "type",
+    }
+    finish(read) {
+        Some(Website {
+            address: read.address.0?,
+            kind: read.kind.0,
+        })
+    }
+}
+
+members! {
+    /// Graph's `personType`; kept only when it names a class or a subclass.
+    PersonTypeFields(PersonTypeKey) -> PersonType {
+        class: Text = "class",
+        subclass: Text = "subclass",
+    }
+    finish(read) {
+        (read.class.0.is_some() || read.subclass.0.is_some()).then_some(PersonType {
+            class: read.class.0,
+            subclass: read.subclass.0,
+        })
+    }
+}
+
+members! {
+    /// Graph's `physicalAddress`, without a name: a location's `address`.
+    AddressFields(AddressKey) -> PostalAddress {
+        city: Text = "city",
+        country_or_region: Text = "countryOrRegion",
+        postal_code: Text = "postalCode",
+        state: Text = "state",
+        street: Text = "street",
+        kind: Text = "type",
+    }
+    finish(read) {
+        Some(PostalAddress {
+            city: read.city.0,
+            country_or_region: read.country_or_region.0,
+            display_name: None,
+            postal_code: read.postal_code.0,
+            state: read.state.0,
+            street: read.street.0,
+            kind: read.kind.0,
+        })
+    }
+}
+
+members! {
+    /// An entry of `postalAddresses`: Graph's `location`, whose `address` is a
+    /// `physicalAddress`, or a bare `physicalAddress`. The address fields are read from
+    /// `address` when it is an object and from the entry itself otherwise, the name always from
+    /// the entry; an entry that says nothing but a type is dropped.
+    LocationFields(LocationKey) -> PostalAddress {
+        display_name: Text = "displayName",
+        address: Object<AddressFields> = "address",
+        city: Text = "city",
+        country_or_region: Text = "countryOrRegion",
+        postal_code: Text = "postalCode",
+        state: Text = "state",
+        street: Text = "street",
+        kind: Text = "type",
+    }
+    finish(read) {
+        let own = || AddressFields {
+            city: read.city,
+            country_or_region: read.country_or_region,
+            postal_code: read.postal_code,
+            state: read.state,
+            street: read.street,
+            kind: read.kind,
+        };
+        let address = read.address.0.or_else(|| own().finish())?;
+        let postal = PostalAddress {
+            display_name: read.display_name.0,
+            ..address
+        };
+        let says_something = [
+            &postal.display_name,
+            &postal.street,
+            &postal.city,
+            &postal.state,
+            &postal.postal_code,
+            &postal.country_or_region,
+        ]
         .iter()
-        .filter_map(Value::as_object)
-        .filter_map(item)
-        .collect()
+        .any(|field| field.is_some());
+        says_something.then_some(postal)
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +357,193 @@ mod tests {
             }]
         );
         assert_eq!(person.person_type, None);
+    }
+
+    /// Reads an entry as a page does, from its text, and checks that its `Value` reads the same.
+    fn read(entry: &str) -> Option<Person> {
+        let typed = serde_json::from_str::<GraphEntry>(entry).unwrap().0;
+        let value: Value = serde_json::from_str(entry).unwrap();
+        assert_eq!(Person::from_graph(&value), typed, "{entry}");
+        typed
+    }
+
+    fn person(entry: &str) -> Person {
+        read(entry).unwrap_or_else(|| panic!("{entry} has an id"))
+    }
+
+    #[test]
+    fn entries_that_are_not_objects_or_lack_a_usable_id_read_as_none() {
+        for entry in [
+            r#""a""#,
+            "42",
+            "null",
+            "true",
+            r#"[{"id": "a"}]"#,
+            "{}",
+            r#"{"id": null}"#,
+            r#"{"id": ""}"#,
+            r#"{"id": 42}"#,
+            r#"{"id": ["a"]}"#,
+            r#"{"id": {"id": "a"}}"#,
+            r#"{"id": "a", "id": 1}"#,
+        ] {
+            assert_eq!(read(entry), None, "{entry}");
+        }
+        assert_eq!(
+            person(r#"{"id": " "}"#).id,
+            " ",
+            "an id is kept byte for byte"
+        );
+        assert_eq!(
+            person(r#"{"i\u0064": "a\/b"}"#).id,
+            "a/b",
+            "keys and ids unescape"
+        );
+    }
+
+    #[test]
+    fn text_is_none_when_missing_null_blank_or_not_a_string() {
+        for value in [
+            "null",
+            r#""""#,
+            r#"" \t\n""#,
+            "0",
+            "true",
+            "[]",
+            r#"["Ann"]"#,
+            r#"{"value": "Ann"}"#,
+        ] {
+            let entry = format!(r#"{{"id": "x", "displayName": {value}}}"#);
+            assert_eq!(person(&entry).display_name, None, "{entry}");
+        }
+        assert_eq!(person(r#"{"id": "x"}"#).display_name, None);
+        let entry = r#"{"id": "x", "display\u004eame": " A\u006en "}"#;
+        assert_eq!(
+            person(entry).display_name.as_deref(),
+            Some(" Ann "),
+            "not trimmed"
+        );
+    }
+
+    #[test]
+    fn lists_keep_only_the_objects_that_say_what_they_must() {
+        for phones in ["null", r#""+1 555""#, r#"{"number": "1"}"#, "[]"] {
+            let entry = format!(r#"{{"id": "x", "phones": {phones}}}"#);
+            assert!(person(&entry).phones.is_empty(), "{entry}");
+        }
+        let entry = r#"{"id": "x",
+            "phones": [null, "1", 1, [], {"type": "mobile"}, {"number": " "},
+                       {"number": "1", "type": 5}, {"number": "2", "type": "home", "more": {}}],
+            "websites": [{"address": "https://a"}, {"type": "blog"}, {"address": {"url": "b"}}]}"#;
+        let person = person(entry);
+        let phone = |number: &str, kind: Option<&str>| Phone {
+            number: number.into(),
+            kind: kind.map(Into::into),
+        };
+        assert_eq!(person.phones, [phone("1", None), phone("2", Some("home"))]);
+        let website = Website {
+            address: "https://a".into(),
+            kind: None,
+        };
+        assert_eq!(person.websites, [website]);
+    }
+
+    #[test]
+    fn scores_are_any_number_and_favourites_only_booleans() {
+        let score = |value: &str| {
+            let entry = format!(
+                r#"{{"id": "x", "scoredEmailAddresses": [{{"address": "a@b.c", "relevanceScore": {value}}}]}}"#
+            );
+            person(&entry).emails[0].relevance_score
+        };
+        assert_eq!(score("3"), Some(3.0));
+        assert_eq!(score("-2"), Some(-2.0));
+        assert_eq!(score("0.25"), Some(0.25));
+        assert_eq!(score("18446744073709551615"), Some(u64::MAX as f64));
+        for value in [r#""3""#, "true", "null", "[3]", r#"{"score": 3}"#] {
+            assert_eq!(score(value), None, "{value}");
+        }
+
+        let favourite =
+            |value: &str| person(&format!(r#"{{"id": "x", "isFavorite": {value}}}"#)).is_favorite;
+        assert_eq!(favourite("true"), Some(true));
+        assert_eq!(favourite("false"), Some(false));
+        for value in [r#""true""#, "1", "null", "[true]"] {
+            assert_eq!(favourite(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_person_type_needs_an_object_naming_a_class_or_subclass() {
+        let person_type =
+            |value: &str| person(&format!(r#"{{"id": "x", "personType": {value}}}"#)).person_type;
+        for value in [
+            r#""Person""#,
+            r#"["Person"]"#,
+            "{}",
+            r#"{"class": " ", "subclass": 1}"#,
+        ] {
+            assert_eq!(person_type(value), None, "{value}");
+        }
+        assert_eq!(
+            person_type(r#"{"subclass": "OrganizationUser", "other": {}}"#),
+            Some(PersonType {
+                class: None,
+                subclass: Some("OrganizationUser".into())
+            })
+        );
+    }
+
+    #[test]
+    fn postal_addresses_read_the_address_object_or_else_the_entry_itself() {
+        let entry = r#"{"id": "x", "postalAddresses": [
+            {"displayName": "HQ", "street": "not this one",
+             "address": {"street": "1 Main St", "type": "business", "displayName": "nor this"}},
+            {"street": "2 Side St", "address": null},
+            {"city": "Oslo", "address": "somewhere"},
+            {"type": "home"},
+            {"address": {"type": "home"}, "city": "not read: there is an address"},
+            {"address": {"city": "not read: overridden"}, "address": 1, "city": "Bergen"},
+            {"displayName": "Only a name"}
+        ]}"#;
+        let address = |display_name: Option<&str>, street: Option<&str>, city: Option<&str>| {
+            (
+                display_name.map(str::to_owned),
+                street.map(str::to_owned),
+                city.map(str::to_owned),
+            )
+        };
+        let addresses = person(entry).postal_addresses;
+        assert_eq!(addresses[0].kind.as_deref(), Some("business"));
+        let read: Vec<_> = addresses
+            .into_iter()
+            .map(|a| (a.display_name, a.street, a.city))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                address(Some("HQ"), Some("1 Main St"), None),
+                address(None, Some("2 Side St"), None),
+                address(None, None, Some("Oslo")),
+                address(None, None, Some("Bergen")),
+                address(Some("Only a name"), None, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_take_the_last_and_nesting_anywhere_is_skipped() {
+        let person = person(
+            r#"{"id": "a", "displayName": "First", "displayName": "Second",
+                "phones": [{"number": "1"}], "phones": null,
+                "somethingNew": {"deep": [[[{"x": null}]]]},
+                "surname": {"a": {"b": [1, {"c": "d"}]}}, "givenName": [["Ann"]],
+                "id": "b"}"#,
+        );
+        assert_eq!(person.id, "b");
+        assert_eq!(person.display_name.as_deref(), Some("Second"));
+        assert!(person.phones.is_empty());
+        assert_eq!((person.surname, person.given_name), (None, None));
     }
 
     #[test]
