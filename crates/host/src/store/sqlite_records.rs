@@ -1,9 +1,10 @@
 //! The SQLite side of records, crawls, sync state, runs and webhook deliveries.
 //!
-//! The write path is built for throughput: one transaction per batch, the stored hashes of a
-//! batch read with one query per 500 ids, only new and changed records encrypted and written
-//! (as multi-row upserts), and the batch's ids appended to the crawl's seen log (`crawl_seen`)
-//! as one row (a JSON array), so unchanged records are neither rewritten nor even touched.
+//! The write path is built for throughput: one transaction per batch, the batch's content
+//! hashes compared with the stored ones by one statement, only new and changed records
+//! encrypted and written (as multi-row upserts), and the batch's ids appended to the crawl's
+//! seen log (`crawl_seen`) as one row (a JSON array), so unchanged records are neither
+//! rewritten nor even touched.
 //!
 //! `last_modified_at` is one stamp per write transaction, strictly greater than the stamp of
 //! every earlier transaction (the current time in microseconds, or the last stamp plus one).
@@ -51,6 +52,54 @@ fn content_hash(model: &str, id: &str, json: &str) -> [u8; 32] {
     hasher.update([0]);
     hasher.update(json.as_bytes());
     hasher.finalize().into()
+}
+
+/// Which records of a batch to write, by position in the batch and in its order: the new ones
+/// (or ones deleted before) as added, those whose content hash differs as updated. SQLite
+/// compares them in one statement — ids go in as a JSON array, hashes as one blob of 32 bytes
+/// each — and answers with one row of positions, because sqlx hands over each result row
+/// through a channel, and a row per unchanged record cost more than the lookup itself. The
+/// hash index is named because the planner otherwise picks the primary key's, which makes it
+/// read the table's rows (encrypted payloads and all) instead of the index alone.
+async fn changed_positions(
+    tx: &mut sqlx::SqliteConnection,
+    connection: &str,
+    model: &str,
+    ids: &str,
+    hashes: &[u8],
+) -> StoreResult<Vec<(usize, RecordAction)>> {
+    let (added, updated): (String, String) = sqlx::query_as(
+        "SELECT \
+           json_group_array(batch.key) FILTER (WHERE stored.record_id IS NULL \
+             OR stored.deleted_at IS NOT NULL), \
+           json_group_array(batch.key) FILTER (WHERE stored.record_id IS NOT NULL \
+             AND stored.deleted_at IS NULL \
+             AND stored.hash IS NOT substr(?4, batch.key * 32 + 1, 32)) \
+         FROM json_each(?3) AS batch \
+         LEFT JOIN records AS stored INDEXED BY records_hashes \
+           ON stored.connection_row = ?1 AND stored.model = ?2 AND stored.record_id = batch.value",
+    )
+    .bind(connection)
+    .bind(model)
+    .bind(ids)
+    .bind(hashes)
+    .fetch_one(tx)
+    .await?;
+    let positions = |list: &str| {
+        serde_json::from_str::<Vec<usize>>(list)
+            .map_err(|e| StoreError::Corrupt(format!("positions of changed records: {e}")))
+    };
+    let mut changed: Vec<(usize, RecordAction)> = positions(&added)?
+        .into_iter()
+        .map(|at| (at, RecordAction::Added))
+        .chain(
+            positions(&updated)?
+                .into_iter()
+                .map(|at| (at, RecordAction::Updated)),
+        )
+        .collect();
+    changed.sort_unstable_by_key(|(at, _)| *at);
+    Ok(changed)
 }
 
 /// Clears a connection's seen log for a model: when its crawl ends, and when a new crawl
@@ -190,45 +239,27 @@ impl SqliteStore {
         .await?
         .unwrap_or(0);
 
-        // id → (hash, deleted)
-        let mut existing: HashMap<String, (Vec<u8>, bool)> = HashMap::new();
-        for chunk in batch.chunks(IDS_PER_QUERY) {
-            let sql = format!(
-                "SELECT record_id, hash, deleted_at IS NOT NULL AS deleted \
-                 FROM records WHERE connection_row = ? AND model = ? AND record_id IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connection).bind(model);
-            for record in chunk {
-                query = query.bind(record.id.as_ref());
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                existing.insert(
-                    row.try_get("record_id")?,
-                    (row.try_get("hash")?, row.try_get("deleted")?),
-                );
-            }
-        }
+        let ids = serde_json::to_string(&batch.iter().map(|r| r.id.as_ref()).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Database(format!("encoding record ids: {e}")))?;
+        let hashes: Vec<u8> = batch.iter().flat_map(|record| record.hash).collect();
+        let changed = changed_positions(&mut tx, connection, model, &ids, &hashes).await?;
 
         let stamp = self.next_stamp(now);
         let now_us = micros(now);
-        let mut outcome = SaveOutcome::default();
-        let mut changed: Vec<(&Prepared, RecordAction)> = Vec::new();
-        for record in &batch {
-            match existing.get(record.id.as_ref()) {
-                None | Some((_, true)) => {
-                    outcome.added += 1;
-                    changed.push((record, RecordAction::Added));
-                }
-                Some((hash, false)) if hash.as_slice() == record.hash => {
-                    outcome.unchanged += 1;
-                }
-                Some(_) => {
-                    outcome.updated += 1;
-                    changed.push((record, RecordAction::Updated));
-                }
-            }
-        }
+        let added = changed
+            .iter()
+            .filter(|(_, action)| *action == RecordAction::Added)
+            .count() as u64;
+        let updated = changed.len() as u64 - added;
+        let outcome = SaveOutcome {
+            added,
+            updated,
+            unchanged: batch.len() as u64 - added - updated,
+        };
+        let changed: Vec<(&Prepared, RecordAction)> = changed
+            .into_iter()
+            .map(|(at, action)| (&batch[at], action))
+            .collect();
 
         for chunk in changed.chunks(ROWS_PER_UPSERT) {
             let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"; chunk.len()].join(", ");
@@ -263,9 +294,6 @@ impl SqliteStore {
 
         if generation > 0 {
             // Every record of the batch, changed or not, is seen by the crawl in progress.
-            let ids: Vec<&str> = batch.iter().map(|record| record.id.as_ref()).collect();
-            let ids = serde_json::to_string(&ids)
-                .map_err(|e| StoreError::Database(format!("encoding record ids: {e}")))?;
             sqlx::query(
                 "INSERT INTO crawl_seen (connection_row, model, generation, ids) VALUES (?, ?, ?, ?)",
             )
@@ -345,7 +373,7 @@ impl SqliteStore {
     ) -> StoreResult<Option<u64>> {
         let mut writer = self.writer.acquire().await?;
         sqlx::query(AssertSqlSafe(format!(
-            "PRAGMA temp_store = FILE; PRAGMA cache_size = -{SCAN_CACHE_KIB}"
+            "PRAGMA temp_store = FILE; PRAGMA cache_size = -{SCAN_CACHE_KIB}; PRAGMA temp.cache_size = -{SCAN_CACHE_KIB}"
         )))
         .execute(&mut *writer)
         .await?;
@@ -1034,6 +1062,44 @@ mod tests {
             .await
             .unwrap();
         assert!(raw.starts_with("pb1:k1:"), "{raw}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Ids travel to SQLite as JSON (the batch compared with stored hashes, the crawl's seen
+    /// log), so any text a provider uses as an id must come back out of JSON byte for byte.
+    #[tokio::test]
+    async fn ids_with_any_characters_are_compared_and_seen_exactly() {
+        let (store, c, dir) = store_with_connection("odd-ids").await;
+        let now = Utc::now();
+        let ids = [
+            "a\0b", "a", "é\"x\\", "AAMk+/=", "😀", " space ", "\u{7f}\n",
+        ];
+        let batch = || ids.iter().map(|id| rec(id, 1)).collect::<Vec<_>>();
+        store.begin_crawl(&c, "Person").await.unwrap();
+        let first = store
+            .save_records(&c, "Person", batch(), now)
+            .await
+            .unwrap();
+        assert_eq!(first.added, ids.len() as u64);
+        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(0));
+
+        store.begin_crawl(&c, "Person").await.unwrap();
+        let again = store
+            .save_records(&c, "Person", batch(), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            SaveOutcome {
+                added: 0,
+                updated: 0,
+                unchanged: ids.len() as u64
+            }
+        );
+        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(0));
+        let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        expected.sort();
+        assert_eq!(live_ids(&store, &c).await, expected);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
