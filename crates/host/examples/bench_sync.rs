@@ -416,6 +416,9 @@ async fn bare_pipeline(http: &reqwest::Client, emulator: &str, token: &str, db: 
         count += people.len();
         next = page["@odata.nextLink"].as_str().map(str::to_owned);
     }
+    // Closed within the timing, like the `plugboard sync run` process closes its store: SQLite
+    // then copies its write-ahead log into the database file.
+    sqlx::Connection::close(conn).await.unwrap();
     count
 }
 

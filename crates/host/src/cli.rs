@@ -193,7 +193,9 @@ fn list_providers(path: &Path) -> Result<(), String> {
 async fn rotate_keys(path: &Path) -> Result<(), String> {
     let loaded = load(path)?;
     let store = server::open_store(&loaded.config).await?;
-    let rotation = store.reencrypt_all().await.map_err(|e| e.to_string())?;
+    let rotation = store.reencrypt_all().await;
+    store.close().await;
+    let rotation = rotation.map_err(|e| e.to_string())?;
     println!(
         "re-encrypted {} row(s) under key `{}`; {} already used it. Keys other than `{}` can now be removed from security.encryption_keys.",
         rotation.reencrypted,

@@ -96,8 +96,9 @@ pub async fn sync(command: SyncCommand) -> Result<(), String> {
         },
         Some(&show),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await;
+    state.connections.store().close().await;
+    let report = report.map_err(|e| e.to_string())?;
     if let Some(ticker) = ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
         ticker.abort();
         eprint!("\r\x1b[2K");

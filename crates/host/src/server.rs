@@ -61,7 +61,7 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Str
     ))
 }
 
-/// Serves until `shutdown` completes, then lets requests in flight finish.
+/// Serves until `shutdown` completes, then lets requests in flight finish and closes the store.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -78,6 +78,7 @@ pub async fn run(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
+    let store = state.connections.store().clone();
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -85,6 +86,7 @@ pub async fn run(
     purger.abort();
     secret_watch.abort();
     scheduler.abort();
+    store.close().await;
     tracing::info!("plugboard stopped");
     served
 }

@@ -192,6 +192,11 @@ pub struct Rotation {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Closes the store's connections once the process is done with it. SQLite then copies its
+    /// write-ahead log into the database file and removes it, instead of leaving the next
+    /// process that opens the store to read the whole log first.
+    async fn close(&self);
+
     /// Creates the connection, or replaces the credentials, config and account of an existing
     /// one (a reconnect), which also clears `needs_reconnect`.
     async fn save_connection(
