@@ -2,12 +2,12 @@
 //!
 //! The facts (OAuth URLs, scopes, API base, retry and throttling rules, pagination) are data in
 //! `provider.toml`; this crate adds the logic the spec cannot express:
-//! - the `people` sync ([`people_sync`]): a resumable full crawl of `/me/people` into
+//! - the `people` sync (`people_sync.rs`): a resumable full crawl of `/me/people` into
 //!   [`Person`] records, with people no longer returned deleted after a complete crawl;
-//! - the `search-people` and `list-user-people` actions ([`actions`]).
+//! - the `search-people` and `list-user-people` actions (`actions.rs`).
 //!
 //! Like every provider it is pure logic: all I/O goes through the host's
-//! [`Context`](plugboard_core::Context). Built with the `plugin` feature, its cdylib is a
+//! [`plugboard_core::Context`]. Built with the `plugin` feature, its cdylib is a
 //! Plugboard plugin exporting this provider.
 
 mod actions;

@@ -1,9 +1,9 @@
-//! Records, crawls, sync state, runs and webhook deliveries: the data types the [`Store`]
-//! (crate::store::Store) methods for syncs take and return.
+//! Records, crawls, sync state, runs and webhook deliveries: the data types the
+//! [`Store`](crate::store::Store) methods for syncs take and return.
 //!
-//! Every method names a connection by its row identity ([`Connection::id`]
-//! (crate::store::Connection)), which is never reused, so records can never leak from a
-//! deleted connection into a new one with the same caller-chosen id.
+//! Every method names a connection by its row identity
+//! ([`Connection::id`](crate::store::Connection::id)), which is never reused, so records can
+//! never leak from a deleted connection into a new one with the same caller-chosen id.
 
 use std::borrow::Cow;
 
