@@ -101,6 +101,7 @@ mod tests {
             [
                 "fmt --all -- --check",
                 "clippy --workspace --all-targets -- -D warnings",
+                "doc --workspace --no-deps",
                 "test --workspace",
             ]
         );
