@@ -139,6 +139,10 @@ async fn rotation_moves_secrets_to_the_new_key_and_the_old_one_can_go() {
         printed.contains("re-encrypted 1 row(s) under key `k2`; 0 already used it"),
         "{printed}"
     );
+    // The killed host left its write-ahead log; the command closed the store, which folds
+    // the log into the database file and removes it.
+    let wal = world.host.db_path.with_file_name("plugboard.db-wal");
+    assert!(!wal.exists(), "{} is left behind", wal.display());
 
     // Only the new key: the connection still works.
     restart_with_keys(&mut world, &[("k2", KEY_2)]).await;
