@@ -2,9 +2,9 @@
 //! the heavy lifting runs in the workspace's own crates, built in release mode.
 //!
 //! Tasks:
-//! - `bench proxy [--seconds N]`: requests/s and p50/p99 latency of `GET /v1.0/me` sent
-//!   straight to the emulator and through Plugboard's proxy, at concurrency 1 and 16. The
-//!   results belong in `BENCHMARKS.md`.
+//! - `bench proxy [--seconds N] [--rounds N]`: requests/s and p50/p99 latency of two Graph
+//!   calls sent straight to the emulator, through a bare TCP relay (the floor) and through
+//!   Plugboard's proxy, at concurrency 1 and 16. The results belong in `BENCHMARKS.md`.
 //! - `bench sync [--sizes 10000,100000]`: people synced from the emulator into SQLite by a bare
 //!   fetch-parse-insert pipeline, by Plugboard's initial sync and by a sync with nothing
 //!   changed, all in pages of 1,000, with records/s, Plugboard's CPU time and peak memory. The
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         ["check-providers"] => current_workspace().and_then(|root| checks::check_providers(&root)),
         ["ci"] => current_workspace().and_then(|root| checks::ci(&root)),
         _ => Err(format!(
-            "usage: cargo xtask bench proxy [--seconds N]\n       cargo xtask bench sync [--sizes N,N]\n       \
+            "usage: cargo xtask bench proxy [--seconds N] [--rounds N]\n       cargo xtask bench sync [--sizes N,N]\n       \
              cargo xtask bench plugin [--sizes N] [--rounds N]\n       \
              cargo xtask plugins [--release]\n       {}\n       cargo xtask codegen [--check]\n       \
              cargo xtask check-providers\n       cargo xtask ci",

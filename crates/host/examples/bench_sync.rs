@@ -25,14 +25,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::DemoOptions;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{BUILTIN_PROVIDER, bench_config, bench_env, connected_token, unthrottled_emulator};
+use support::{
+    BUILTIN_PROVIDER, bench_config, bench_env, connected_token, demo_for_plugboard,
+    unthrottled_emulator,
+};
 
 /// People per page, in every run: the bare pipeline asks for it with `$top`, Plugboard's sync
 /// through the integration's `[integrations.microsoft.syncs.people] page_size` (the provider's
@@ -304,20 +306,7 @@ fn with_connected<R>(
     let results = runtime.block_on(async {
         let emulator_url = emulator.url();
         let control = emulator.control();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("http://127.0.0.1:{port}");
-        let demo = control
-            .setup_demo(DemoOptions {
-                redirect_uris: vec![format!("{host}/oauth/callback")],
-                people,
-                seed: 1,
-            })
-            .await
-            .unwrap();
+        let (port, host, demo) = demo_for_plugboard(&control, people).await;
         let dir = std::env::temp_dir().join(format!(
             "plugboard-bench-sync-{}-{people}",
             std::process::id()

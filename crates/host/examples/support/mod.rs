@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::{Emulator, EmulatorOptions, RunningEmulator, ThrottleSettings};
+use plugboard_emulator::{
+    ControlClient, DemoOptions, DemoSetup, Emulator, EmulatorOptions, RunningEmulator,
+    ThrottleSettings,
+};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
@@ -33,6 +36,29 @@ pub fn unthrottled_emulator() -> (tokio::runtime::Runtime, RunningEmulator) {
         }))
         .unwrap();
     (runtime, emulator)
+}
+
+/// A `plugboard` to come: a free loopback port for it to listen on, its URL, and the emulator's
+/// demo app and user (with `people` people) set up to redirect to it.
+pub async fn demo_for_plugboard(
+    control: &ControlClient,
+    people: usize,
+) -> (u16, String, DemoSetup) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("http://127.0.0.1:{port}");
+    let demo = control
+        .setup_demo(DemoOptions {
+            redirect_uris: vec![format!("{host}/oauth/callback")],
+            people,
+            seed: 1,
+        })
+        .await
+        .unwrap();
+    (port, host, demo)
 }
 
 /// The `[[providers]]` entry of the benchmarks' configs.

@@ -91,11 +91,15 @@ async fn targets(
 /// its connection (or all of the integration's connections).
 async fn target_pairs(
     state: &AppState,
-    integration: &str,
-    connection_id: Option<&str>,
-    syncs: Option<&[String]>,
+    body: &Control,
 ) -> Result<Vec<(Arc<Connection>, String)>, ApiError> {
-    let (connections, names) = targets(state, integration, connection_id, syncs).await?;
+    let (connections, names) = targets(
+        state,
+        &body.integration,
+        body.connection_id.as_deref(),
+        body.syncs.as_deref(),
+    )
+    .await?;
     Ok(connections
         .iter()
         .flat_map(|c| names.iter().map(move |n| (c.clone(), n.clone())))
@@ -116,13 +120,7 @@ async fn trigger(
     ApiJson(body): ApiJson<Control>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mode = body.mode.unwrap_or(SyncMode::Incremental);
-    let pairs = target_pairs(
-        &state,
-        &body.integration,
-        body.connection_id.as_deref(),
-        body.syncs.as_deref(),
-    )
-    .await?;
+    let pairs = target_pairs(&state, &body).await?;
     for (connection, name) in &pairs {
         state
             .syncs
@@ -144,13 +142,7 @@ async fn set_paused(state: AppState, body: Control, paused: bool) -> Result<Json
             "`mode` belongs to /syncs/trigger only",
         ));
     }
-    let pairs = target_pairs(
-        &state,
-        &body.integration,
-        body.connection_id.as_deref(),
-        body.syncs.as_deref(),
-    )
-    .await?;
+    let pairs = target_pairs(&state, &body).await?;
     for (connection, name) in &pairs {
         state
             .syncs
@@ -180,12 +172,12 @@ async fn frequency(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Control>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(connection_id) = body.connection_id.as_deref() else {
+    if body.connection_id.is_none() {
         return Err(ApiError::bad_request(
             "missing_connection_id",
             "a frequency is set per connection: name `connection_id`",
         ));
-    };
+    }
     let frequency = body
         .frequency
         .as_deref()
@@ -204,13 +196,7 @@ async fn frequency(
                 })
         })
         .transpose()?;
-    let pairs = target_pairs(
-        &state,
-        &body.integration,
-        Some(connection_id),
-        body.syncs.as_deref(),
-    )
-    .await?;
+    let pairs = target_pairs(&state, &body).await?;
     for (connection, name) in &pairs {
         state
             .syncs

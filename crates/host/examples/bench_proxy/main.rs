@@ -1,29 +1,37 @@
 //! The proxy benchmark behind `cargo xtask bench proxy`: two workloads, each sent straight to the
-//! emulator and through Plugboard's proxy, at concurrency 1 and 16, in one run.
+//! emulator, through a bare TCP relay and through Plugboard's proxy, at concurrency 1 and 16, in
+//! one run.
 //!
 //! Usage: `bench_proxy --plugboard <path to a release plugboard binary> [--seconds N]
 //! [--rounds N]`. Everything runs on loopback: the emulator in this process (on its own
-//! runtime), Plugboard as a child process, and the load generator here.
+//! runtime), Plugboard and the relay ([`relay`]) as child processes, and the load generator
+//! here.
 //!
-//! Small virtual machines are noisy, so direct and proxied windows alternate for several
-//! rounds: both see the same noise. Requests/s is the median of the rounds; latencies are
-//! percentiles over every request of every round.
+//! The relay is the floor: it copies bytes and does nothing else, so what the load generator
+//! loses through it is what a third process and two more loopback hops cost on this machine,
+//! before any proxy work.
+//!
+//! Small virtual machines are noisy, so the three paths' windows alternate for several rounds:
+//! all see the same noise. Requests/s is the median of the rounds; latencies are percentiles
+//! over every request of every round.
 //!
 //! Wall-clock numbers move with whatever else runs on the machine; CPU time per request does
 //! much less, so each row also gives the user + system CPU per request of this process (load
-//! generator and emulator) and of Plugboard, from `/proc/<pid>/stat` (Linux; `–` elsewhere).
+//! generator and emulator) and of the process in between (Plugboard or the relay), from
+//! `/proc/<pid>/stat` (Linux; `–` elsewhere).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugboard_emulator::DemoOptions;
-
-#[path = "support/mod.rs"]
+mod relay;
+#[path = "../support/mod.rs"]
 mod support;
 
-use support::{API_KEY, bench_config, bench_env, connected_token, unthrottled_emulator};
+use support::{
+    API_KEY, bench_config, bench_env, connected_token, demo_for_plugboard, unthrottled_emulator,
+};
 
 const CONCURRENCY: [usize; 2] = [1, 16];
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -70,6 +78,7 @@ fn args() -> Args {
 }
 
 fn main() {
+    relay::serve_if_asked();
     let args = args();
     let (_emulator_runtime, emulator) = unthrottled_emulator();
     let load_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -81,20 +90,7 @@ fn main() {
 }
 
 async fn run(args: Args, emulator: String, control: plugboard_emulator::ControlClient) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let host = format!("http://127.0.0.1:{port}");
-    let demo = control
-        .setup_demo(DemoOptions {
-            redirect_uris: vec![format!("{host}/oauth/callback")],
-            people: 100,
-            seed: 1,
-        })
-        .await
-        .unwrap();
+    let (port, host, demo) = demo_for_plugboard(&control, 100).await;
     let dir = std::env::temp_dir().join(format!("plugboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("plugboard.toml");
@@ -112,6 +108,7 @@ async fn run(args: Args, emulator: String, control: plugboard_emulator::ControlC
         .expect("starting plugboard");
 
     let token = connected_token(&host).await;
+    let relay = relay::Relay::start(relay::authority(&emulator));
 
     let window = Duration::from_secs(args.seconds);
     println!(
@@ -125,65 +122,90 @@ async fn run(args: Args, emulator: String, control: plugboard_emulator::ControlC
     for path in WORKLOADS {
         println!("\nGET {path}\n");
         println!(
-            "| concurrency | path | requests/s | p50 (ms) | p99 (ms) | CPU µs/request, load + emulator | CPU µs/request, Plugboard |"
+            "| concurrency | path | requests/s | p50 (ms) | p99 (ms) | CPU µs/request, load + emulator | CPU µs/request, in between |"
         );
         println!("|---:|---|---:|---:|---:|---:|---:|");
-        let direct = Target {
-            url: format!("{emulator}{path}"),
-            headers: vec![("authorization".into(), format!("Bearer {token}"))],
-        };
-        let proxied = Target {
-            url: format!("{host}/proxy{path}"),
-            headers: vec![
-                ("authorization".into(), format!("Bearer {API_KEY}")),
-                ("integration".into(), "microsoft".into()),
-                ("connection-id".into(), "bench".into()),
-            ],
-        };
+        let graph_token = vec![("authorization".into(), format!("Bearer {token}"))];
+        let targets = [
+            Target {
+                label: "direct to the emulator",
+                url: format!("{emulator}{path}"),
+                headers: graph_token.clone(),
+                in_between: None,
+            },
+            Target {
+                label: "through a bare TCP relay (the floor)",
+                url: format!("{}{path}", relay.url),
+                headers: graph_token,
+                in_between: Some(relay.child.id()),
+            },
+            Target {
+                label: "through Plugboard's proxy",
+                url: format!("{host}/proxy{path}"),
+                headers: vec![
+                    ("authorization".into(), format!("Bearer {API_KEY}")),
+                    ("integration".into(), "microsoft".into()),
+                    ("connection-id".into(), "bench".into()),
+                ],
+                in_between: Some(child.id()),
+            },
+        ];
         for concurrency in CONCURRENCY {
-            run_load(&direct, concurrency, WARM_UP).await;
-            run_load(&proxied, concurrency, WARM_UP).await;
-            let (mut a, mut b) = (Samples::default(), Samples::default());
+            for target in &targets {
+                run_load(target, concurrency, WARM_UP).await;
+            }
+            let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
             for _ in 0..args.rounds {
-                for (target, samples) in [(&direct, &mut a), (&proxied, &mut b)] {
-                    let before = CpuTimes::now(child.id());
+                for (target, samples) in targets.iter().zip(&mut samples) {
+                    let before = CpuTimes::now(target.in_between);
                     let latencies = run_load(target, concurrency, window).await;
-                    samples.add(latencies, window, CpuTimes::since(before, child.id()));
+                    samples.add(
+                        latencies,
+                        window,
+                        CpuTimes::since(before, target.in_between),
+                    );
                 }
             }
-            let (a, b) = (a.stats(), b.stats());
-            for (label, stats) in [
-                ("direct to the emulator", &a),
-                ("through Plugboard's proxy", &b),
-            ] {
+            let stats: Vec<Stats> = samples.into_iter().map(Samples::stats).collect();
+            for (target, stats) in targets.iter().zip(&stats) {
                 println!(
-                    "| {concurrency} | {label} | {:.0} | {:.3} | {:.3} | {} | {} |",
+                    "| {concurrency} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
+                    target.label,
                     stats.rps,
                     ms(stats.p50),
                     ms(stats.p99),
                     per_request(stats.cpu.bench),
-                    per_request(stats.cpu.plugboard),
+                    per_request(stats.cpu.in_between),
                 );
             }
-            summary.push((path, concurrency, a, b));
+            let direct = stats[0];
+            for (target, stats) in targets.iter().zip(&stats).skip(1) {
+                summary.push(format!(
+                    "GET {path}, concurrency {concurrency}, {}: adds {:.3} ms at p50 and keeps {:.0}% of the direct throughput",
+                    target.label,
+                    ms(stats.p50.saturating_sub(direct.p50)),
+                    100.0 * stats.rps / direct.rps
+                ));
+            }
         }
     }
     println!();
-    for (path, concurrency, a, b) in summary {
-        println!(
-            "GET {path}, concurrency {concurrency}: Plugboard adds {:.3} ms at p50 and keeps {:.0}% of the direct throughput",
-            ms(b.p50.saturating_sub(a.p50)),
-            100.0 * b.rps / a.rps
-        );
+    for line in summary {
+        println!("{line}");
     }
+    drop(relay);
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One way to the emulator's API.
 struct Target {
+    label: &'static str,
     url: String,
     headers: Vec<(String, String)>,
+    /// The process between the load generator and the emulator, if any.
+    in_between: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -198,7 +220,7 @@ struct Stats {
 #[derive(Clone, Copy, Default)]
 struct CpuPerRequest {
     bench: Option<Duration>,
-    plugboard: Option<Duration>,
+    in_between: Option<Duration>,
 }
 
 /// Every latency of every round, each round's requests/s, and the CPU the rounds used.
@@ -222,52 +244,51 @@ impl Samples {
         let at =
             |q: f64| self.latencies[((self.latencies.len() as f64 - 1.0) * q).round() as usize];
         let requests = self.latencies.len().max(1) as u32;
-        let cpu = self.cpu.iter().try_fold(CpuTimes::ZERO, |sum, round| {
-            let round = (*round)?;
-            Some(CpuTimes {
-                bench: sum.bench + round.bench,
-                plugboard: sum.plugboard + round.plugboard,
-            })
-        });
+        let rounds: Option<Vec<CpuTimes>> = self.cpu.iter().copied().collect();
         Stats {
             rps: self.rps[self.rps.len() / 2],
             p50: at(0.50),
             p99: at(0.99),
-            cpu: cpu.map_or_else(CpuPerRequest::default, |cpu| CpuPerRequest {
-                bench: Some(cpu.bench / requests),
-                plugboard: Some(cpu.plugboard / requests),
+            cpu: rounds.map_or_else(CpuPerRequest::default, |rounds| CpuPerRequest {
+                bench: Some(rounds.iter().map(|r| r.bench).sum::<Duration>() / requests),
+                in_between: rounds
+                    .iter()
+                    .map(|r| r.in_between)
+                    .sum::<Option<Duration>>()
+                    .map(|d| d / requests),
             }),
         }
     }
 }
 
-/// User + system CPU time used so far by this process and by Plugboard's.
+/// User + system CPU time used so far by this process and by the one in between, if any.
 #[derive(Clone, Copy)]
 struct CpuTimes {
     bench: Duration,
-    plugboard: Duration,
+    in_between: Option<Duration>,
 }
 
 impl CpuTimes {
-    const ZERO: CpuTimes = CpuTimes {
-        bench: Duration::ZERO,
-        plugboard: Duration::ZERO,
-    };
-
     /// `None` where `/proc` is not there to read.
-    fn now(plugboard: u32) -> Option<CpuTimes> {
+    fn now(in_between: Option<u32>) -> Option<CpuTimes> {
         Some(CpuTimes {
             bench: process_cpu("self")?,
-            plugboard: process_cpu(&plugboard.to_string())?,
+            in_between: match in_between {
+                Some(pid) => Some(process_cpu(&pid.to_string())?),
+                None => None,
+            },
         })
     }
 
     /// The CPU used since `before` (an earlier reading) was taken.
-    fn since(before: Option<CpuTimes>, plugboard: u32) -> Option<CpuTimes> {
-        let (before, now) = (before?, CpuTimes::now(plugboard)?);
+    fn since(before: Option<CpuTimes>, in_between: Option<u32>) -> Option<CpuTimes> {
+        let (before, now) = (before?, CpuTimes::now(in_between)?);
         Some(CpuTimes {
             bench: now.bench.saturating_sub(before.bench),
-            plugboard: now.plugboard.saturating_sub(before.plugboard),
+            in_between: now
+                .in_between
+                .zip(before.in_between)
+                .map(|(now, before)| now.saturating_sub(before)),
         })
     }
 }
