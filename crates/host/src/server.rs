@@ -79,7 +79,7 @@ pub async fn run(
         }
     });
     let store = state.connections.store().clone();
-    let served = axum::serve(listener, api::router(state))
+    let served = axum::serve(listener, api::Api::new(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| format!("the server failed: {e}"));

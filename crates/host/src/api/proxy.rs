@@ -16,19 +16,17 @@
 //! `resolve_url` sees `%2e%2e` and friends and refuses them instead of their decoded form
 //! slipping through.
 
-use axum::Router;
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use axum::routing::any;
+use axum::response::{IntoResponse, Response};
 use plugboard_core::http::{RetryPolicy, resolve_url};
 use plugboard_core::spec::RetrySpec;
 
 use super::upstream::UpstreamError;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, auth};
 use crate::refresh::REFRESH_MARGIN;
 use crate::store::ConnectionKey;
 
@@ -45,8 +43,30 @@ const INTEGRATION: HeaderName = HeaderName::from_static("integration");
 const RETRIES: HeaderName = HeaderName::from_static("retries");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/proxy/{*path}", any(forward))
+/// The proxy's route, as request logs name it.
+const ROUTE: &str = "/proxy/{*path}";
+
+/// Whether `path` is the proxy's: `/proxy/` and something after it.
+pub fn handles(path: &str) -> bool {
+    path.strip_prefix("/proxy/")
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// A request to the proxy, answered as the router answers its routes: the API key checked,
+/// then [`forward`]ed, and logged at debug level.
+pub async fn serve(state: AppState, request: Request) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return answer(state, request).await;
+    }
+    let method = request.method().clone();
+    super::logged(method, ROUTE, answer(state, request)).await
+}
+
+async fn answer(state: AppState, request: Request) -> Response {
+    if !auth::authorized(&state, request.headers()) {
+        return auth::unauthorized();
+    }
+    forward(state, request).await.into_response()
 }
 
 /// Headers that describe one hop, never the end-to-end message (RFC 9110 §7.6.1).
@@ -61,7 +81,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-async fn forward(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+async fn forward(state: AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let integration_name = required_header(&parts.headers, &INTEGRATION)?;
     let connection_id = required_header(&parts.headers, &CONNECTION_ID)?;
@@ -264,6 +284,8 @@ impl Outgoing {
 
     fn for_attempt(&mut self) -> Body {
         match self {
+            // An empty body needs no allocation; most proxied requests are GETs.
+            Outgoing::Replayable(bytes) if bytes.is_empty() => Body::empty(),
             Outgoing::Replayable(bytes) => Body::from(bytes.clone()),
             // `replayable()` is false for streams, so there is only ever one attempt.
             Outgoing::Stream(body) => body.take().unwrap_or_else(Body::empty),
@@ -315,6 +337,16 @@ fn upstream_error(error: UpstreamError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_proxy_takes_what_its_route_pattern_matches() {
+        for path in ["/proxy/v1.0/me", "/proxy//evil.example/x", "/proxy/%2e%2e"] {
+            assert!(handles(path), "{path}");
+        }
+        for path in ["/proxy/", "/proxy", "/proxyv1.0/me", "/connections", "/"] {
+            assert!(!handles(path), "{path}");
+        }
+    }
 
     #[test]
     fn targets_come_from_the_raw_path_and_refuse_absolute_urls() {

@@ -67,6 +67,10 @@ async fn no_plaintext_secret_in_the_store_or_the_logs() {
         logs.contains("token refreshed"),
         "the logs were captured at debug level:\n{logs}"
     );
+    assert!(
+        logs.contains("method=GET route=/proxy/{*path} status=200"),
+        "a proxied request is logged by its route, like routed ones:\n{logs}"
+    );
     for secret in &all {
         assert!(
             !contains(&store, secret),
