@@ -23,11 +23,12 @@ pub fn check_providers(root: &Path) -> Result<(), String> {
         .map_err(|e| format!("{e}\nthe providers do not conform; see the test output above"))
 }
 
-/// What `.ci/run` does, as steps: the environment it exports and the cargo commands it runs.
+/// What `.ci/run` does, as steps: the environment it exports and the commands it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CiSteps {
     pub env: Vec<(String, String)>,
-    /// Each command's arguments after `cargo`.
+    /// Each command with its program first: `cargo`, or `bash` running a helper script of
+    /// `.ci/`.
     pub commands: Vec<Vec<String>>,
 }
 
@@ -49,14 +50,14 @@ pub fn ci_steps(script: &str) -> Result<CiSteps, String> {
         }
         if let Some((name, value)) = line.strip_prefix("export ").and_then(|a| a.split_once('=')) {
             steps.env.push((name.to_owned(), value.to_owned()));
-        } else if let Some(args) = line.strip_prefix("cargo ") {
+        } else if line.starts_with("cargo ") || line.starts_with("bash .ci/") {
             steps
                 .commands
-                .push(args.split_whitespace().map(str::to_owned).collect());
+                .push(line.split_whitespace().map(str::to_owned).collect());
         } else {
             return Err(format!(
-                ".ci/run line {}: `{line}` is not an `export` or a `cargo` command; teach \
-                 xtask/src/checks.rs to run it",
+                ".ci/run line {}: `{line}` is not an `export`, a `cargo` command or a \
+                 `bash .ci/…` script; teach xtask/src/checks.rs to run it",
                 n + 1
             ));
         }
@@ -70,15 +71,20 @@ pub fn ci(root: &Path) -> Result<(), String> {
     let script = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let steps = ci_steps(&script)?;
-    for args in &steps.commands {
+    for step in &steps.commands {
         let started = Instant::now();
-        println!("==> cargo {}", args.join(" "));
-        let mut command = Command::new(cargo());
+        let line = step.join(" ");
+        println!("==> {line}");
+        let program = match step[0].as_str() {
+            "cargo" => cargo(),
+            other => other.to_owned(),
+        };
+        let mut command = Command::new(program);
         command
             .current_dir(root)
-            .args(args)
+            .args(&step[1..])
             .envs(steps.env.iter().cloned());
-        run(&mut command).map_err(|e| format!("CI step `cargo {}` failed: {e}", args.join(" ")))?;
+        run(&mut command).map_err(|e| format!("CI step `{line}` failed: {e}"))?;
         println!("==> ok in {:.0?}", started.elapsed());
     }
     println!("CI passed: {} steps", steps.commands.len());
@@ -99,10 +105,11 @@ mod tests {
         assert_eq!(
             commands,
             [
-                "fmt --all -- --check",
-                "clippy --workspace --all-targets -- -D warnings",
-                "doc --workspace --no-deps",
-                "test --workspace",
+                "bash .ci/postgres-ready",
+                "cargo fmt --all -- --check",
+                "cargo clippy --workspace --all-targets -- -D warnings",
+                "cargo doc --workspace --no-deps",
+                "cargo test --workspace",
             ]
         );
         assert!(
@@ -116,7 +123,7 @@ mod tests {
             .find_map(|l| {
                 l.strip_prefix("cargo test").map(|rest| {
                     format!(
-                        "test{}",
+                        "cargo test{}",
                         rest.split('#').next().unwrap_or_default().trim_end()
                     )
                 })
@@ -140,7 +147,7 @@ mod tests {
         let error = ci_steps("set -euo pipefail\nexport A=b\ncargo test\nmake all\n").unwrap_err();
         assert_eq!(
             error,
-            ".ci/run line 4: `make all` is not an `export` or a `cargo` command; teach xtask/src/checks.rs to run it"
+            ".ci/run line 4: `make all` is not an `export`, a `cargo` command or a `bash .ci/…` script; teach xtask/src/checks.rs to run it"
         );
     }
 }

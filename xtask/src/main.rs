@@ -5,9 +5,9 @@
 //! - `bench proxy [--seconds N] [--rounds N]`: requests/s and p50/p99 latency of two Graph
 //!   calls sent straight to the emulator, through a bare TCP relay (the floor) and through
 //!   Plugboard's proxy, at concurrency 1 and 16. The results belong in `BENCHMARKS.md`.
-//! - `bench sync [--sizes 10000,100000]`: people synced from the emulator into SQLite by a bare
-//!   fetch-parse-insert pipeline, by Plugboard's initial sync and by a sync with nothing
-//!   changed, all in pages of 1,000, with records/s, Plugboard's CPU time and peak memory. The
+//! - `bench sync [--sizes 10000,100000] [--store sqlite|postgres]`: people synced from the
+//!   emulator into SQLite (or PostgreSQL) by a bare fetch-parse-insert pipeline into the same
+//!   backend, by Plugboard's initial sync and by a sync with nothing changed, all in pages of 1,000, with records/s, Plugboard's CPU time and peak memory. The
 //!   results belong in `BENCHMARKS.md`.
 //! - `bench plugin [--sizes 100000] [--rounds 3]`: the same sync with the people provider built
 //!   in and loaded from its release plugin, alternating, to measure the plugin boundary. The
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         ["check-providers"] => current_workspace().and_then(|root| checks::check_providers(&root)),
         ["ci"] => current_workspace().and_then(|root| checks::ci(&root)),
         _ => Err(format!(
-            "usage: cargo xtask bench proxy [--seconds N] [--rounds N]\n       cargo xtask bench sync [--sizes N,N]\n       \
+            "usage: cargo xtask bench proxy [--seconds N] [--rounds N]\n       cargo xtask bench sync [--sizes N,N] [--store sqlite|postgres]\n       \
              cargo xtask bench plugin [--sizes N] [--rounds N]\n       \
              cargo xtask plugins [--release]\n       {}\n       cargo xtask codegen [--check]\n       \
              cargo xtask check-providers\n       cargo xtask ci",

@@ -138,7 +138,7 @@ fn ci_refuses_a_script_it_cannot_follow() {
     let printed = text(&output);
     assert!(!output.status.success(), "{printed}");
     assert!(
-        printed.contains(".ci/run line 6: `make all` is not an `export` or a `cargo` command"),
+        printed.contains(".ci/run line 6: `make all` is not an `export`, a `cargo` command"),
         "{printed}"
     );
     assert!(!printed.contains("==> cargo --version"), "{printed}");

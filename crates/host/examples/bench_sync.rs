@@ -1,12 +1,14 @@
 //! The sync benchmarks behind `cargo xtask bench sync` and `cargo xtask bench plugin`: people
-//! crawled from the emulator into SQLite.
+//! crawled from the emulator into SQLite, or with `--store postgres` into PostgreSQL.
 //!
-//! Usage: `bench_sync --plugboard <path to a release plugboard binary> [--sizes 10000,100000]`.
+//! Usage: `bench_sync --plugboard <path to a release plugboard binary> [--sizes 10000,100000]
+//! [--store sqlite|postgres]`.
 //! For each size, a fresh emulator (in this process, on its own runtime) is seeded with that many
 //! people and a fresh Plugboard store gets one connection; then
 //! - (a) the bare pipeline: the same pages Plugboard's sync fetches (pages of [`PAGE_SIZE`]),
-//!   fetched, parsed and inserted into a fresh SQLite file with plain multi-row inserts, one
-//!   transaction per page — the practical limit;
+//!   fetched, parsed and inserted into a fresh store of the same backend — a SQLite file with
+//!   plain multi-row inserts, or a PostgreSQL database with one `UNNEST` insert per page — one
+//!   transaction per page: the practical limit;
 //! - (b) Plugboard's initial sync: `plugboard sync run`, every record new (hashed, encrypted,
 //!   stored with its metadata, crawl bookkeeping, a checkpoint per page);
 //! - (c) the same sync again with nothing changed.
@@ -25,16 +27,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use plugboard_store::testing::TestDatabase;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, ConnectOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 #[path = "support/mod.rs"]
 mod support;
 
 use support::{
-    BUILTIN_PROVIDER, bench_config, bench_env, connected_token, demo_for_plugboard,
+    BUILTIN_PROVIDER, bench_config, bench_env, connected_token, demo_for_plugboard, sqlite_url,
     unthrottled_emulator,
 };
+
+/// Where the benchmark's stores live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    /// Fresh databases on the PostgreSQL of the tests (`PLUGBOARD_TEST_POSTGRES_URL`).
+    Postgres,
+}
 
 /// People per page, in every run: the bare pipeline asks for it with `$top`, Plugboard's sync
 /// through the integration's `[integrations.microsoft.syncs.people] page_size` (the provider's
@@ -48,6 +59,7 @@ fn main() {
     let mut plugin = None;
     let mut sizes = None;
     let mut rounds = 3;
+    let mut backend = Backend::Sqlite;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -62,6 +74,13 @@ fn main() {
                         .collect::<Vec<usize>>(),
                 )
             }
+            "--store" => {
+                backend = match args.next().as_deref() {
+                    Some("sqlite") => Backend::Sqlite,
+                    Some("postgres") => Backend::Postgres,
+                    other => panic!("--store takes sqlite or postgres, not {other:?}"),
+                }
+            }
             "--rounds" => {
                 rounds = args
                     .next()
@@ -69,13 +88,18 @@ fn main() {
                     .expect("--rounds takes a number")
             }
             other => panic!(
-                "unknown argument `{other}`; usage: bench_sync --plugboard PATH [--sizes 10000,100000] \
+                "unknown argument `{other}`; usage: bench_sync --plugboard PATH [--sizes 10000,100000] [--store sqlite|postgres] \
                  | bench_sync --plugboard PATH --plugin PATH [--sizes 100000] [--rounds 3]"
             ),
         }
     }
     let plugboard = plugboard.expect("--plugboard PATH (cargo xtask bench sync passes it)");
     if let Some(plugin) = plugin {
+        assert_eq!(
+            backend,
+            Backend::Sqlite,
+            "the plugin benchmark runs on SQLite"
+        );
         for people in sizes.unwrap_or_else(|| vec![100_000]) {
             bench_plugin(&plugboard, &plugin, people, rounds);
         }
@@ -83,7 +107,7 @@ fn main() {
     }
     let sizes = sizes.unwrap_or_else(|| vec![10_000, 100_000]);
     println!(
-        "people, page size {PAGE_SIZE}, {} cores\n",
+        "people, page size {PAGE_SIZE}, {} cores, store {backend:?}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
@@ -92,7 +116,7 @@ fn main() {
     println!("|---:|---|---:|---:|---:|---:|---:|");
     let mut peaks = Vec::new();
     for people in sizes {
-        let [bare, initial, unchanged] = bench_size(&plugboard, people);
+        let [bare, initial, unchanged] = bench_size(&plugboard, people, backend);
         for run in [&bare, &initial, &unchanged] {
             let rate = people as f64 / run.seconds;
             let (cpu, peak) = match &run.sync {
@@ -136,17 +160,28 @@ struct Measured {
 }
 
 /// (a), (b) and (c).
-fn bench_size(plugboard: &Path, people: usize) -> [Measured; 3] {
-    with_connected(plugboard, people, async |setup| {
-        let started = Instant::now();
-        let inserted = bare_pipeline(
-            &setup.http,
-            &setup.emulator_url,
-            &setup.token,
-            &setup.dir.join("bare.db"),
-        )
-        .await;
-        let bare = started.elapsed().as_secs_f64();
+fn bench_size(plugboard: &Path, people: usize, backend: Backend) -> [Measured; 3] {
+    with_connected(plugboard, people, backend, async |setup| {
+        let pages = Pages {
+            http: &setup.http,
+            emulator: &setup.emulator_url,
+            token: &setup.token,
+        };
+        let (inserted, bare) = match backend {
+            Backend::Sqlite => {
+                let started = Instant::now();
+                let inserted = bare_pipeline(pages, &setup.dir.join("bare.db")).await;
+                (inserted, started.elapsed().as_secs_f64())
+            }
+            Backend::Postgres => {
+                let database = TestDatabase::create().await;
+                let started = Instant::now();
+                let inserted = bare_pipeline_postgres(pages, database.url()).await;
+                let seconds = started.elapsed().as_secs_f64();
+                database.drop_database().await;
+                (inserted, seconds)
+            }
+        };
         assert_eq!(inserted, people, "the bare pipeline read everyone");
 
         let sync = |label| {
@@ -182,7 +217,7 @@ fn bench_plugin(plugboard: &Path, library: &Path, people: usize, rounds: usize) 
     // The config lives in a temporary directory, against which a relative path would resolve.
     let library = std::fs::canonicalize(library)
         .unwrap_or_else(|e| panic!("plugin {}: {e}", library.display()));
-    with_connected(plugboard, people, async |setup| {
+    with_connected(plugboard, people, Backend::Sqlite, async |setup| {
         let built_in = std::fs::read_to_string(&setup.config).unwrap();
         assert!(built_in.contains(BUILTIN_PROVIDER), "{built_in}");
         let plugin_config = setup.dir.join("plugin.toml");
@@ -296,6 +331,7 @@ struct Connected {
 fn with_connected<R>(
     plugboard: &Path,
     people: usize,
+    backend: Backend,
     measure: impl AsyncFnOnce(&Connected) -> R,
 ) -> R {
     let (_emulator_runtime, emulator) = unthrottled_emulator();
@@ -314,12 +350,15 @@ fn with_connected<R>(
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("plugboard.toml");
-        let common = bench_config(
-            port,
-            &dir.join("plugboard.db"),
-            &demo.client_id,
-            &emulator_url,
-        );
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::create().await),
+        };
+        let store_url = match &database {
+            Some(database) => database.url().to_owned(),
+            None => sqlite_url(&dir.join("plugboard.db")),
+        };
+        let common = bench_config(port, &store_url, &demo.client_id, &emulator_url);
         std::fs::write(
             &config,
             format!(
@@ -353,14 +392,51 @@ page_size = {PAGE_SIZE}
         };
         let results = measure(&setup).await;
         let _ = std::fs::remove_dir_all(&setup.dir);
+        if let Some(database) = database {
+            database.drop_database().await;
+        }
         results
     });
     drop(emulator);
     results
 }
 
+/// Where the bare pipelines read the people from.
+#[derive(Clone, Copy)]
+struct Pages<'a> {
+    http: &'a reqwest::Client,
+    emulator: &'a str,
+    token: &'a str,
+}
+
+impl Pages<'_> {
+    /// Fetches and parses every page in turn, handing each page's people to `store`.
+    async fn each(self, mut store: impl AsyncFnMut(&[Value])) -> usize {
+        let mut next = Some(format!("{}/v1.0/me/people?$top={PAGE_SIZE}", self.emulator));
+        let mut count = 0;
+        while let Some(url) = next.take() {
+            let body = self
+                .http
+                .get(&url)
+                .bearer_auth(self.token)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let page: Value = serde_json::from_slice(&body).unwrap();
+            let people = page["value"].as_array().unwrap();
+            store(people).await;
+            count += people.len();
+            next = page["@odata.nextLink"].as_str().map(str::to_owned);
+        }
+        count
+    }
+}
+
 /// Fetches every page, parses it, and inserts its people with plain multi-row inserts.
-async fn bare_pipeline(http: &reqwest::Client, emulator: &str, token: &str, db: &Path) -> usize {
+async fn bare_pipeline(pages: Pages<'_>, db: &Path) -> usize {
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db)
         .create_if_missing(true)
@@ -373,41 +449,56 @@ async fn bare_pipeline(http: &reqwest::Client, emulator: &str, token: &str, db: 
         .execute(&mut conn)
         .await
         .unwrap();
-    let mut next = Some(format!("{emulator}/v1.0/me/people?$top={PAGE_SIZE}"));
-    let mut count = 0;
-    while let Some(url) = next.take() {
-        let body = http
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let page: Value = serde_json::from_slice(&body).unwrap();
-        let people = page["value"].as_array().unwrap();
-        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
-        for chunk in people.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "INSERT INTO people (id, data) VALUES {}",
-                vec!["(?, ?)"; chunk.len()].join(", ")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for person in chunk {
-                query = query
-                    .bind(person["id"].as_str().unwrap().to_owned())
-                    .bind(person.to_string());
+    let count = pages
+        .each(async |people| {
+            let mut tx = conn.begin().await.unwrap();
+            for chunk in people.chunks(ROWS_PER_INSERT) {
+                let sql = format!(
+                    "INSERT INTO people (id, data) VALUES {}",
+                    vec!["(?, ?)"; chunk.len()].join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for person in chunk {
+                    query = query
+                        .bind(person["id"].as_str().unwrap().to_owned())
+                        .bind(person.to_string());
+                }
+                query.execute(&mut *tx).await.unwrap();
             }
-            query.execute(&mut *tx).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-        count += people.len();
-        next = page["@odata.nextLink"].as_str().map(str::to_owned);
-    }
+            tx.commit().await.unwrap();
+        })
+        .await;
     // Closed within the timing, like the `plugboard sync run` process closes its store: SQLite
     // then copies its write-ahead log into the database file.
-    sqlx::Connection::close(conn).await.unwrap();
+    conn.close().await.unwrap();
+    count
+}
+
+/// Fetches every page, parses it, and inserts its people into PostgreSQL with one `UNNEST`
+/// insert per page, in a transaction of its own.
+async fn bare_pipeline_postgres(pages: Pages<'_>, url: &str) -> usize {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("CREATE TABLE people (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let count = pages
+        .each(async |people| {
+            let ids: Vec<&str> = people.iter().map(|p| p["id"].as_str().unwrap()).collect();
+            let data: Vec<String> = people.iter().map(Value::to_string).collect();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query(
+                "INSERT INTO people (id, data) SELECT * FROM UNNEST($1::text[], $2::text[])",
+            )
+            .bind(&ids)
+            .bind(&data)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        })
+        .await;
+    conn.close().await.unwrap();
     count
 }
 

@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: ProvidersCommand,
     },
+    /// Moves the store to another database.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Runs syncs by hand.
     Sync {
         #[command(subcommand)]
@@ -80,6 +85,27 @@ enum ProvidersCommand {
     List {
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copies everything from the configured store into an empty store at `--to`.
+    ///
+    /// Connections, secrets (copied sealed, never decrypted: the target needs the same key
+    /// ring), records with their metadata and cursors, checkpoints, sync state, runs and
+    /// webhook deliveries move row by row, in batches, so memory stays flat however large the
+    /// store. The target's schema is created when the database is empty; a target that already
+    /// holds data is refused and left as it was. The counts of both are compared at the end.
+    /// Stop every server using the store first, then point the configuration at the new URL.
+    ///
+    /// Example: plugboard store copy --config plugboard.toml --to postgres://plugboard@db/plugboard
+    Copy {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+        /// The target: "postgres://user@host/database" or "sqlite://path/to/plugboard.db".
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -117,6 +143,9 @@ pub fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate { config },
         } => runtime().block_on(rotate_keys(&config)),
+        Command::Store {
+            command: StoreCommand::Copy { config, to },
+        } => runtime().block_on(commands::copy_store(&config, &to)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

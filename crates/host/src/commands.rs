@@ -1,5 +1,6 @@
-//! `plugboard sync run` and `plugboard records export`: syncs and records from the command line,
-//! against the same store and configuration as the server.
+//! `plugboard sync run`, `plugboard records export` and `plugboard store copy`: syncs, records
+//! and the store from the command line, against the same store and configuration as the
+//! server.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -13,9 +14,10 @@ use plugboard_core::SyncMode;
 use crate::api::{AppState, record_json};
 use crate::cli::load;
 use crate::server;
-use crate::store::{ConnectionKey, RecordQuery, RunStatus};
 use crate::sync::context::Progress;
 use crate::sync::runner::{RunRequest, run_sync};
+use plugboard_store::crypto::KeyRing;
+use plugboard_store::{ConnectionKey, RecordQuery, RunStatus, copy};
 
 /// Records per page when exporting: large enough to be fast, small enough to keep memory flat.
 const EXPORT_PAGE: u32 = 1_000;
@@ -93,6 +95,7 @@ pub async fn sync(command: SyncCommand) -> Result<(), String> {
                 SyncMode::Incremental
             },
             dry_run,
+            unless_succeeded_since: None,
         },
         Some(&show),
     )
@@ -212,5 +215,46 @@ pub async fn records(command: RecordsCommand) -> Result<(), String> {
     if let Some(path) = output {
         eprintln!("{count} record(s) written to {}", path.display());
     }
+    Ok(())
+}
+
+/// `plugboard store copy`: the configured store into an empty one at `to`.
+pub async fn copy_store(config_path: &Path, to: &str) -> Result<(), String> {
+    let loaded = load(config_path)?;
+    let config = &loaded.config;
+    let target = plugboard_store::Location::from_url(to, 4).map_err(|e| format!("--to {e}"))?;
+    if target == config.store {
+        return Err("--to names the configured store itself".to_owned());
+    }
+    let from = server::open_store(config).await?;
+    let keys = KeyRing::new(
+        &config.security.encryption_keys,
+        &config.security.active_key,
+    )
+    .ok_or("security.active_key is not in security.encryption_keys")?;
+    let to = plugboard_store::open(&target, Arc::new(keys), config.encrypt_records)
+        .await
+        .map_err(|e| format!("store `{}`: {e}", target.display()))?;
+    eprintln!("copying {} to {}", config.store.display(), target.display());
+    let mut shown = Instant::now();
+    let copied = copy::copy(&from, &to, |progress| {
+        let done = progress.copied == progress.total;
+        if done || shown.elapsed() >= Duration::from_secs(1) {
+            eprintln!(
+                "  {}: {}/{}",
+                progress.table, progress.copied, progress.total
+            );
+            shown = Instant::now();
+        }
+    })
+    .await;
+    from.close().await;
+    to.close().await;
+    let copied = copied.map_err(|e| format!("nothing more was copied: {e}"))?;
+    let rows: u64 = copied.iter().map(|(_, n)| n).sum();
+    println!(
+        "copied {rows} row(s); the counts of every table match. Point [store] url at the new \
+         store and start the servers again."
+    );
     Ok(())
 }

@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::config::{Config, IntegrationConfig};
 use crate::registry::Registry;
-use crate::store::Connection;
+use plugboard_store::Connection;
 
 pub struct Integration {
     pub name: String,

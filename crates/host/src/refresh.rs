@@ -25,8 +25,10 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::integrations::Integration;
-use crate::store::{Connection, ConnectionKey, ConnectionStatus, Store, StoreError, TokenUpdate};
 use crate::webhooks::Webhooks;
+use plugboard_store::{
+    Connection, ConnectionKey, ConnectionStatus, NewConnection, Store, StoreError, TokenUpdate,
+};
 
 /// Tokens expiring sooner than this are refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -135,11 +137,20 @@ impl Connections {
         connection
     }
 
-    /// A connection a completed OAuth flow saved: cached, and a reconnect that ends a refresh
-    /// failure announced as a recovery.
-    pub async fn saved(&self, connection: Connection) -> Arc<Connection> {
+    /// Saves a connection that a completed OAuth flow or an API key made, or made again:
+    /// stored, cached, and a reconnect that ends a refresh failure announced as a recovery.
+    /// Its `token_version` is 1 when it is new.
+    pub async fn save(&self, new: NewConnection) -> Result<Arc<Connection>, StoreError> {
+        let connection = self.store.save_connection(new, Utc::now()).await?;
         self.announce_recovery(&connection.key).await;
-        self.remember(connection)
+        Ok(self.remember(connection))
+    }
+
+    /// Deletes the connection (its records, sync state and runs with it); whether it existed.
+    pub async fn delete(&self, key: &ConnectionKey) -> Result<bool, StoreError> {
+        let deleted = self.store.delete_connection(key).await?;
+        self.forget(key);
+        Ok(deleted)
     }
 
     pub fn forget(&self, key: &ConnectionKey) {

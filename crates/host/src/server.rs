@@ -9,14 +9,15 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
-use crate::config::{Config, SECRET_EXPIRY_WARNING_DAYS, StoreConfig};
-use crate::crypto::KeyRing;
+use crate::changes;
+use crate::config::{Config, SECRET_EXPIRY_WARNING_DAYS};
 use crate::integrations::Integrations;
 use crate::refresh::Connections;
 use crate::registry::Registry;
-use crate::store::{SqliteStore, Store};
 use crate::sync::{Syncs, scheduler};
 use crate::webhooks::Webhooks;
+use plugboard_store::Store;
+use plugboard_store::crypto::KeyRing;
 
 /// How often expired connect sessions and OAuth states are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -27,18 +28,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     let security = &config.security;
     let keys = KeyRing::new(&security.encryption_keys, &security.active_key)
         .ok_or("security.active_key is not in security.encryption_keys")?;
-    match &config.store {
-        StoreConfig::Sqlite { path } => {
-            let store = SqliteStore::open(path, Arc::new(keys))
-                .await
-                .map_err(|e| format!("store `{}`: {e}", path.display()))?;
-            if config.encrypt_records {
-                Ok(Arc::new(store))
-            } else {
-                Ok(Arc::new(store.with_plain_records()))
-            }
-        }
-    }
+    plugboard_store::open(&config.store, Arc::new(keys), config.encrypt_records)
+        .await
+        .map_err(|e| format!("store `{}`: {e}", config.store.display()))
 }
 
 /// Everything the handlers need, from a validated configuration.
@@ -70,6 +62,7 @@ pub async fn run(
     let purger = tokio::spawn(purge_expired(state.connections.store().clone()));
     let secret_watch = tokio::spawn(watch_client_secrets(state.clone()));
     let scheduler = scheduler::spawn(state.clone());
+    let changes = changes::spawn(state.clone());
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "plugboard listening");
     // Small answers go out at once instead of waiting for the peer's delayed ACK (Nagle).
@@ -86,6 +79,7 @@ pub async fn run(
     purger.abort();
     secret_watch.abort();
     scheduler.abort();
+    changes.abort();
     store.close().await;
     tracing::info!("plugboard stopped");
     served

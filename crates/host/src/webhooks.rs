@@ -2,7 +2,10 @@
 //!
 //! The receiver checks `X-Plugboard-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed
 //! with the secret>`; `X-Plugboard-Timestamp` (Unix seconds, also inside the body as
-//! `created_at`) lets it refuse old replays. Delivery runs in its own task, so a slow receiver
+//! `created_at`) lets it refuse old replays. `X-Plugboard-Event-Id` (also the body's `id`) is
+//! the same on every attempt at one event, so a receiver drops a retry it already processed;
+//! each event is made once, by the process that saw it happen (a refresh failure's by the
+//! compare-and-swap that recorded it), so replicas never deliver one twice. Delivery runs in its own task, so a slow receiver
 //! never holds up a sync; each attempt's outcome is kept in the store.
 
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::WebhooksConfig;
-use crate::store::{Store, WebhookDelivery};
+use plugboard_store::{Store, WebhookDelivery};
 
 /// Attempts per event, and the wait before the second (doubling after each failure).
 const ATTEMPTS: u32 = 5;
@@ -23,6 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const SIGNATURE_HEADER: &str = "X-Plugboard-Signature";
 pub const TIMESTAMP_HEADER: &str = "X-Plugboard-Timestamp";
+pub const EVENT_ID_HEADER: &str = "X-Plugboard-Event-Id";
 
 pub struct Webhooks {
     url: url::Url,
@@ -66,7 +70,7 @@ impl Webhooks {
             ))
         );
         let mut delivery = WebhookDelivery {
-            id,
+            id: id.clone(),
             event_type,
             created_at,
             attempts: 0,
@@ -87,6 +91,7 @@ impl Webhooks {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(SIGNATURE_HEADER, &signature)
                 .header(TIMESTAMP_HEADER, created_at.timestamp().to_string())
+                .header(EVENT_ID_HEADER, &id)
                 .timeout(TIMEOUT)
                 .body(body.clone())
                 .send()

@@ -30,7 +30,8 @@ mod relay;
 mod support;
 
 use support::{
-    API_KEY, bench_config, bench_env, connected_token, demo_for_plugboard, unthrottled_emulator,
+    API_KEY, bench_config, bench_env, connected_token, demo_for_plugboard, sqlite_url,
+    unthrottled_emulator,
 };
 
 const CONCURRENCY: [usize; 2] = [1, 16];
@@ -96,7 +97,12 @@ async fn run(args: Args, emulator: String, control: plugboard_emulator::ControlC
     let config = dir.join("plugboard.toml");
     std::fs::write(
         &config,
-        bench_config(port, &dir.join("plugboard.db"), &demo.client_id, &emulator),
+        bench_config(
+            port,
+            &sqlite_url(&dir.join("plugboard.db")),
+            &demo.client_id,
+            &emulator,
+        ),
     )
     .unwrap();
     let mut child = Command::new(&args.plugboard)

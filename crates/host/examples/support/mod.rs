@@ -67,14 +67,14 @@ pub const BUILTIN_PROVIDER: &str = "[[providers]]\nbuiltin = \"microsoft-people\
 /// The config both benchmarks start `plugboard` with: listening on `port`, a store at `db`,
 /// the people provider built in, and integration `microsoft` pointed at the emulator. Secrets
 /// come from [`bench_env`].
-pub fn bench_config(port: u16, db: &std::path::Path, client_id: &str, emulator: &str) -> String {
+pub fn bench_config(port: u16, store_url: &str, client_id: &str, emulator: &str) -> String {
     format!(
         r#"
 [server]
 bind = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 [store]
-url = "sqlite://{db}"
+url = "{store_url}"
 [security]
 encryption_keys = {{ k1 = "{ENCRYPTION_KEY}" }}
 active_key = "k1"
@@ -87,8 +87,12 @@ authorization_url = "{emulator}/{{tenant}}/oauth2/v2.0/authorize"
 token_url = "{emulator}/{{tenant}}/oauth2/v2.0/token"
 api_base_url = "{emulator}"
 "#,
-        db = db.display(),
     )
+}
+
+/// The `[store] url` of a SQLite file.
+pub fn sqlite_url(db: &std::path::Path) -> String {
+    format!("sqlite://{}", db.display())
 }
 
 /// The environment of a benchmark's `plugboard`: the API key and the demo app's client secret,

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState};
-use crate::store::ConnectionKey;
 use crate::sync::context::{HostContext, Purpose};
+use plugboard_store::ConnectionKey;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/actions/{action}", post(run))

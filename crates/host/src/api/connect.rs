@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState, hash_token, random_token};
 use crate::integrations::Integration;
-use crate::store::ConnectSession;
+use plugboard_store::ConnectSession;
 
 /// How long a connect link works.
 const SESSION_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);

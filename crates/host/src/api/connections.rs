@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{ApiError, ApiQuery, AppState, key_connections};
 use crate::refresh::REFRESH_MARGIN;
-use crate::store::{Connection, ConnectionKey};
+use plugboard_store::{Connection, ConnectionKey};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -158,8 +158,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let key = key_of(connection_id, params.integration)?;
     state.integration(&key.integration)?;
-    let deleted = state.connections.store().delete_connection(&key).await?;
-    state.connections.forget(&key);
+    let deleted = state.connections.delete(&key).await?;
     if !deleted {
         return Err(ApiError::connection_not_found(
             &key.connection_id,

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use plugboard_core::ErrorKind;
 use plugboard_core::http::Credential;
 use secrecy::SecretString;
@@ -22,7 +21,7 @@ use super::account::fetch_account;
 use super::connect::new_connection_config;
 use super::connections::ConnectionView;
 use super::{ApiError, ApiJson, AppState};
-use crate::store::{ConnectionKey, NewConnection, Tokens};
+use plugboard_store::{ConnectionKey, NewConnection, Tokens};
 
 /// Longest key accepted; real keys are well under 200 characters.
 const MAX_KEY_LEN: usize = 4096;
@@ -101,7 +100,6 @@ pub(super) async fn create(
     };
 
     let key = ConnectionKey::new(&request.integration, &request.connection_id);
-    let existed = state.connections.store().connection(&key).await?.is_some();
     let new = NewConnection {
         key,
         provider: integration.spec().id.clone(),
@@ -115,19 +113,15 @@ pub(super) async fn create(
             scopes: Vec::new(),
         },
     };
-    let connection = state
-        .connections
-        .store()
-        .save_connection(new, Utc::now())
-        .await?;
+    let connection = state.connections.save(new).await?;
     tracing::info!(integration = %request.integration, connection_id = %request.connection_id, "API-key connection saved");
     state.syncs.connection_saved(&connection);
     let view = ConnectionView::of(&connection);
-    state.connections.remember(connection);
-    let status = if existed {
-        StatusCode::OK
-    } else {
+    // Decided by the store's write, so of racing creations one answers 201.
+    let status = if connection.token_version == 1 {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok((status, Json(view)))
 }

@@ -1,4 +1,5 @@
-//! The HTTP API: one [`AppState`], one error type ([`ApiError`]), and a router per area.
+//! The HTTP API: handlers on the host's [`AppState`], one error type ([`ApiError`]), and a
+//! router per area.
 //!
 //! Every route but `/health` and the OAuth browser routes (`/oauth/…`, which browsers reach
 //! through links and provider redirects) needs `Authorization: Bearer <secret_key>`.
@@ -15,11 +16,9 @@ mod oauth;
 mod proxy;
 mod records;
 mod syncs;
-mod upstream;
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -38,53 +37,15 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_service::Service;
 
-use crate::config::ServerConfig;
-use crate::integrations::{Integration, Integrations};
-use crate::refresh::{Connections, RefreshError};
-use crate::store::StoreError;
-use crate::sync::Syncs;
+use crate::integrations::Integration;
+use crate::refresh::RefreshError;
+pub use crate::state::AppState;
+use plugboard_store::StoreError;
 
 pub use connect::{CreateSession, create_session};
 pub use records::record_json;
 
-/// Everything the handlers share.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-pub struct Shared {
-    pub server: ServerConfig,
-    pub integrations: Integrations,
-    pub connections: Connections,
-    pub syncs: Syncs,
-    /// The process's one HTTP client: pooled connections, redirects never followed.
-    pub http: reqwest::Client,
-    /// The proxy's client, hyper's own: same rules, fewer layers (see `upstream.rs`).
-    upstream: upstream::Upstream,
-    /// SHA-256 of the API key, so requests are checked in constant time without keeping the
-    /// key itself around.
-    api_key_digest: [u8; 32],
-}
-
 impl AppState {
-    pub fn new(
-        server: ServerConfig,
-        integrations: Integrations,
-        connections: Connections,
-        syncs: Syncs,
-        http: reqwest::Client,
-        api_key: &secrecy::SecretString,
-    ) -> Self {
-        AppState(Arc::new(Shared {
-            server,
-            integrations,
-            connections,
-            syncs,
-            http,
-            upstream: upstream::Upstream::new(),
-            api_key_digest: auth::digest(secrecy::ExposeSecret::expose_secret(api_key)),
-        }))
-    }
-
     /// The integration, or the API's 404.
     fn integration(&self, name: &str) -> Result<&Arc<Integration>, ApiError> {
         self.integrations.get(name).ok_or_else(|| {
@@ -94,14 +55,6 @@ impl AppState {
                 format!("no integration `{name}`"),
             )
         })
-    }
-}
-
-impl Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
     }
 }
 
@@ -250,12 +203,25 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "store failure");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            "the store failed; see the server log",
-        )
+        match error {
+            // Passing: the database is away or busy. The caller may try again shortly.
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => {
+                tracing::warn!(%error, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store cannot be reached right now; try again shortly",
+                )
+            }
+            _ => {
+                tracing::error!(%error, "store failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store_error",
+                    "the store failed; see the server log",
+                )
+            }
+        }
     }
 }
 
@@ -329,7 +295,7 @@ pub fn random_token() -> String {
 
 /// Hex SHA-256, how single-use tokens and states are looked up without being stored.
 pub fn hash_token(token: &str) -> String {
-    auth::digest(token)
+    crate::state::digest(token)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

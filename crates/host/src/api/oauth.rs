@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 use super::account::fetch_account;
 use super::{AppState, hash_token, random_token};
 use crate::integrations::Integration;
-use crate::store::{ConnectSession, Flow, NewConnection, OAuthState, Tokens};
+use plugboard_store::{ConnectSession, Flow, NewConnection, OAuthState, Tokens};
 
 const STATE_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
 const BROWSER_COOKIE: &str = "plugboard_oauth";
@@ -391,7 +391,7 @@ async fn complete_connect(
     )
     .await;
     let new = NewConnection {
-        key: crate::store::ConnectionKey::new(&flow.integration, &flow.connection_id),
+        key: plugboard_store::ConnectionKey::new(&flow.integration, &flow.connection_id),
         provider: integration.spec().id.clone(),
         connection_config: flow.connection_config.clone(),
         account,
@@ -403,16 +403,10 @@ async fn complete_connect(
             scopes: tokens.scopes,
         },
     };
-    match state
-        .connections
-        .store()
-        .save_connection(new, Utc::now())
-        .await
-    {
+    match state.connections.save(new).await {
         Ok(connection) => {
             tracing::info!(integration = %flow.integration, connection_id = %flow.connection_id, "connection saved");
             state.syncs.connection_saved(&connection);
-            state.connections.saved(connection).await;
             finish(flow, Ok(("connected", String::new())))
         }
         Err(error) => store_failure(error),
@@ -531,7 +525,7 @@ fn kind_code(kind: OAuthErrorKind) -> &'static str {
     }
 }
 
-fn store_failure(error: crate::store::StoreError) -> Outcome {
+fn store_failure(error: plugboard_store::StoreError) -> Outcome {
     tracing::error!(%error, "store failure in an OAuth flow");
     Outcome::page(
         StatusCode::INTERNAL_SERVER_ERROR,

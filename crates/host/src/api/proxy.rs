@@ -25,10 +25,10 @@ use axum::response::{IntoResponse, Response};
 use plugboard_core::http::{RetryPolicy, resolve_url};
 use plugboard_core::spec::RetrySpec;
 
-use super::upstream::UpstreamError;
 use super::{ApiError, AppState, auth};
 use crate::refresh::REFRESH_MARGIN;
-use crate::store::ConnectionKey;
+use crate::upstream::UpstreamError;
+use plugboard_store::ConnectionKey;
 
 /// Bodies up to this size are kept so a request can be retried.
 const REPLAYABLE_BODY: u64 = 1024 * 1024;

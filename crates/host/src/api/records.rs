@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, ApiQuery, AppState};
-use crate::store::{
+use plugboard_store::{
     ConnectionKey, MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordQuery, StoredRecord,
 };
 

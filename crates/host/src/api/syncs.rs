@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, ApiQuery, AppState};
-use crate::store::{Connection, ConnectionKey, RunStatus};
+use plugboard_store::{Connection, ConnectionKey, RunStatus};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

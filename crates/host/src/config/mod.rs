@@ -91,10 +91,11 @@ impl ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreConfig {
-    Sqlite { path: PathBuf },
-}
+/// `[store] url` (and `pool_size`): where the store lives.
+pub type StoreConfig = plugboard_store::Location;
+
+/// Connections each replica keeps to PostgreSQL unless `[store] pool_size` says otherwise.
+const DEFAULT_POOL_SIZE: u32 = 10;
 
 pub struct SecurityConfig {
     /// The API's bearer key.
@@ -561,28 +562,38 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 fn read_store(ctx: &mut Ctx<'_>, mut t: Table) -> Option<StoreConfig> {
-    let store = t
-        .required(ctx, "url", "a database URL such as \"sqlite://plugboard.db\"")
-        .and_then(|f| {
-            let text = ctx.string(&f, "a database URL")?;
-            if let Some(path) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
-                let path = path.split('?').next().unwrap_or_default();
-                if path.is_empty() {
-                    ctx.error(&f, "names no file; expected \"sqlite://path/to/plugboard.db\"");
+    let pool_size = match t.take("pool_size") {
+        Some(f) => {
+            let size = ctx.integer(&f, "a number of connections, 1 to 1000")?;
+            match u32::try_from(size) {
+                Ok(size @ 1..=1000) => Some(size),
+                _ => {
+                    ctx.error(&f, "must be a number of connections from 1 to 1000");
                     return None;
                 }
-                Some(StoreConfig::Sqlite { path: PathBuf::from(path) })
-            } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-                ctx.error(&f, "PostgreSQL is not supported yet; use \"sqlite://path/to/plugboard.db\"");
-                None
-            } else {
-                ctx.error(
-                    &f,
-                    format!("`{text}` is not a supported database URL; expected \"sqlite://path/to/plugboard.db\""),
-                );
+            }
+        }
+        None => None,
+    };
+    let expected = format!("a database URL such as {}", plugboard_store::URL_FORMS);
+    let store = t.required(ctx, "url", &expected).and_then(|f| {
+        let text = ctx.string(&f, "a database URL")?;
+        match StoreConfig::from_url(&text, pool_size.unwrap_or(DEFAULT_POOL_SIZE)) {
+            Ok(location) => {
+                if pool_size.is_some() && matches!(location, StoreConfig::Sqlite { .. }) {
+                    ctx.warn(
+                        &f,
+                        "`pool_size` applies to PostgreSQL only; SQLite ignores it",
+                    );
+                }
+                Some(location)
+            }
+            Err(problem) => {
+                ctx.error(&f, problem);
                 None
             }
-        });
+        }
+    });
     t.finish(ctx);
     store
 }

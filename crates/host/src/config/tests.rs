@@ -165,7 +165,7 @@ fn every_problem_is_reported_at_once() {
             "\"https://app.example.com\"]",
             "\"https://app.example.com/callback\"]",
         )
-        .replace("sqlite://data/plugboard.db", "postgres://db/plugboard")
+        .replace("sqlite://data/plugboard.db", "mongodb://db/plugboard")
         .replace("active_key = \"k1\"", "active_key = \"k9\"")
         .replace(
             "client_id = \"11111111-2222-3333-4444-555555555555\"",
@@ -376,4 +376,75 @@ fn a_syncs_page_size_is_bounded_by_what_the_provider_serves() {
             .to_string(),
     );
     insta::assert_snapshot!(messages.join("\n\n"));
+}
+
+#[test]
+fn a_postgres_store_takes_its_url_as_given_and_a_pool_size() {
+    let url = "postgres://app:pw@db.internal:5432/plugboard?sslmode=require&application_name=pb";
+    let text = VALID.replace(
+        "url = \"sqlite://data/plugboard.db\"",
+        &format!("url = \"{url}\"\npool_size = 25"),
+    );
+    let loaded = load_with(&text, &[]).unwrap();
+    assert_eq!(
+        loaded.config.store,
+        StoreConfig::Postgres {
+            url: url.to_owned(),
+            pool_size: 25
+        }
+    );
+    let default = VALID.replace("sqlite://data/plugboard.db", "postgresql://db/plugboard");
+    assert_eq!(
+        load_with(&default, &[]).unwrap().config.store,
+        StoreConfig::Postgres {
+            url: "postgresql://db/plugboard".into(),
+            pool_size: 10
+        }
+    );
+}
+
+#[test]
+fn bad_store_urls_and_pool_sizes_are_named_without_their_password() {
+    for (store, env) in [
+        ("url = \"mysql://root:hunter2@db/plugboard\"", vec![]),
+        ("url = \"postgres://app:hunter2@db:port/x\"", vec![]),
+        ("url = \"postgres://db/plugboard\"\npool_size = 0", vec![]),
+        (
+            "url = \"${DATABASE_URL}\"",
+            vec![("DATABASE_URL", "redis://:hunter2@cache")],
+        ),
+    ] {
+        let text = VALID.replace("url = \"sqlite://data/plugboard.db\"", store);
+        let message = errors(&text, &env);
+        assert!(!message.contains("hunter2"), "{message}");
+        insta::assert_snapshot!(message);
+    }
+}
+
+#[test]
+fn the_postgres_replicas_example_loads() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/examples/postgres-replicas.toml");
+    let env = [
+        (
+            "PLUGBOARD_DATABASE_URL",
+            "postgres://plugboard@db.internal/plugboard",
+        ),
+        (
+            "PLUGBOARD_SECRET_KEY",
+            "an-example-api-key-of-at-least-32-chars",
+        ),
+        ("PLUGBOARD_ENCRYPTION_KEY", KEY_1),
+        (
+            "MICROSOFT_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+        ("MICROSOFT_CLIENT_SECRET", "example-secret"),
+        ("PLUGBOARD_WEBHOOK_SECRET", "a-webhook-secret-0123"),
+    ];
+    let loaded = load(&path, &registry(), &options(&env)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        loaded.config.store,
+        StoreConfig::Postgres { pool_size: 10, .. }
+    ));
 }

@@ -14,10 +14,10 @@ use plugboard_core::{
 };
 use serde_json::Value;
 
-use crate::api::AppState;
 use crate::integrations::Integration;
 use crate::refresh::{REFRESH_MARGIN, RefreshError};
-use crate::store::{Connection, RecordJson, RunCounts, RunLog, StoreError};
+use crate::state::AppState;
+use plugboard_store::{Connection, RecordJson, RunCounts, RunLog, StoreError};
 
 /// Log lines kept per run; a chatty provider cannot fill the database.
 const MAX_LOG_LINES: usize = 2_000;

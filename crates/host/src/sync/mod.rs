@@ -21,8 +21,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::integrations::Integrations;
-use crate::store::Connection;
 use crate::webhooks::Webhooks;
+use plugboard_store::Connection;
 
 /// One sync of an integration as it runs: the spec's, with the integration's overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]

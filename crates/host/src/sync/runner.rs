@@ -13,9 +13,9 @@ use plugboard_core::{PreviousRun, Record, RunInfo, SyncMode};
 use serde_json::{Value, json};
 
 use super::context::{HostContext, Progress, Purpose};
-use crate::api::AppState;
 use crate::integrations::Integration;
-use crate::store::{ConnectionKey, RunCounts, RunLog, RunStatus, Store};
+use crate::state::AppState;
+use plugboard_store::{ConnectionKey, RunCounts, RunLog, RunStatus, Store};
 
 /// How long a run's lease lasts unless renewed: how long a sync stays blocked after its
 /// replica died mid-run.
@@ -31,6 +31,9 @@ pub struct RunRequest {
     pub mode: SyncMode,
     /// Store nothing; keep a sample of the records instead.
     pub dry_run: bool,
+    /// For a run the schedule made due: not made when a run of the sync that started after
+    /// this time succeeded (in any replica), so replicas that each found it due make it once.
+    pub unless_succeeded_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -86,6 +89,7 @@ pub async fn run_sync(
         sync,
         mode,
         dry_run,
+        unless_succeeded_since,
     } = request;
     let settings = state
         .syncs
@@ -123,7 +127,14 @@ pub async fn run_sync(
         let lease_until = started_at + RUN_LEASE;
         Some(
             store
-                .start_run(&row, &sync, mode_name(mode), lease_until, started_at)
+                .start_run(
+                    &row,
+                    &sync,
+                    mode_name(mode),
+                    lease_until,
+                    started_at,
+                    unless_succeeded_since,
+                )
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| NotStarted::Busy(sync.clone()))?,

@@ -21,8 +21,8 @@ use plugboard_core::SyncMode;
 use tokio::sync::{Mutex, Notify};
 
 use super::runner::{NotStarted, RunRequest, run_sync};
-use crate::api::AppState;
-use crate::store::{Connection, ConnectionKey, ConnectionStatus, RunStatus};
+use crate::state::AppState;
+use plugboard_store::{Connection, ConnectionKey, ConnectionStatus, RunStatus};
 
 /// How often the scheduler looks for new connections when nothing wakes it.
 const TICK: Duration = Duration::from_secs(1);
@@ -30,8 +30,9 @@ const TICK: Duration = Duration::from_secs(1);
 const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
 /// A scheduled run whose sync is running in another replica is tried again after this.
 const BUSY_RETRY: Duration = Duration::from_secs(2);
-/// How often runs whose replica died (their lease expired) are marked failed, besides start-up.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How often runs whose replica died (their lease expired) are marked failed, besides start-up;
+/// their syncs are then due at once here, so a live replica resumes them from their checkpoints.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// What the scheduler knows of one (connection, sync).
 #[derive(Debug, Clone)]
@@ -146,6 +147,46 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// Reads again from the store what another replica may have changed about the connection's
+    /// syncs (paused, frequency); entries of a deleted connection are left to the next tick,
+    /// which forgets them.
+    pub async fn reload(&self, state: &AppState, key: &ConnectionKey) -> Result<(), String> {
+        let syncs: Vec<String> = self
+            .entries
+            .lock()
+            .await
+            .keys()
+            .filter(|(entry_key, _)| entry_key == key)
+            .map(|(_, sync)| sync.clone())
+            .collect();
+        if syncs.is_empty() {
+            return Ok(());
+        }
+        let store = state.connections.store();
+        let Some(connection) = store.connection(key).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        for sync in syncs {
+            let sync_state = store
+                .sync_state(&connection.id, &sync)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(entry) = self
+                .entries
+                .lock()
+                .await
+                .get_mut(&(key.clone(), sync.clone()))
+            {
+                entry.paused = sync_state.paused;
+                entry.frequency = sync_state.frequency_secs.map(Duration::from_secs);
+            }
+        }
+        self.wake();
+        Ok(())
+    }
+}
+
 async fn initial_entry(
     state: &AppState,
     connection: &Connection,
@@ -195,23 +236,55 @@ async fn due_at(
 }
 
 /// Marks failed the runs whose process stopped: their leases expired. Runs of live replicas
-/// keep renewing theirs and are left alone.
-async fn fail_interrupted_runs(state: &AppState) {
+/// keep renewing theirs and are left alone. Whether any was.
+async fn fail_interrupted_runs(state: &AppState) -> bool {
     match state
         .connections
         .store()
         .fail_interrupted_runs(Utc::now())
         .await
     {
-        Ok(0) => {}
+        Ok(0) => false,
         Ok(n) => {
             tracing::warn!(
                 runs = n,
                 "runs cut short by a stop of their host were marked failed; they resume from their checkpoints"
-            )
+            );
+            true
         }
-        Err(error) => tracing::error!(%error, "marking interrupted runs failed"),
+        Err(error) => {
+            tracing::error!(%error, "marking interrupted runs failed");
+            false
+        }
     }
+}
+
+/// Brings forward every sync this scheduler knows whose last run failed, so a run another
+/// replica left behind when it died is taken over here at once.
+async fn reschedule_failed(state: &AppState) {
+    let schedule = &state.syncs.schedule;
+    let idle: Vec<EntryKey> = schedule
+        .entries
+        .lock()
+        .await
+        .iter()
+        .filter(|(_, entry)| !entry.running)
+        .map(|(key, _)| key.clone())
+        .collect();
+    let store = state.connections.store();
+    for (key, sync) in idle {
+        let last = match store.connection(&key).await {
+            Ok(Some(connection)) => store.runs(&connection.id, &sync, 1).await,
+            _ => continue,
+        };
+        if let Ok(Some(run)) = last.map(|runs| runs.into_iter().next())
+            && run.status == RunStatus::Failed
+            && let Some(entry) = schedule.entries.lock().await.get_mut(&(key, sync))
+        {
+            entry.next_run_at = entry.next_run_at.min(Utc::now());
+        }
+    }
+    schedule.wake();
 }
 
 /// Starts the scheduler; it runs until the process ends.
@@ -221,7 +294,9 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut swept = std::time::Instant::now();
         loop {
             if swept.elapsed() >= SWEEP_EVERY {
-                fail_interrupted_runs(&state).await;
+                if fail_interrupted_runs(&state).await {
+                    reschedule_failed(&state).await;
+                }
                 swept = std::time::Instant::now();
             }
             let wait = match tick(&state).await {
@@ -350,12 +425,25 @@ fn spawn_run(
             }
         };
         let started = Utc::now();
+        let unless_succeeded_since = match start {
+            Start::Triggered(_) => None,
+            Start::Scheduled => {
+                let frequency = schedule
+                    .entry(&key, &sync)
+                    .await
+                    .map_or(default_frequency, |e| frequency(&e));
+                chrono::Duration::from_std(frequency)
+                    .ok()
+                    .and_then(|frequency| started.checked_sub_signed(frequency))
+            }
+        };
         let request = RunRequest {
             integration,
             key: key.clone(),
             sync: sync.clone(),
             mode,
             dry_run: false,
+            unless_succeeded_since,
         };
         let outcome = run_sync(&state, request, None).await;
         let finished = Utc::now();

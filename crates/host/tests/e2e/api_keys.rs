@@ -40,12 +40,14 @@ fn config(world: &World, keys: &[&str]) -> String {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../providers/specs");
     let gateway = format!("{}/apim", world.emulator.url());
     let extra = format!(
-        "{SYNCS_OFF}\n[[providers]]\nspec_dir = {shipped:?}\n\n[[providers]]\nspec_dir = \"specs\"\n\n\
+        "{SYNCS_OFF}\n[[providers]]\nspec_dir = {shipped:?}\n\n[[providers]]\nspec_dir = {own:?}\n\n\
          [integrations.apim]\nprovider = \"azure-api-management\"\n\n\
          [integrations.apim.overrides]\napi_base_url = \"{gateway}\"\n\n\
          [integrations.apim-query]\nprovider = \"apim-query\"\n\n\
          [integrations.apim-query.overrides]\napi_base_url = \"{gateway}\"\n",
         shipped = shipped.display().to_string(),
+        // Absolute, so a replica's copy of the config (in a directory of its own) finds it.
+        own = world.dir.0.join("specs").display().to_string(),
     );
     world.config_with(keys, &extra)
 }
@@ -379,5 +381,37 @@ fn an_api_key_integration_with_oauth_client_settings_is_refused() {
     assert!(
         !stderr.contains("s3cr3t-client-value"),
         "the secret is not echoed: {stderr}"
+    );
+}
+
+/// Creations of one connection racing through two processes on one SQLite file: every one
+/// is saved (none fails with "database is locked"), and exactly one answers 201.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_creations_across_replicas_all_succeed_and_one_answers_201() {
+    let world = world().await;
+    let replica = world.start_replica().await;
+    let sub = subscription(&world, "Contoso").await;
+    let body = json!({"integration": "apim", "connection_id": "raced",
+                      "connection_config": {"service": "contoso"},
+                      "credentials": {"api_key": sub.key}});
+    let hosts = [&world.host, &replica];
+    let answers =
+        futures::future::join_all((0..40).map(|i| create(hosts[i % 2], body.clone()))).await;
+    for (status, answer) in &answers {
+        assert!(
+            *status == StatusCode::CREATED || *status == StatusCode::OK,
+            "{status} {answer}"
+        );
+    }
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1);
+    let listed = replica.get_json("/connections?integration=apim").await;
+    assert_eq!(
+        listed["connections"].as_array().unwrap().len(),
+        1,
+        "{listed}"
     );
 }

@@ -4,7 +4,7 @@ use plugboard_emulator::{AuthorizeErrorKind, NextOutcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Browser, World, execute_sql};
+use crate::support::{Browser, World};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_connects_an_account_end_to_end() {
@@ -106,14 +106,11 @@ async fn callbacks_are_refused_without_a_token_request_unless_everything_matches
     let victims = Browser::new().until_callback(&link("c3").await).await;
     assert_refused(&mut mallory, &victims, "started in another browser").await;
 
-    // Expired state: ten minutes pass (the row's expiry is moved into the past).
+    // Expired state: ten minutes pass, and expired flows are purged.
     let mut browser = Browser::new();
     let callback = browser.until_callback(&link("c4").await).await;
-    execute_sql(
-        &world.host.db_path,
-        "UPDATE oauth_states SET expires_at = 0",
-    )
-    .await;
+    let later = chrono::Utc::now() + chrono::Duration::minutes(11);
+    world.store().await.purge_expired(later).await.unwrap();
     assert_refused(&mut browser, &callback, "has expired").await;
 
     // A state nobody issued.

@@ -5,6 +5,7 @@ mod cli;
 mod connect;
 mod page_size;
 mod plugins;
+mod postgres;
 mod proxy;
 mod refresh;
 mod replicas;

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 
-use crate::support::{World, all_answered, execute_sql};
+use plugboard_store::{ConnectionKey, NewConnection};
+
+use crate::support::{World, all_answered};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_storm_makes_exactly_one_token_request() {
@@ -97,12 +99,25 @@ async fn a_token_about_to_expire_is_refreshed_before_it_is_handed_out() {
     let world = World::start().await;
     world.connect("microsoft", "soon").await;
     let before = world.host.credentials("microsoft", "soon").await;
-    // One minute left: inside the five-minute refresh margin.
-    execute_sql(
-        &world.host.db_path,
-        "UPDATE connections SET expires_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) + 60000",
-    )
-    .await;
+    // One minute left: inside the five-minute refresh margin. Saved as another process would
+    // (a reconnect with a token that expires soon), which the host sees within a second.
+    let store = world.store().await;
+    let key = ConnectionKey::new("microsoft", "soon");
+    let stored = store.connection(&key).await.unwrap().unwrap();
+    let mut tokens = stored.tokens.clone();
+    tokens.expires_at = Some(chrono::Utc::now() + chrono::Duration::seconds(60));
+    let expiring = NewConnection {
+        key,
+        provider: stored.provider,
+        connection_config: stored.connection_config,
+        account: stored.account,
+        tokens,
+    };
+    store
+        .save_connection(expiring, chrono::Utc::now())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let after = world.host.credentials("microsoft", "soon").await;
     assert_ne!(
         before["credentials"]["access_token"],

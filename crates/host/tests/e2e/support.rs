@@ -1,19 +1,24 @@
 //! Starts the real `plugboard` binary against an in-test emulator, both over HTTP on loopback,
 //! and drives them like a caller's backend and an end user's browser would.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use plugboard_emulator::{
     ControlClient, DemoOptions, DemoSetup, Emulator, EmulatorOptions, ExpireTokens, FaultKind,
     FaultRule, RunningEmulator, ThrottleSettings, UpdateSettings,
 };
+use plugboard_store::crypto::KeyRing;
+use plugboard_store::testing::TestDatabase;
+use plugboard_store::{Location, Store};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use secrecy::SecretBox;
 use serde_json::{Value, json};
 
 pub const API_KEY: &str = "test-api-key-0123456789-0123456789-abcdef";
@@ -49,6 +54,11 @@ pub fn free_port() -> u16 {
 
 /// The emulator, its demo tenant, an echo server, a scratch directory and a running host.
 pub struct World {
+    /// The PostgreSQL database of a world on PostgreSQL (dropped by [`World::finish`]); `None`
+    /// on SQLite, the host's file in `dir`.
+    pub database: Option<TestDatabase>,
+    /// The relay the host reaches PostgreSQL through, when the test cuts it off.
+    pub relay: Option<Relay>,
     pub emulator: RunningEmulator,
     pub control: ControlClient,
     pub demo: DemoSetup,
@@ -79,6 +89,11 @@ impl World {
 
     /// A world whose demo user has `people` people and whose host config ends with `extra`.
     pub async fn start_with(people: usize, extra: &str) -> World {
+        Self::start_on(StoreKind::Sqlite, people, extra).await
+    }
+
+    /// [`World::start_with`], with the host's store on `kind`.
+    pub async fn start_on(kind: StoreKind, people: usize, extra: &str) -> World {
         let emulator = Emulator::start(EmulatorOptions {
             throttling: ThrottleSettings {
                 max_concurrent_per_mailbox: 10_000,
@@ -101,9 +116,19 @@ impl World {
             .unwrap();
         let echo_url = start_echo().await;
         let dir = TempDir::new();
+        let database = match kind {
+            StoreKind::Sqlite => None,
+            StoreKind::Postgres | StoreKind::PostgresThroughRelay => {
+                Some(TestDatabase::create().await)
+            }
+        };
+        let relay = match kind {
+            StoreKind::PostgresThroughRelay => Some(Relay::start(postgres_address()).await),
+            _ => None,
+        };
         let mut config = host_config_with(
             port,
-            &dir.0,
+            &store_url(database.as_ref(), relay.as_ref(), &dir.0),
             &emulator.url(),
             &demo.client_id,
             &echo_url,
@@ -113,6 +138,8 @@ impl World {
         config.push_str(extra);
         let host = Host::start(&dir.0, port, &config, &demo.client_secret, &[("k1", KEY_1)]).await;
         World {
+            database,
+            relay,
             emulator,
             control,
             demo,
@@ -163,7 +190,7 @@ impl World {
     pub fn config_with(&self, key_ids: &[&str], extra: &str) -> String {
         host_config_with(
             self.host.port(),
-            &self.dir.0,
+            &store_url(self.database.as_ref(), self.relay.as_ref(), &self.dir.0),
             &self.emulator.url(),
             &self.demo.client_id,
             &self.echo_url,
@@ -293,7 +320,7 @@ impl World {
 
 pub fn host_config_with(
     port: u16,
-    dir: &Path,
+    store_url: &str,
     emulator: &str,
     client_id: &str,
     echo: &str,
@@ -312,7 +339,7 @@ public_url = "http://127.0.0.1:{port}"
 allowed_return_origins = ["http://localhost:3000"]
 
 [store]
-url = "sqlite://{db}"
+url = "{store_url}"
 
 [security]
 encryption_keys = {{ {keys} }}
@@ -354,7 +381,6 @@ authorization_url = "{emulator}/{{tenant}}/oauth2/v2.0/authorize"
 token_url = "{emulator}/{{tenant}}/oauth2/v2.0/token"
 api_base_url = "{echo}/api"
 {extra}"#,
-        db = dir.join("plugboard.db").display(),
         keys = keys.join(", "),
         active = key_ids.last().unwrap(),
     )
@@ -758,16 +784,130 @@ pub fn providers_config(dir: &Path, rest: &str) -> PathBuf {
     path
 }
 
-/// Runs one statement on the host's database, as a test's stand-in for time passing.
-pub async fn execute_sql(db_path: &Path, statement: &'static str) {
-    use sqlx::ConnectOptions;
-    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db_path)
-        .busy_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query(statement).execute(&mut db).await.unwrap();
+/// Which backend a world's store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+    /// PostgreSQL, reached by the host through a [`Relay`] the test can cut.
+    PostgresThroughRelay,
+}
+
+/// The `[store] url` of a world: its PostgreSQL database (through the relay, if any), or a
+/// SQLite file in `dir`.
+fn store_url(database: Option<&TestDatabase>, relay: Option<&Relay>, dir: &Path) -> String {
+    match (database, relay) {
+        (Some(database), Some(relay)) => {
+            let mut url = url::Url::parse(database.url()).unwrap();
+            url.set_port(Some(relay.port)).unwrap();
+            url.to_string()
+        }
+        (Some(database), None) => database.url().to_owned(),
+        (None, _) => format!("sqlite://{}", dir.join("plugboard.db").display()),
+    }
+}
+
+/// Where the test PostgreSQL listens.
+fn postgres_address() -> String {
+    let url = url::Url::parse(&plugboard_store::testing::postgres_url()).unwrap();
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port().unwrap_or(5432)
+    )
+}
+
+/// A TCP relay on loopback in front of a server, which a test can cut off (every open
+/// connection dropped, new ones refused) and restore: the database going away and coming back.
+pub struct Relay {
+    pub port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (is_cut, tasks) = (cut.clone(), open.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Relay {
+            port,
+            cut,
+            open,
+            accept,
+        }
+    }
+
+    /// Drops every relayed connection and refuses new ones until [`Relay::restore`].
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in self.open.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+impl World {
+    /// The world's store, opened from this test as another process would: for what the API
+    /// does not offer, such as time passing for a connection's tokens.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let location = match &self.database {
+            Some(database) => Location::Postgres {
+                url: database.url().to_owned(),
+                pool_size: 2,
+            },
+            None => Location::Sqlite {
+                path: self.dir.0.join("plugboard.db"),
+            },
+        };
+        let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(KEY_1)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let keys = BTreeMap::from([("k1".to_owned(), SecretBox::new(Box::new(key)))]);
+        let ring = KeyRing::new(&keys, "k1").unwrap();
+        plugboard_store::open(&location, Arc::new(ring), true)
+            .await
+            .unwrap()
+    }
+
+    /// Stops the host and drops the world's PostgreSQL database, if it has one.
+    pub async fn finish(mut self) {
+        self.host.kill();
+        self.relay.take();
+        if let Some(database) = self.database.take() {
+            database.drop_database().await;
+        }
+    }
 }
 
 /// Sends one raw HTTP/1.1 request, so paths reach the host exactly as written (HTTP clients
@@ -800,6 +940,7 @@ pub const WEBHOOK_SECRET: &str = "webhook-secret-0123456789";
 pub struct Delivery {
     pub signature: String,
     pub timestamp: String,
+    pub event_id: String,
     pub body: String,
     pub arrived: Instant,
 }
@@ -840,6 +981,7 @@ where
                 sink.lock().unwrap().push(Delivery {
                     signature: header("x-plugboard-signature"),
                     timestamp: header("x-plugboard-timestamp"),
+                    event_id: header("x-plugboard-event-id"),
                     body: body.clone(),
                     arrived: Instant::now(),
                 });
@@ -891,7 +1033,14 @@ pub fn events(received: &Received, kind: &str) -> Vec<Value> {
                 "timestamp {}",
                 delivery.timestamp
             );
-            serde_json::from_str::<Value>(body).unwrap()
+            let event = serde_json::from_str::<Value>(body).unwrap();
+            // The same on every attempt at the event, since the body is.
+            assert_eq!(
+                event["id"],
+                delivery.event_id.as_str(),
+                "event id of {body}"
+            );
+            event
         })
         .filter(|event| event["type"] == kind)
         .collect()

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use plugboard_core::{RawRecord, Record};
 use serde_json::Value;
 
-use super::{StoreError, StoreResult};
+use crate::{StoreError, StoreResult};
 
 /// The most records one [`RecordQuery`] returns.
 pub const MAX_RECORDS_LIMIT: u32 = 10_000;
@@ -231,3 +231,7 @@ pub struct WebhookDelivery {
     pub error: Option<String>,
     pub delivered: bool,
 }
+
+/// The error of a run whose process stopped (its lease expired) before it finished.
+pub(crate) const INTERRUPTED: &str =
+    "the host stopped during the run; the next run resumes from its checkpoint";

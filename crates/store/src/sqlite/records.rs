@@ -6,53 +6,30 @@
 //! seen log (`crawl_seen`) as one row (a JSON array), so unchanged records are neither
 //! rewritten nor even touched.
 //!
-//! `last_modified_at` is one stamp per write transaction, strictly greater than the stamp of
-//! every earlier transaction (the current time in microseconds, or the last stamp plus one).
-//! All writes go through the single writer connection, so stamps are issued in commit order:
-//! a listing that has passed a (stamp, id) position never misses a record committed later.
-
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+//! `last_modified_at` is one stamp per write transaction from the model's clock in
+//! `record_clocks`, advanced by the transaction's first statement: SQLite lets one transaction
+//! write at a time, in whichever process, so stamps are issued in commit order and a listing
+//! that has passed a (stamp, id) position never misses a record committed later.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sqlite::{SCAN_CACHE_KIB, SqliteStore, WRITER_CACHE_KIB};
-use super::{
+use super::{BEGIN_WRITE, SCAN_CACHE_KIB, SqliteStore, WRITER_CACHE_KIB, log_change_of_row};
+use crate::batch::{Prepared, prepare};
+use crate::columns::{from_micros, micros};
+use crate::rotation::Pass;
+use crate::{
     RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus,
     SaveOutcome, StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
 };
-use crate::crypto::Aad;
 
-const RECORDS: &str = "records";
 /// Ids per `IN (…)` list, well below SQLite's limit on bound parameters.
 const IDS_PER_QUERY: usize = 500;
-/// The error of a run whose process stopped (its lease expired) before it finished.
-const INTERRUPTED: &str =
-    "the host stopped during the run; the next run resumes from its checkpoint";
+use crate::records::INTERRUPTED;
 /// Rows per multi-row upsert (11 parameters each).
 const ROWS_PER_UPSERT: usize = 80;
-
-/// A record ready to be written: its JSON and content hash, computed before any encryption.
-struct Prepared<'a> {
-    id: Cow<'a, str>,
-    json: Cow<'a, str>,
-    hash: [u8; 32],
-}
-
-fn content_hash(model: &str, id: &str, json: &str) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(model.as_bytes());
-    hasher.update([0]);
-    hasher.update(id.as_bytes());
-    hasher.update([0]);
-    hasher.update(json.as_bytes());
-    hasher.finalize().into()
-}
 
 /// Which records of a batch to write, by position in the batch and in its order: the new ones
 /// (or ones deleted before) as added, those whose content hash differs as updated. SQLite
@@ -117,33 +94,25 @@ async fn forget_seen(
     Ok(())
 }
 
-/// The record's identity for the ciphertext's associated data: provider ids may contain any
-/// character (NUL included), so the identity is a hash of connection, model and id.
-fn row_identity(connection: &str, model: &str, id: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(connection.as_bytes());
-    hasher.update([0]);
-    hasher.update(model.as_bytes());
-    hasher.update([0]);
-    hasher.update(id.as_bytes());
-    // Hex by hand: this runs for every record written, and `format!` per byte was a visible
-    // share of an initial sync.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(64);
-    for byte in hasher.finalize() {
-        text.push(char::from(HEX[usize::from(byte >> 4)]));
-        text.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
-    text
-}
-
-pub(super) fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
-}
-
-fn from_micros(us: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us} is out of range")))
+/// Advances the model's clock and answers the stamp of this write transaction: the current
+/// time in microseconds, or one past the last stamp when the clock is ahead (a clock that went
+/// backwards, or several writes within a microsecond).
+async fn next_stamp(
+    tx: &mut sqlx::SqliteConnection,
+    connection: &str,
+    model: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO record_clocks (connection_row, model, stamp) VALUES (?, ?, ?) \
+         ON CONFLICT (connection_row, model) DO UPDATE SET \
+         stamp = MAX(record_clocks.stamp + 1, excluded.stamp) RETURNING stamp",
+    )
+    .bind(connection)
+    .bind(model)
+    .bind(micros(now))
+    .fetch_one(tx)
+    .await?)
 }
 
 fn placeholders(n: usize) -> String {
@@ -153,57 +122,6 @@ fn placeholders(n: usize) -> String {
 }
 
 impl SqliteStore {
-    /// The stamp of a write transaction; call it only while holding the writer.
-    fn next_stamp(&self, now: DateTime<Utc>) -> i64 {
-        let now = micros(now);
-        let previous = self
-            .last_stamp
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-                Some(now.max(last + 1))
-            })
-            .unwrap_or_else(|last| last);
-        now.max(previous + 1)
-    }
-
-    fn seal_payload(&self, connection: &str, model: &str, id: &str, json: &str) -> String {
-        let row = row_identity(connection, model, id);
-        self.keys.encrypt(
-            json,
-            Aad {
-                table: RECORDS,
-                row: &row,
-                column: "payload",
-            },
-        )
-    }
-
-    fn open_payload(
-        &self,
-        connection: &str,
-        model: &str,
-        id: &str,
-        payload: &str,
-        sealed: bool,
-    ) -> StoreResult<Value> {
-        let parse = |text: &str| {
-            serde_json::from_str(text)
-                .map_err(|e| StoreError::Corrupt(format!("record payload is not JSON: {e}")))
-        };
-        if !sealed {
-            return parse(payload);
-        }
-        let row = row_identity(connection, model, id);
-        let plain = self.keys.decrypt(
-            payload,
-            Aad {
-                table: RECORDS,
-                row: &row,
-                column: "payload",
-            },
-        )?;
-        parse(secrecy::ExposeSecret::expose_secret(&plain))
-    }
-
     pub(super) async fn save_records_sqlite(
         &self,
         connection: &str,
@@ -211,25 +129,13 @@ impl SqliteStore {
         records: Vec<RecordJson<'_>>,
         now: DateTime<Utc>,
     ) -> StoreResult<SaveOutcome> {
-        // The last save of an id within a batch wins, as it would in separate calls.
-        let mut position: HashMap<String, usize> = HashMap::with_capacity(records.len());
-        let mut batch: Vec<Prepared> = Vec::with_capacity(records.len());
-        for RecordJson { id, json } in records {
-            let hash = content_hash(model, &id, &json);
-            let prepared = Prepared { id, json, hash };
-            match position.get(prepared.id.as_ref()) {
-                Some(&at) => batch[at] = prepared,
-                None => {
-                    position.insert(prepared.id.clone().into_owned(), batch.len());
-                    batch.push(prepared);
-                }
-            }
-        }
+        let batch = prepare(model, records);
         if batch.is_empty() {
             return Ok(SaveOutcome::default());
         }
 
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let stamp = next_stamp(&mut tx, connection, model, now).await?;
         let generation: i64 = sqlx::query_scalar(
             "SELECT generation FROM crawls WHERE connection_row = ? AND model = ? AND in_progress = 1",
         )
@@ -244,7 +150,6 @@ impl SqliteStore {
         let hashes: Vec<u8> = batch.iter().flat_map(|record| record.hash).collect();
         let changed = changed_positions(&mut tx, connection, model, &ids, &hashes).await?;
 
-        let stamp = self.next_stamp(now);
         let now_us = micros(now);
         let added = changed
             .iter()
@@ -273,17 +178,15 @@ impl SqliteStore {
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (record, action) in chunk {
-                let payload = if self.seal_records {
-                    self.seal_payload(connection, model, &record.id, &record.json)
-                } else {
-                    record.json.clone().into_owned()
-                };
+                let (payload, sealed) =
+                    self.sealer
+                        .payload(connection, model, &record.id, &record.json);
                 query = query
                     .bind(connection)
                     .bind(model)
                     .bind(record.id.as_ref())
                     .bind(payload)
-                    .bind(self.seal_records)
+                    .bind(sealed)
                     .bind(&record.hash[..])
                     .bind(now_us)
                     .bind(stamp)
@@ -315,8 +218,8 @@ impl SqliteStore {
         ids: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let mut tx = self.writer.begin().await?;
-        let stamp = self.next_stamp(now);
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let stamp = next_stamp(&mut tx, connection, model, now).await?;
         let mut deleted = 0;
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let sql = format!(
@@ -344,7 +247,7 @@ impl SqliteStore {
         connection: &str,
         model: &str,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO crawls (connection_row, model, generation, in_progress) VALUES (?, ?, 1, 1) \
              ON CONFLICT (connection_row, model) DO UPDATE SET \
@@ -395,7 +298,7 @@ impl SqliteStore {
         model: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<u64>> {
-        let mut tx = sqlx::Connection::begin(writer).await?;
+        let mut tx = sqlx::Connection::begin_with(writer, BEGIN_WRITE).await?;
         let generation: Option<i64> = sqlx::query_scalar(
             "SELECT generation FROM crawls WHERE connection_row = ? AND model = ? AND in_progress = 1",
         )
@@ -406,7 +309,7 @@ impl SqliteStore {
         let Some(generation) = generation else {
             return Ok(None);
         };
-        let stamp = self.next_stamp(now);
+        let stamp = next_stamp(&mut tx, connection, model, now).await?;
         let deleted = sqlx::query(
             "UPDATE records SET last_action = 'DELETED', deleted_at = ?4, last_modified_at = ?5 \
              WHERE connection_row = ?1 AND model = ?2 AND deleted_at IS NULL \
@@ -438,7 +341,7 @@ impl SqliteStore {
              deleted_at FROM records WHERE connection_row = ? AND model = ?",
         );
         if q.after.is_some() {
-            sql.push_str(" AND (last_modified_at > ? OR (last_modified_at = ? AND record_id > ?))");
+            sql.push_str(" AND (last_modified_at, record_id) > (?, ?)");
         }
         if q.modified_after.is_some() {
             sql.push_str(" AND last_modified_at > ?");
@@ -460,10 +363,7 @@ impl SqliteStore {
             .bind(&q.connection)
             .bind(&q.model);
         if let Some(after) = &q.after {
-            query = query
-                .bind(after.modified)
-                .bind(after.modified)
-                .bind(&after.id);
+            query = query.bind(after.modified).bind(&after.id);
         }
         if let Some(modified_after) = q.modified_after {
             query = query.bind(micros(modified_after));
@@ -504,7 +404,9 @@ impl SqliteStore {
         let sealed: bool = row.try_get("sealed")?;
         let modified: i64 = row.try_get("last_modified_at")?;
         Ok(StoredRecord {
-            data: self.open_payload(connection, model, &id, &payload, sealed)?,
+            data: self
+                .sealer
+                .open_payload(connection, model, &id, &payload, sealed)?,
             first_seen_at: from_micros(row.try_get("first_seen_at")?)?,
             last_modified_at: from_micros(modified)?,
             last_action: RecordAction::parse(&row.try_get::<String, _>("last_action")?)?,
@@ -521,8 +423,8 @@ impl SqliteStore {
     }
 
     /// Re-encrypts sealed record payloads not under the active key, a thousand at a time.
-    pub(super) async fn rotate_records(&self) -> StoreResult<(u64, u64)> {
-        let (mut moved, mut current) = (0, 0);
+    pub(super) async fn rotate_record_payloads(&self) -> StoreResult<Pass> {
+        let mut pass = Pass::default();
         let mut after = 0i64;
         loop {
             let rows = sqlx::query(
@@ -533,28 +435,22 @@ impl SqliteStore {
             .fetch_all(&self.writer)
             .await?;
             let Some(last) = rows.last() else {
-                return Ok((moved, current));
+                return Ok(pass);
             };
             after = last.try_get("rowid")?;
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
             for row in &rows {
                 let payload: String = row.try_get("payload")?;
-                if self.keys.is_current(&payload) {
-                    current += 1;
-                    continue;
-                }
                 let connection: String = row.try_get("connection_row")?;
                 let model: String = row.try_get("model")?;
                 let id: String = row.try_get("record_id")?;
-                let identity = row_identity(&connection, &model, &id);
-                let sealed = self.keys.reencrypt(
-                    &payload,
-                    Aad {
-                        table: RECORDS,
-                        row: &identity,
-                        column: "payload",
-                    },
-                )?;
+                let Some(sealed) =
+                    self.sealer
+                        .rotate_payload(&connection, &model, &id, &payload)?
+                else {
+                    pass.current += 1;
+                    continue;
+                };
                 // Compare-and-swap: a sync that rewrote the record meanwhile wrote it under
                 // the active key already.
                 sqlx::query("UPDATE records SET payload = ? WHERE rowid = ? AND payload = ?")
@@ -563,7 +459,7 @@ impl SqliteStore {
                     .bind(&payload)
                     .execute(&mut *tx)
                     .await?;
-                moved += 1;
+                pass.reencrypted += 1;
             }
             tx.commit().await?;
         }
@@ -608,6 +504,7 @@ impl SqliteStore {
         column: SyncStateColumn<'_>,
     ) -> StoreResult<()> {
         // One upsert each: a checkpoint is written after every page.
+        let changes_schedule = !matches!(column, SyncStateColumn::Checkpoint(_));
         let query = match column {
             SyncStateColumn::Checkpoint(checkpoint) => sqlx::query(
                 "INSERT INTO sync_states (checkpoint, connection_row, sync_name) VALUES (?, ?, ?) \
@@ -625,11 +522,12 @@ impl SqliteStore {
             )
             .bind(secs.map(|s| s.min(i64::MAX as u64) as i64)),
         };
-        query
-            .bind(connection)
-            .bind(sync)
-            .execute(&self.writer)
-            .await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        query.bind(connection).bind(sync).execute(&mut *tx).await?;
+        if changes_schedule {
+            log_change_of_row(&mut tx, connection).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -640,11 +538,10 @@ impl SqliteStore {
         mode: &str,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        unless_succeeded_since: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<String>> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.writer.begin().await?;
-        // A write first, so the transaction holds the write lock from its first statement and
-        // another process's start waits for it instead of reading a lease about to change.
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let taken = sqlx::query(
             "INSERT INTO sync_states (connection_row, sync_name, run_lease_owner, run_lease_until) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT (connection_row, sync_name) DO UPDATE SET \
@@ -660,6 +557,25 @@ impl SqliteStore {
         .await?;
         if taken.rows_affected() == 0 {
             return Ok(None);
+        }
+        // Checked while holding the lease: a run that finished before it was taken is seen.
+        // Runs left running by a dead holder do not count: they are failed below.
+        if let Some(since) = unless_succeeded_since {
+            let done: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM (SELECT status, started_at FROM sync_runs \
+                 WHERE connection_row = ? AND sync_name = ? \
+                 ORDER BY started_at DESC, rowid DESC LIMIT 1) AS last \
+                 WHERE last.status = 'success' AND last.started_at > ?)",
+            )
+            .bind(connection)
+            .bind(sync)
+            .bind(micros(since))
+            .fetch_one(&mut *tx)
+            .await?;
+            if done {
+                // Dropping the transaction rolls the lease back.
+                return Ok(None);
+            }
         }
         // Holding the lease, no other run of this sync can be alive: runs still marked running
         // were left by a holder whose lease expired.
@@ -710,7 +626,7 @@ impl SqliteStore {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         sqlx::query(
             "UPDATE sync_runs SET status = ?, added = ?, updated = ?, deleted = ?, error = ?, \
              finished_at = ? WHERE id = ?",
@@ -759,7 +675,7 @@ impl SqliteStore {
         if logs.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let mut seq: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM sync_run_logs WHERE run_id = ?")
                 .bind(run_id)
@@ -895,518 +811,4 @@ pub(super) enum SyncStateColumn<'a> {
     Checkpoint(Option<&'a Value>),
     Paused(bool),
     Frequency(Option<u64>),
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    use plugboard_core::{EncodedRecords, Record};
-    use secrecy::{SecretBox, SecretString};
-    use serde_json::json;
-
-    use super::*;
-    use crate::crypto::KeyRing;
-    use crate::store::{ConnectionKey, NewConnection, Store, Tokens};
-
-    async fn store_with_connection(name: &str) -> (SqliteStore, String, std::path::PathBuf) {
-        let dir =
-            std::env::temp_dir().join(format!("plugboard-records-{name}-{}", uuid::Uuid::new_v4()));
-        let keys = BTreeMap::from([("k1".to_owned(), SecretBox::new(Box::new([7u8; 32])))]);
-        let ring = Arc::new(KeyRing::new(&keys, "k1").unwrap());
-        let store = SqliteStore::open(&dir.join("store.db"), ring)
-            .await
-            .unwrap();
-        let connection = store
-            .save_connection(
-                NewConnection {
-                    key: ConnectionKey::new("microsoft", "c1"),
-                    provider: "microsoft-people".into(),
-                    connection_config: BTreeMap::new(),
-                    account: None,
-                    tokens: Tokens {
-                        access_token: SecretString::from("a"),
-                        refresh_token: None,
-                        id_token: None,
-                        expires_at: None,
-                        scopes: vec![],
-                    },
-                },
-                Utc::now(),
-            )
-            .await
-            .unwrap();
-        (store, connection.id, dir)
-    }
-
-    fn rec(id: &str, n: i64) -> RecordJson<'static> {
-        RecordJson::encode(Record::new(id, json!({ "id": id, "n": n }))).unwrap()
-    }
-
-    fn query(connection: &str) -> RecordQuery {
-        RecordQuery {
-            connection: connection.to_owned(),
-            model: "Person".into(),
-            after: None,
-            limit: 100,
-            modified_after: None,
-            actions: vec![],
-            ids: vec![],
-        }
-    }
-
-    async fn live_ids(store: &SqliteStore, connection: &str) -> Vec<String> {
-        let page = store.records(&query(connection)).await.unwrap();
-        let mut ids: Vec<String> = page
-            .records
-            .into_iter()
-            .filter(|r| r.deleted_at.is_none())
-            .map(|r| r.id)
-            .collect();
-        ids.sort();
-        ids
-    }
-
-    #[tokio::test]
-    async fn crawls_delete_only_unseen_records_and_unchanged_records_are_not_rewritten() {
-        let (store, c, dir) = store_with_connection("crawl").await;
-        let now = Utc::now();
-        let saved = store
-            .save_records(
-                &c,
-                "Person",
-                vec![rec("a", 1), rec("b", 1), rec("c", 1)],
-                now,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            saved,
-            SaveOutcome {
-                added: 3,
-                updated: 0,
-                unchanged: 0
-            }
-        );
-        let before = store.records(&query(&c)).await.unwrap().records;
-
-        // A crawl sees a (unchanged) and c (changed), across two batches, then ends.
-        store.begin_crawl(&c, "Person").await.unwrap();
-        let first = store
-            .save_records(&c, "Person", vec![rec("a", 1)], now)
-            .await
-            .unwrap();
-        assert_eq!(
-            first,
-            SaveOutcome {
-                added: 0,
-                updated: 0,
-                unchanged: 1
-            }
-        );
-        let second = store
-            .save_records(&c, "Person", vec![rec("c", 2), rec("c", 3)], now)
-            .await
-            .unwrap();
-        assert_eq!(
-            second,
-            SaveOutcome {
-                added: 0,
-                updated: 1,
-                unchanged: 0
-            },
-            "last save wins"
-        );
-        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(1));
-        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), None);
-
-        let after = store.records(&query(&c)).await.unwrap().records;
-        let get = |records: &[StoredRecord], id: &str| {
-            records.iter().find(|r| r.id == id).cloned().unwrap()
-        };
-        assert_eq!(
-            get(&after, "a"),
-            get(&before, "a"),
-            "unchanged: not rewritten"
-        );
-        let changed = get(&after, "c");
-        assert_eq!(changed.last_action, RecordAction::Updated);
-        assert_eq!(changed.data["n"], 3);
-        assert!(changed.last_modified_at > get(&before, "c").last_modified_at);
-        let deleted = get(&after, "b");
-        assert_eq!(deleted.last_action, RecordAction::Deleted);
-        assert!(deleted.deleted_at.is_some());
-        assert_eq!(live_ids(&store, &c).await, ["a", "c"]);
-
-        // A crawl that never ends deletes nothing; a deleted record saved again is ADDED.
-        store.begin_crawl(&c, "Person").await.unwrap();
-        store
-            .save_records(&c, "Person", vec![rec("b", 1)], now)
-            .await
-            .unwrap();
-        assert_eq!(live_ids(&store, &c).await, ["a", "b", "c"]);
-        let b = store
-            .records(&RecordQuery {
-                ids: vec!["b".into()],
-                ..query(&c)
-            })
-            .await
-            .unwrap()
-            .records;
-        assert_eq!(b[0].last_action, RecordAction::Added);
-
-        // Payloads are sealed at rest.
-        let raw: String = sqlx::query_scalar("SELECT payload FROM records WHERE record_id = 'a'")
-            .fetch_one(&store.reader)
-            .await
-            .unwrap();
-        assert!(raw.starts_with("pb1:k1:"), "{raw}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// Ids travel to SQLite as JSON (the batch compared with stored hashes, the crawl's seen
-    /// log), so any text a provider uses as an id must come back out of JSON byte for byte.
-    #[tokio::test]
-    async fn ids_with_any_characters_are_compared_and_seen_exactly() {
-        let (store, c, dir) = store_with_connection("odd-ids").await;
-        let now = Utc::now();
-        let ids = [
-            "a\0b", "a", "é\"x\\", "AAMk+/=", "😀", " space ", "\u{7f}\n",
-        ];
-        let batch = || ids.iter().map(|id| rec(id, 1)).collect::<Vec<_>>();
-        store.begin_crawl(&c, "Person").await.unwrap();
-        let first = store
-            .save_records(&c, "Person", batch(), now)
-            .await
-            .unwrap();
-        assert_eq!(first.added, ids.len() as u64);
-        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(0));
-
-        store.begin_crawl(&c, "Person").await.unwrap();
-        let again = store
-            .save_records(&c, "Person", batch(), now)
-            .await
-            .unwrap();
-        assert_eq!(
-            again,
-            SaveOutcome {
-                added: 0,
-                updated: 0,
-                unchanged: ids.len() as u64
-            }
-        );
-        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(0));
-        let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
-        expected.sort();
-        assert_eq!(live_ids(&store, &c).await, expected);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// The seen log is per crawl: a crawl begun again does not count what the abandoned one
-    /// saw, and an ended crawl leaves nothing behind.
-    #[tokio::test]
-    async fn a_crawl_begun_again_forgets_what_the_abandoned_one_saw() {
-        let (store, c, dir) = store_with_connection("abandoned").await;
-        let now = Utc::now();
-        let all = vec![rec("a", 1), rec("b", 1)];
-        store.save_records(&c, "Person", all, now).await.unwrap();
-        store.begin_crawl(&c, "Person").await.unwrap();
-        let seen_a = vec![rec("a", 1)];
-        store.save_records(&c, "Person", seen_a, now).await.unwrap();
-        store.begin_crawl(&c, "Person").await.unwrap();
-        let seen_b = vec![rec("b", 1)];
-        store.save_records(&c, "Person", seen_b, now).await.unwrap();
-        assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(1));
-        assert_eq!(live_ids(&store, &c).await, ["b"]);
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crawl_seen")
-            .fetch_one(&store.reader)
-            .await
-            .unwrap();
-        assert_eq!(left, 0);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    async fn hashes(store: &SqliteStore) -> Vec<(String, Vec<u8>)> {
-        sqlx::query_as("SELECT record_id, hash FROM records ORDER BY record_id")
-            .fetch_all(&store.reader)
-            .await
-            .unwrap()
-    }
-
-    /// A built-in provider's records are serialised by the host; a plugin's arrive as the JSON
-    /// its `serde_json` wrote. Both must hash alike, or switching a provider between built in
-    /// and plugin would report every record UPDATED.
-    #[tokio::test]
-    async fn records_hash_the_same_from_a_value_and_from_a_plugins_json() {
-        let (store, c, dir) = store_with_connection("raw").await;
-        let now = Utc::now();
-        // Keys out of order, nesting, escapes, floats and non-ASCII text: what serialisation
-        // could disagree on.
-        let records = vec![
-            Record::new(
-                "p\"1",
-                json!({"zeta": 1, "alpha": {"y": [1.5, -0.0, 1e300], "b": null}, "text": "ü\n\u{1}"}),
-            ),
-            Record::new("p2", json!([{"b": true, "a": "x"}])),
-        ];
-        let built_in: Vec<RecordJson> = records
-            .iter()
-            .cloned()
-            .map(|r| RecordJson::encode(r).unwrap())
-            .collect();
-        let added = store
-            .save_records(&c, "Person", built_in, now)
-            .await
-            .unwrap();
-        assert_eq!(added.added, 2);
-        let from_values = hashes(&store).await;
-
-        let encoded = EncodedRecords::encode(&records).unwrap();
-        let raw = encoded.raw().unwrap();
-        let from_plugin: Vec<RecordJson> = raw.into_iter().map(RecordJson::from).collect();
-        assert!(
-            from_plugin
-                .iter()
-                .all(|r| matches!(r.json, Cow::Borrowed(_))),
-            "a plugin's record data is not copied"
-        );
-        let again = store
-            .save_records(&c, "Person", from_plugin, now)
-            .await
-            .unwrap();
-        assert_eq!(
-            again,
-            SaveOutcome {
-                added: 0,
-                updated: 0,
-                unchanged: 2
-            }
-        );
-        assert_eq!(hashes(&store).await, from_values);
-        let stored = store.records(&query(&c)).await.unwrap().records;
-        let data: Vec<&Value> = stored.iter().map(|r| &r.data).collect();
-        assert_eq!(data, [&records[0].data, &records[1].data]);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn the_cursor_is_stable_while_records_are_written() {
-        let (store, c, dir) = store_with_connection("cursor").await;
-        let now = Utc::now();
-        let first: Vec<RecordJson> = (0..10).map(|i| rec(&format!("r{i:02}"), 0)).collect();
-        store.save_records(&c, "Person", first, now).await.unwrap();
-        let page = store
-            .records(&RecordQuery {
-                limit: 4,
-                ..query(&c)
-            })
-            .await
-            .unwrap();
-        assert_eq!(page.records.len(), 4);
-        let cursor = page.next.clone().unwrap();
-        assert_eq!(RecordCursor::decode(&cursor.encode()), Some(cursor.clone()));
-
-        // Written between two pages, with a clock that went backwards: still after the cursor.
-        let earlier = now - chrono::Duration::hours(1);
-        store
-            .save_records(&c, "Person", vec![rec("r00", 9), rec("new", 0)], earlier)
-            .await
-            .unwrap();
-        let mut seen: Vec<String> = page.records.iter().map(|r| r.id.clone()).collect();
-        let mut after = Some(cursor);
-        while let Some(position) = after {
-            let next = store
-                .records(&RecordQuery {
-                    limit: 4,
-                    after: Some(position),
-                    ..query(&c)
-                })
-                .await
-                .unwrap();
-            seen.extend(next.records.iter().map(|r| r.id.clone()));
-            after = next.next;
-        }
-        assert_eq!(seen.len(), 12, "{seen:?}");
-        assert_eq!(&seen[10..], ["new", "r00"], "{seen:?}");
-
-        let updated = store
-            .records(&RecordQuery {
-                actions: vec![RecordAction::Updated],
-                ..query(&c)
-            })
-            .await
-            .unwrap();
-        assert_eq!(updated.records.len(), 1);
-        let modified_after = store
-            .records(&RecordQuery {
-                modified_after: Some(
-                    updated.records[0].last_modified_at - chrono::Duration::microseconds(1),
-                ),
-                ..query(&c)
-            })
-            .await
-            .unwrap();
-        assert_eq!(modified_after.records.len(), 2);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn sync_state_runs_and_logs_round_trip() {
-        let (store, c, dir) = store_with_connection("runs").await;
-        let now = Utc::now();
-        assert_eq!(
-            store.sync_state(&c, "people").await.unwrap(),
-            SyncState::default()
-        );
-        store
-            .set_checkpoint(&c, "people", Some(&json!({"next": "x"})))
-            .await
-            .unwrap();
-        store.set_sync_paused(&c, "people", true).await.unwrap();
-        store
-            .set_sync_frequency(&c, "people", Some(30))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.sync_state(&c, "people").await.unwrap(),
-            SyncState {
-                checkpoint: Some(json!({"next": "x"})),
-                paused: true,
-                frequency_secs: Some(30)
-            }
-        );
-        let lease = now + chrono::Duration::seconds(30);
-        let run = store
-            .start_run(&c, "people", "incremental", lease, now)
-            .await
-            .unwrap()
-            .unwrap();
-        store
-            .append_run_logs(
-                &run,
-                &[RunLog {
-                    at: now,
-                    level: "info".into(),
-                    message: "hi".into(),
-                }],
-            )
-            .await
-            .unwrap();
-        // Its lease is live: start-up recovery leaves it alone; once expired, it is failed.
-        assert_eq!(store.fail_interrupted_runs(now).await.unwrap(), 0);
-        assert_eq!(store.fail_interrupted_runs(lease).await.unwrap(), 1);
-        let runs = store.runs(&c, "people", 5).await.unwrap();
-        assert_eq!(runs[0].status, RunStatus::Failed);
-        assert!(runs[0].error.as_deref().unwrap().contains("host stopped"));
-        let second = store
-            .start_run(
-                &c,
-                "people",
-                "full",
-                lease + chrono::Duration::seconds(30),
-                lease,
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        let counts = RunCounts {
-            added: 1,
-            updated: 2,
-            deleted: 3,
-        };
-        store
-            .finish_run(&second, RunStatus::Success, counts, None, now)
-            .await
-            .unwrap();
-        let runs = store.runs(&c, "people", 5).await.unwrap();
-        assert_eq!(
-            (runs[0].status, runs[0].counts),
-            (RunStatus::Success, counts)
-        );
-        assert_eq!(store.run_logs(&run).await.unwrap()[0].message, "hi");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_run_lease_admits_one_run_until_it_finishes_or_expires() {
-        let (store, c, dir) = store_with_connection("run-lease").await;
-        let now = Utc::now();
-        let secs = chrono::Duration::seconds;
-        let first = store
-            .start_run(&c, "people", "full", now + secs(30), now)
-            .await
-            .unwrap()
-            .expect("a free lease is taken");
-        // Held: no second run of the sync, but another sync of the connection may run.
-        assert_eq!(
-            store
-                .start_run(&c, "people", "full", now + secs(30), now)
-                .await
-                .unwrap(),
-            None
-        );
-        let other = store
-            .start_run(&c, "contacts", "full", now + secs(30), now)
-            .await
-            .unwrap()
-            .expect("leases are per sync");
-        // Renewed past its first expiry, it still holds the sync there.
-        assert!(store.renew_run_lease(&first, now + secs(60)).await.unwrap());
-        let later = now + secs(45);
-        assert_eq!(
-            store
-                .start_run(&c, "people", "full", later + secs(30), later)
-                .await
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            store.fail_interrupted_runs(later).await.unwrap(),
-            1,
-            "only the unrenewed one"
-        );
-        // Finishing releases the lease at once.
-        store
-            .finish_run(
-                &first,
-                RunStatus::Success,
-                RunCounts::default(),
-                None,
-                later,
-            )
-            .await
-            .unwrap();
-        let second = store
-            .start_run(&c, "people", "full", later + secs(30), later)
-            .await
-            .unwrap()
-            .expect("released");
-        // Its holder died: after expiry another run takes over and fails the dead one, whose
-        // renewal then reports the loss.
-        let after = later + secs(31);
-        let third = store
-            .start_run(&c, "people", "incremental", after + secs(30), after)
-            .await
-            .unwrap()
-            .expect("expired");
-        assert!(
-            !store
-                .renew_run_lease(&second, after + secs(30))
-                .await
-                .unwrap()
-        );
-        let runs = store.runs(&c, "people", 5).await.unwrap();
-        let status = |id: &str| runs.iter().find(|r| r.id == id).unwrap().status;
-        assert_eq!(
-            (status(&first), status(&second), status(&third)),
-            (RunStatus::Success, RunStatus::Failed, RunStatus::Running)
-        );
-        let contacts = store.runs(&c, "contacts", 5).await.unwrap();
-        assert_eq!(
-            (contacts[0].id.as_str(), contacts[0].status),
-            (other.as_str(), RunStatus::Failed)
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }

@@ -4,14 +4,16 @@
 //! transaction that read before it wrote; reads use a separate read-only pool and run
 //! alongside (WAL lets readers see the last committed state while a write is in progress).
 
+mod copy;
+mod records;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -19,16 +21,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
-use super::sqlite_records::SyncStateColumn;
-use super::{
-    ConnectSession, Connection, ConnectionKey, ConnectionStatus, Flow, NewConnection, OAuthState,
-    RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus, SaveOutcome,
-    Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens, WebhookDelivery,
+use self::records::SyncStateColumn;
+use crate::columns::{from_json, from_millis, millis, to_json};
+use crate::crypto::KeyRing;
+use crate::rotation::{self, Pass, RotationPasses};
+use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
+use crate::{
+    ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, Flow,
+    NewConnection, OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog,
+    RunStatus, SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate,
+    Tokens, WebhookDelivery,
 };
-use crate::crypto::{Aad, KeyRing};
-
-const CONNECTIONS: &str = "connections";
-const OAUTH_STATES: &str = "oauth_states";
 
 /// Selects every column of `connections` that [`SqliteStore::connection_from_row`] reads.
 macro_rules! select_connections {
@@ -42,53 +45,48 @@ macro_rules! select_connections {
     };
 }
 
+/// The migrations, in order: each file of `migrations/` once, by its number.
 fn migrator() -> Migrator {
+    let migration = |version: i64, name: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.to_owned().into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
     Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "initial".into(),
-            MigrationType::Simple,
-            include_str!("migrations/0001_initial.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
+        migration(1, "initial", include_str!("migrations/0001_initial.sql")),
+        migration(
             2,
-            "syncs and records".into(),
-            MigrationType::Simple,
-            include_str!("migrations/0002_syncs_records.sql").into_sql_str(),
-            false,
+            "syncs and records",
+            include_str!("migrations/0002_syncs_records.sql"),
         ),
-        Migration::new(
-            3,
-            "replicas".into(),
-            MigrationType::Simple,
-            include_str!("migrations/0003_replicas.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
+        migration(3, "replicas", include_str!("migrations/0003_replicas.sql")),
+        migration(
             4,
-            "crawl seen log".into(),
-            MigrationType::Simple,
-            include_str!("migrations/0004_crawl_seen.sql").into_sql_str(),
-            false,
+            "crawl seen log",
+            include_str!("migrations/0004_crawl_seen.sql"),
+        ),
+        migration(
+            5,
+            "record clocks and connection changes",
+            include_str!("migrations/0005_clocks_changes.sql"),
         ),
     ])
 }
 
-pub struct SqliteStore {
-    pub(super) writer: SqlitePool,
-    pub(super) reader: SqlitePool,
-    pub(super) keys: Arc<KeyRing>,
-    /// Whether record payloads are encrypted (the default).
-    pub(super) seal_records: bool,
-    /// The last `last_modified_at` stamp issued; see `sqlite_records`.
-    pub(super) last_stamp: AtomicI64,
-}
+/// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`). A deferred
+/// transaction that reads first and then writes cannot wait for another process's write: SQLite
+/// answers "database is locked" at once, since its snapshot may be stale. Taking the lock first
+/// makes it wait (up to the busy timeout) like any single write.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e.to_string())
-    }
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    sealer: Sealer,
 }
 
 impl SqliteStore {
@@ -109,6 +107,8 @@ impl SqliteStore {
             // Overwrite deleted and replaced content, so an old ciphertext does not linger in
             // free pages after its row was deleted or re-encrypted.
             .pragma("secure_delete", "on");
+        // Creating the file, switching it to WAL and migrating it happen one process at a time.
+        let setup = lock_for_setup(path).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(writer_options(options.clone()))
@@ -118,52 +118,29 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Database(format!("migrating the database failed: {e}")))?;
+        drop(setup);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let last_stamp: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(last_modified_at), 0) FROM records")
-                .fetch_one(&writer)
-                .await?;
         Ok(SqliteStore {
             writer,
             reader,
-            keys,
-            seal_records: true,
-            last_stamp: AtomicI64::new(last_stamp),
+            sealer: Sealer::new(keys),
         })
     }
 
-    /// Stores record payloads as plain JSON from now on (they are encrypted by default).
-    /// Payloads already stored stay readable either way.
-    pub fn with_plain_records(mut self) -> Self {
-        self.seal_records = false;
+    /// Seals record payloads (`true`, the default) or stores them as plain JSON from now on.
+    pub fn seal_records(mut self, seal: bool) -> Self {
+        self.sealer.set_seal_records(seal);
         self
-    }
-
-    fn seal(&self, value: &SecretString, table: &str, row: &str, column: &str) -> String {
-        self.keys
-            .encrypt(value.expose_secret(), Aad { table, row, column })
-    }
-
-    fn open_secret(
-        &self,
-        stored: Option<String>,
-        table: &str,
-        row: &str,
-        column: &str,
-    ) -> StoreResult<Option<SecretString>> {
-        stored
-            .map(|s| self.keys.decrypt(&s, Aad { table, row, column }))
-            .transpose()
-            .map_err(StoreError::from)
     }
 
     fn connection_from_row(&self, row: &SqliteRow) -> StoreResult<Connection> {
         let id: String = row.try_get("id")?;
         let secret = |column: &str| -> StoreResult<Option<SecretString>> {
-            self.open_secret(row.try_get(column)?, CONNECTIONS, &id, column)
+            self.sealer
+                .open(row.try_get(column)?, CONNECTIONS, &id, column)
         };
         let access_token = secret("access_token")?
             .ok_or_else(|| StoreError::Corrupt("a connection without an access token".into()))?;
@@ -195,56 +172,109 @@ impl SqliteStore {
             id,
         })
     }
+}
 
-    /// One pass of rotation over `connections`; how many rows were re-encrypted, were already
-    /// current, and lost a race with a concurrent refresh.
-    async fn rotate_connections(&self) -> StoreResult<(u64, u64, u64)> {
+/// Holds other processes off setting up the same store until dropped. SQLite has no lock
+/// that lasts across sqlx's migration transactions, so two processes starting together on a
+/// new file both found a migration missing and the second failed applying it ("table …
+/// already exists"), or met the first switching the file to WAL ("database is locked"). An
+/// exclusive `flock` on the database's directory (never on the database file: closing any
+/// descriptor of that file would drop SQLite's own POSIX locks in this process) makes the
+/// second wait, then find nothing to do.
+async fn lock_for_setup(path: &Path) -> StoreResult<std::fs::File> {
+    let directory = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&directory)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Database(format!("locking the store for set-up: {e}")))?;
+    locked.map_err(|e| StoreError::Database(format!("locking the store's directory: {e}")))
+}
+
+#[async_trait]
+impl RotationPasses for SqliteStore {
+    async fn rotate_connections(&self) -> StoreResult<Pass> {
         let rows = sqlx::query(
             "SELECT id, token_version, access_token, refresh_token, id_token FROM connections",
         )
         .fetch_all(&self.writer)
         .await?;
-        let (mut moved, mut current, mut raced) = (0, 0, 0);
+        let mut pass = Pass::default();
         for row in rows {
             let id: String = row.try_get("id")?;
             let version: i64 = row.try_get("token_version")?;
             let mut columns = Vec::new();
+            let mut changed = false;
             for column in ["access_token", "refresh_token", "id_token"] {
                 let stored: Option<String> = row.try_get(column)?;
-                columns.push(match stored {
-                    Some(s) if !self.keys.is_current(&s) => {
-                        let aad = Aad {
-                            table: CONNECTIONS,
-                            row: &id,
-                            column,
-                        };
-                        (Some(self.keys.reencrypt(&s, aad)?), true)
-                    }
-                    other => (other, false),
-                });
+                let rotated = match &stored {
+                    Some(s) => self.sealer.rotate(s, CONNECTIONS, &id, column)?,
+                    None => None,
+                };
+                changed |= rotated.is_some();
+                columns.push(rotated.or(stored));
             }
-            if !columns.iter().any(|(_, changed)| *changed) {
-                current += 1;
+            if !changed {
+                pass.current += 1;
                 continue;
             }
             let updated = sqlx::query(
                 "UPDATE connections SET access_token = ?, refresh_token = ?, id_token = ? \
                  WHERE id = ? AND token_version = ?",
             )
-            .bind(&columns[0].0)
-            .bind(&columns[1].0)
-            .bind(&columns[2].0)
+            .bind(&columns[0])
+            .bind(&columns[1])
+            .bind(&columns[2])
             .bind(&id)
             .bind(version)
             .execute(&self.writer)
             .await?;
             if updated.rows_affected() == 1 {
-                moved += 1;
+                pass.reencrypted += 1;
             } else {
-                raced += 1;
+                pass.raced += 1;
             }
         }
-        Ok((moved, current, raced))
+        Ok(pass)
+    }
+
+    async fn rotate_states(&self) -> StoreResult<Pass> {
+        let rows = sqlx::query(
+            "SELECT state_hash, pkce_verifier FROM oauth_states WHERE pkce_verifier IS NOT NULL",
+        )
+        .fetch_all(&self.writer)
+        .await?;
+        let mut pass = Pass::default();
+        for row in rows {
+            let hash: String = row.try_get("state_hash")?;
+            let stored: String = row.try_get("pkce_verifier")?;
+            let Some(sealed) = self
+                .sealer
+                .rotate(&stored, OAUTH_STATES, &hash, "pkce_verifier")?
+            else {
+                pass.current += 1;
+                continue;
+            };
+            sqlx::query(
+                "UPDATE oauth_states SET pkce_verifier = ? WHERE state_hash = ? AND pkce_verifier = ?",
+            )
+            .bind(sealed)
+            .bind(&hash)
+            .bind(&stored)
+            .execute(&self.writer)
+            .await?;
+            pass.reencrypted += 1;
+        }
+        Ok(pass)
+    }
+
+    async fn rotate_records(&self) -> StoreResult<Pass> {
+        self.rotate_record_payloads().await
     }
 
     /// Rewrites the file and folds the WAL back into it, so that no copy of a ciphertext under
@@ -255,37 +285,6 @@ impl SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(())
-    }
-
-    async fn rotate_states(&self) -> StoreResult<(u64, u64)> {
-        let rows = sqlx::query(
-            "SELECT state_hash, pkce_verifier FROM oauth_states WHERE pkce_verifier IS NOT NULL",
-        )
-        .fetch_all(&self.writer)
-        .await?;
-        let (mut moved, mut current) = (0, 0);
-        for row in rows {
-            let hash: String = row.try_get("state_hash")?;
-            let stored: String = row.try_get("pkce_verifier")?;
-            if self.keys.is_current(&stored) {
-                current += 1;
-                continue;
-            }
-            let aad = Aad {
-                table: OAUTH_STATES,
-                row: &hash,
-                column: "pkce_verifier",
-            };
-            let sealed = self.keys.reencrypt(&stored, aad)?;
-            sqlx::query("UPDATE oauth_states SET pkce_verifier = ? WHERE state_hash = ? AND pkce_verifier = ?")
-                .bind(sealed)
-                .bind(&hash)
-                .bind(&stored)
-                .execute(&self.writer)
-                .await?;
-            moved += 1;
-        }
-        Ok((moved, current))
     }
 }
 
@@ -301,7 +300,7 @@ impl Store for SqliteStore {
         new: NewConnection,
         now: DateTime<Utc>,
     ) -> StoreResult<Connection> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let existing = sqlx::query(
             "SELECT id, token_version, created_at FROM connections \
              WHERE integration = ? AND connection_id = ?",
@@ -319,9 +318,7 @@ impl Store for SqliteStore {
             None => (uuid::Uuid::new_v4().to_string(), 1, now),
         };
         let seal = |value: &Option<SecretString>, column: &str| {
-            value
-                .as_ref()
-                .map(|v| self.seal(v, CONNECTIONS, &id, column))
+            self.sealer.seal_opt(value, CONNECTIONS, &id, column)
         };
         sqlx::query(
             "INSERT INTO connections (id, integration, connection_id, provider, connection_config, \
@@ -342,16 +339,20 @@ impl Store for SqliteStore {
         .bind(&new.provider)
         .bind(to_json(&new.connection_config))
         .bind(new.account.as_ref().map(to_json))
-        .bind(self.seal(&new.tokens.access_token, CONNECTIONS, &id, "access_token"))
+        .bind(
+            self.sealer
+                .seal(&new.tokens.access_token, CONNECTIONS, &id, "access_token"),
+        )
         .bind(seal(&new.tokens.refresh_token, "refresh_token"))
         .bind(seal(&new.tokens.id_token, "id_token"))
-        .bind(new.tokens.expires_at.map(|t| t.timestamp_millis()))
+        .bind(new.tokens.expires_at.map(millis))
         .bind(to_json(&new.tokens.scopes))
         .bind(version)
-        .bind(created_at.timestamp_millis())
-        .bind(now.timestamp_millis())
+        .bind(millis(created_at))
+        .bind(millis(now))
         .execute(&mut *tx)
         .await?;
+        log_change(&mut tx, &new.key, now).await?;
         tx.commit().await?;
         Ok(Connection {
             id,
@@ -392,13 +393,19 @@ impl Store for SqliteStore {
     }
 
     async fn delete_connection(&self, key: &ConnectionKey) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let done =
             sqlx::query("DELETE FROM connections WHERE integration = ? AND connection_id = ?")
                 .bind(&key.integration)
                 .bind(&key.connection_id)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            log_change(&mut tx, key, Utc::now()).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn update_tokens(
@@ -409,9 +416,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<Connection>> {
         let id = &current.id;
         let seal = |value: &Option<SecretString>, column: &str| {
-            value
-                .as_ref()
-                .map(|v| self.seal(v, CONNECTIONS, id, column))
+            self.sealer.seal_opt(value, CONNECTIONS, id, column)
         };
         let done = sqlx::query(
             "UPDATE connections SET access_token = ?, refresh_token = COALESCE(?, refresh_token), \
@@ -419,12 +424,15 @@ impl Store for SqliteStore {
              token_version = token_version + 1, updated_at = ? \
              WHERE id = ? AND token_version = ?",
         )
-        .bind(self.seal(&update.access_token, CONNECTIONS, id, "access_token"))
+        .bind(
+            self.sealer
+                .seal(&update.access_token, CONNECTIONS, id, "access_token"),
+        )
         .bind(seal(&update.refresh_token, "refresh_token"))
         .bind(seal(&update.id_token, "id_token"))
-        .bind(update.expires_at.map(|t| t.timestamp_millis()))
+        .bind(update.expires_at.map(millis))
         .bind(to_json(&update.scopes))
-        .bind(now.timestamp_millis())
+        .bind(millis(now))
         .bind(id)
         .bind(current.token_version)
         .execute(&self.writer)
@@ -452,18 +460,24 @@ impl Store for SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let done = sqlx::query(
             "UPDATE connections SET status = 'needs_reconnect', status_reason = ?, updated_at = ? \
              WHERE integration = ? AND connection_id = ? AND token_version = ?",
         )
         .bind(reason)
-        .bind(now.timestamp_millis())
+        .bind(millis(now))
         .bind(&key.integration)
         .bind(&key.connection_id)
         .bind(token_version)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let marked = done.rows_affected() > 0;
+        if marked {
+            log_change(&mut tx, key, now).await?;
+        }
+        tx.commit().await?;
+        Ok(marked)
     }
 
     async fn acquire_refresh_lease(
@@ -479,10 +493,10 @@ impl Store for SqliteStore {
              OR refresh_lease_until <= ?5 OR refresh_lease_owner = ?1)",
         )
         .bind(owner)
-        .bind(until.timestamp_millis())
+        .bind(millis(until))
         .bind(&key.integration)
         .bind(&key.connection_id)
-        .bind(now.timestamp_millis())
+        .bind(millis(now))
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
@@ -511,7 +525,7 @@ impl Store for SqliteStore {
                 "UPDATE connections SET refresh_failed_at = ? \
                  WHERE integration = ? AND connection_id = ? AND refresh_failed_at IS NULL",
             )
-            .bind(since.timestamp_millis()),
+            .bind(millis(since)),
             None => sqlx::query(
                 "UPDATE connections SET refresh_failed_at = NULL \
                  WHERE integration = ? AND connection_id = ? AND refresh_failed_at IS NOT NULL",
@@ -539,8 +553,8 @@ impl Store for SqliteStore {
         .bind(&session.connection_id)
         .bind(to_json(&session.connection_config))
         .bind(&session.return_url)
-        .bind(session.expires_at.timestamp_millis())
-        .bind(Utc::now().timestamp_millis())
+        .bind(millis(session.expires_at))
+        .bind(millis(Utc::now()))
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -556,7 +570,7 @@ impl Store for SqliteStore {
              FROM connect_sessions WHERE token_hash = ? AND expires_at > ?",
         )
         .bind(token_hash)
-        .bind(now.timestamp_millis())
+        .bind(millis(now))
         .fetch_optional(&self.reader)
         .await?;
         row.map(|row| {
@@ -577,10 +591,10 @@ impl Store for SqliteStore {
         state: &OAuthState,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let verifier = state
-            .pkce_verifier
-            .as_ref()
-            .map(|v| self.seal(v, OAUTH_STATES, state_hash, "pkce_verifier"));
+        let verifier = state.pkce_verifier.as_ref().map(|v| {
+            self.sealer
+                .seal(v, OAUTH_STATES, state_hash, "pkce_verifier")
+        });
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, flow, integration, connection_id, \
              connection_config, return_url, pkce_verifier, browser_hash, expires_at, created_at) \
@@ -594,8 +608,8 @@ impl Store for SqliteStore {
         .bind(&state.return_url)
         .bind(verifier)
         .bind(&state.browser_hash)
-        .bind(state.expires_at.timestamp_millis())
-        .bind(now.timestamp_millis())
+        .bind(millis(state.expires_at))
+        .bind(millis(now))
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -613,7 +627,7 @@ impl Store for SqliteStore {
              pkce_verifier, browser_hash, expires_at",
         )
         .bind(state_hash)
-        .bind(now.timestamp_millis())
+        .bind(millis(now))
         .fetch_optional(&self.writer)
         .await?;
         row.map(|row| {
@@ -623,7 +637,7 @@ impl Store for SqliteStore {
                 connection_id: row.try_get("connection_id")?,
                 connection_config: from_json(&row.try_get::<String, _>("connection_config")?)?,
                 return_url: row.try_get("return_url")?,
-                pkce_verifier: self.open_secret(
+                pkce_verifier: self.sealer.open(
                     row.try_get("pkce_verifier")?,
                     OAUTH_STATES,
                     state_hash,
@@ -637,7 +651,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let now = now.timestamp_millis();
+        let now = millis(now);
         let sessions = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= ?")
             .bind(now)
             .execute(&self.writer)
@@ -646,31 +660,15 @@ impl Store for SqliteStore {
             .bind(now)
             .execute(&self.writer)
             .await?;
+        sqlx::query("DELETE FROM connection_changes WHERE changed_at <= ?")
+            .bind(now - CHANGES_KEPT_MS)
+            .execute(&self.writer)
+            .await?;
         Ok(sessions.rows_affected() + states.rows_affected())
     }
 
     async fn reencrypt_all(&self) -> StoreResult<Rotation> {
-        let mut rotation = Rotation::default();
-        // A row refreshed between our read and our write is skipped by the compare-and-swap; a
-        // server running with the same active key has then already written it under that key,
-        // which the next pass confirms.
-        for pass in 0..5 {
-            let (moved, current, raced) = self.rotate_connections().await?;
-            let (states_moved, states_current) = self.rotate_states().await?;
-            let (records_moved, records_current) = self.rotate_records().await?;
-            rotation.reencrypted += moved + states_moved + records_moved;
-            if pass == 0 {
-                rotation.current = current + states_current + records_current;
-            }
-            if raced == 0 {
-                self.compact().await?;
-                return Ok(rotation);
-            }
-        }
-        Err(StoreError::Database(
-            "connections kept changing during rotation; is a server running with another active key?"
-                .into(),
-        ))
+        rotation::reencrypt_all(self).await
     }
 
     async fn save_records(
@@ -748,9 +746,17 @@ impl Store for SqliteStore {
         mode: &str,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        unless_succeeded_since: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<String>> {
-        self.start_run_sqlite(connection, sync, mode, lease_until, now)
-            .await
+        self.start_run_sqlite(
+            connection,
+            sync,
+            mode,
+            lease_until,
+            now,
+            unless_succeeded_since,
+        )
+        .await
     }
 
     async fn renew_run_lease(&self, run_id: &str, until: DateTime<Utc>) -> StoreResult<bool> {
@@ -792,6 +798,90 @@ impl Store for SqliteStore {
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
         self.webhook_deliveries_sqlite(limit).await
     }
+
+    async fn count_rows(&self, table: &crate::copy::Table) -> StoreResult<u64> {
+        self.count_rows_sqlite(table).await
+    }
+
+    async fn read_rows(
+        &self,
+        table: &crate::copy::Table,
+        after: Option<&crate::copy::Row>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::copy::Row>> {
+        self.read_rows_sqlite(table, after, limit).await
+    }
+
+    async fn write_rows(
+        &self,
+        table: &crate::copy::Table,
+        rows: &[crate::copy::Row],
+    ) -> StoreResult<()> {
+        self.write_rows_sqlite(table, rows).await
+    }
+
+    async fn connection_changes(&self, after: i64) -> StoreResult<ConnectionChanges> {
+        let latest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM connection_changes")
+                .fetch_one(&self.reader)
+                .await?;
+        if after == 0 || latest <= after {
+            return Ok(ConnectionChanges {
+                keys: Vec::new(),
+                position: latest.max(after),
+            });
+        }
+        let keys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT integration, connection_id FROM connection_changes \
+             WHERE position > ? AND position <= ? ORDER BY position",
+        )
+        .bind(after)
+        .bind(latest)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(ConnectionChanges {
+            keys: keys
+                .into_iter()
+                .map(|(integration, id)| ConnectionKey::new(integration, id))
+                .collect(),
+            position: latest,
+        })
+    }
+}
+
+/// How long the connection change log keeps an entry: far longer than any replica takes to
+/// read it.
+const CHANGES_KEPT_MS: i64 = 3_600_000;
+
+/// Notes in the change log, inside the transaction that made the change, that the connection
+/// changed, so other processes drop what they cached of it.
+async fn log_change(
+    tx: &mut sqlx::SqliteConnection,
+    key: &ConnectionKey,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO connection_changes (integration, connection_id, changed_at) VALUES (?, ?, ?)",
+    )
+    .bind(&key.integration)
+    .bind(&key.connection_id)
+    .bind(millis(now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// [`log_change`] for a connection named by its row identity.
+async fn log_change_of_row(tx: &mut sqlx::SqliteConnection, connection: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO connection_changes (integration, connection_id, changed_at) \
+         SELECT integration, connection_id, ? FROM connections WHERE id = ?",
+    )
+    .bind(millis(Utc::now()))
+    .bind(connection)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The page cache of the writer connection, in KiB (SQLite's default is 2,000). A sync writes
@@ -847,58 +937,21 @@ fn restrict_permissions(path: &Path) {
 #[cfg(not(unix))]
 fn restrict_permissions(_path: &Path) {}
 
-fn from_millis(ms: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} is out of range")))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("maps, lists and JSON values always serialise")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("bad JSON column: {e}")))
-}
-
-/// The key ring is shared with the host; tests build small ones.
+/// Upgrades of stores written by earlier releases; what every backend does is in the
+/// conformance suite (`tests/conformance`).
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use secrecy::SecretBox;
     use std::collections::BTreeMap;
 
-    fn ring(ids: &[(&str, u8)], active: &str) -> Arc<KeyRing> {
-        let keys: BTreeMap<String, SecretBox<[u8; 32]>> = ids
-            .iter()
-            .map(|(id, byte)| (id.to_string(), SecretBox::new(Box::new([*byte; 32]))))
-            .collect();
-        Arc::new(KeyRing::new(&keys, active).unwrap())
-    }
+    use secrecy::SecretBox;
 
-    fn tokens(access: &str, refresh: Option<&str>) -> Tokens {
-        Tokens {
-            access_token: SecretString::from(access),
-            refresh_token: refresh.map(SecretString::from),
-            id_token: None,
-            expires_at: Some(from_millis(4_000_000_000_000).unwrap()),
-            scopes: vec!["People.Read".into()],
-        }
-    }
+    use super::*;
+    use crate::columns::micros;
+    use crate::{RecordCursor, RecordQuery};
 
-    fn new_connection(id: &str, access: &str) -> NewConnection {
-        NewConnection {
-            key: ConnectionKey::new("microsoft", id),
-            provider: "microsoft-people".into(),
-            connection_config: BTreeMap::from([("tenant".into(), "common".into())]),
-            account: Some(serde_json::json!({"id": "u1"})),
-            tokens: tokens(access, Some("refresh-1")),
-        }
-    }
-
-    async fn open(dir: &Path, keys: Arc<KeyRing>) -> SqliteStore {
-        SqliteStore::open(&dir.join("store.db"), keys)
-            .await
-            .unwrap()
+    fn ring() -> Arc<KeyRing> {
+        let keys = BTreeMap::from([("k1".to_owned(), SecretBox::new(Box::new([1u8; 32])))]);
+        Arc::new(KeyRing::new(&keys, "k1").unwrap())
     }
 
     fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -908,195 +961,25 @@ mod tests {
         dir
     }
 
-    #[tokio::test]
-    async fn connections_round_trip_and_reconnect_keeps_the_row() {
-        let dir = temp_dir("round-trip");
-        let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
-        let now = Utc::now();
-        let first = store
-            .save_connection(new_connection("c1", "access-1"), now)
-            .await
-            .unwrap();
-        let read = store.connection(&first.key).await.unwrap().unwrap();
-        assert_eq!(read.tokens.access_token.expose_secret(), "access-1");
-        assert_eq!(
-            read.tokens.refresh_token.unwrap().expose_secret(),
-            "refresh-1"
-        );
-        assert_eq!(read.connection_config["tenant"], "common");
-        assert_eq!(read.token_version, 1);
-
-        let again = store
-            .save_connection(new_connection("c1", "access-2"), now)
-            .await
-            .unwrap();
-        assert_eq!(
-            (again.id.as_str(), again.token_version),
-            (first.id.as_str(), 2)
-        );
-        assert_eq!(store.connections(Some("microsoft")).await.unwrap().len(), 1);
-        assert!(store.connections(Some("other")).await.unwrap().is_empty());
-        assert!(store.delete_connection(&first.key).await.unwrap());
-        assert!(store.connection(&first.key).await.unwrap().is_none());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn token_updates_are_compare_and_swap_and_keep_the_refresh_token() {
-        let dir = temp_dir("cas");
-        let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
-        let now = Utc::now();
-        let conn = store
-            .save_connection(new_connection("c1", "access-1"), now)
-            .await
-            .unwrap();
-        let update = |access: &str, refresh: Option<&str>| TokenUpdate {
-            access_token: SecretString::from(access),
-            refresh_token: refresh.map(SecretString::from),
-            id_token: None,
-            expires_at: None,
-            scopes: vec![],
-        };
-        let won = store
-            .update_tokens(&conn, update("access-2", None), now)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(won.token_version, 2);
-        assert!(
-            store
-                .update_tokens(&conn, update("access-3", None), now)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let read = store.connection(&conn.key).await.unwrap().unwrap();
-        assert_eq!(read.tokens.access_token.expose_secret(), "access-2");
-        assert_eq!(
-            read.tokens.refresh_token.unwrap().expose_secret(),
-            "refresh-1"
-        );
-
-        assert!(
-            !store
-                .mark_needs_reconnect(&conn.key, 1, "stale", now)
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .mark_needs_reconnect(&conn.key, 2, "invalid_grant", now)
-                .await
-                .unwrap()
-        );
-        let read = store.connection(&conn.key).await.unwrap().unwrap();
-        assert_eq!(read.status, ConnectionStatus::NeedsReconnect);
-        assert_eq!(read.status_reason.as_deref(), Some("invalid_grant"));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn refresh_failure_and_recovery_each_change_once() {
-        let dir = temp_dir("failing");
-        let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
-        let now = Utc::now();
-        let conn = store
-            .save_connection(new_connection("c1", "a"), now)
-            .await
-            .unwrap();
-        assert!(
-            !store.set_refresh_failing(&conn.key, None).await.unwrap(),
-            "not failing"
-        );
-        assert!(
-            store
-                .set_refresh_failing(&conn.key, Some(now))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .set_refresh_failing(&conn.key, Some(now))
-                .await
-                .unwrap(),
-            "already failing"
-        );
-        // A reconnect does not clear it: whoever clears it announces the recovery.
-        store
-            .save_connection(new_connection("c1", "b"), now)
-            .await
-            .unwrap();
-        assert!(store.set_refresh_failing(&conn.key, None).await.unwrap());
-        assert!(!store.set_refresh_failing(&conn.key, None).await.unwrap());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn leases_exclude_other_owners_until_released_or_expired() {
-        let dir = temp_dir("lease");
-        let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
-        let now = Utc::now();
-        let conn = store
-            .save_connection(new_connection("c1", "a"), now)
-            .await
-            .unwrap();
-        let later = now + chrono::Duration::seconds(30);
-        assert!(
-            store
-                .acquire_refresh_lease(&conn.key, "a", later, now)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .acquire_refresh_lease(&conn.key, "b", later, now)
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .acquire_refresh_lease(&conn.key, "b", later, later)
-                .await
-                .unwrap()
-        );
-        store.release_refresh_lease(&conn.key, "b").await.unwrap();
-        assert!(
-            store
-                .acquire_refresh_lease(&conn.key, "a", later, now)
-                .await
-                .unwrap()
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn oauth_states_are_single_use_and_expire() {
-        let dir = temp_dir("states");
-        let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
-        let now = Utc::now();
-        let state = OAuthState {
-            flow: Flow::Connect,
-            integration: "microsoft".into(),
-            connection_id: "c1".into(),
-            connection_config: BTreeMap::new(),
-            return_url: None,
-            pkce_verifier: Some(SecretString::from("verifier")),
-            browser_hash: "b".into(),
-            expires_at: now + chrono::Duration::minutes(10),
-        };
-        store.create_oauth_state("h1", &state, now).await.unwrap();
-        store.create_oauth_state("h2", &state, now).await.unwrap();
-        let taken = store.take_oauth_state("h1", now).await.unwrap().unwrap();
-        assert_eq!(taken.pkce_verifier.unwrap().expose_secret(), "verifier");
-        assert!(store.take_oauth_state("h1", now).await.unwrap().is_none());
-        let late = now + chrono::Duration::minutes(11);
-        assert!(store.take_oauth_state("h2", late).await.unwrap().is_none());
-        assert_eq!(
-            store.purge_expired(late).await.unwrap(),
-            1,
-            "the taken state is gone already"
-        );
-        std::fs::remove_dir_all(dir).unwrap();
+    /// A database at migration `version` of `migrator()`, with one connection `c1`.
+    async fn database_at(path: &Path, version: usize) -> SqlitePool {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let mut before = migrator();
+        before.migrations = before.migrations[..version].to_vec().into();
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO connections (id, integration, connection_id, provider, \
+             connection_config, status, access_token, scopes, token_version, created_at, \
+             updated_at) VALUES ('c1', 'microsoft', 'c1', 'microsoft-people', '{}', 'ok', \
+             'sealed', '[]', 1, 1, 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool
     }
 
     /// A crawl in progress when the seen log replaced `records.seen_generation` (migration 4)
@@ -1105,44 +988,27 @@ mod tests {
     async fn a_crawl_in_progress_keeps_what_it_saw_across_the_move_to_the_seen_log() {
         let dir = temp_dir("seen-log");
         let path = dir.join("store.db");
-        {
-            let options = SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let pool = SqlitePool::connect_with(options).await.unwrap();
-            let mut before = migrator();
-            before.migrations = before.migrations[..3].to_vec().into();
-            before.run(&pool).await.unwrap();
+        let pool = database_at(&path, 3).await;
+        // The crawl in progress (generation 2) saw `a` and `c`; `b` was last seen by an older
+        // one.
+        for (id, seen) in [("a", 2), ("b", 1), ("c", 2)] {
             sqlx::query(
-                "INSERT INTO connections (id, integration, connection_id, provider, \
-                 connection_config, status, access_token, scopes, token_version, created_at, \
-                 updated_at) VALUES ('c1', 'microsoft', 'c1', 'microsoft-people', '{}', 'ok', \
-                 'sealed', '[]', 1, 1, 1)",
+                "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
+                 first_seen_at, last_modified_at, last_action, seen_generation) \
+                 VALUES ('c1', 'Person', ?, '{}', 0, x'00', 1, 1, 'ADDED', ?)",
             )
+            .bind(id)
+            .bind(seen)
             .execute(&pool)
             .await
             .unwrap();
-            // The crawl in progress (generation 2) saw `a` and `c`; `b` was last seen by an
-            // older one.
-            for (id, seen) in [("a", 2), ("b", 1), ("c", 2)] {
-                sqlx::query(
-                    "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
-                     first_seen_at, last_modified_at, last_action, seen_generation) \
-                     VALUES ('c1', 'Person', ?, '{}', 0, x'00', 1, 1, 'ADDED', ?)",
-                )
-                .bind(id)
-                .bind(seen)
-                .execute(&pool)
-                .await
-                .unwrap();
-            }
-            sqlx::query("INSERT INTO crawls VALUES ('c1', 'Person', 2, 1)")
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
         }
-        let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
+        sqlx::query("INSERT INTO crawls VALUES ('c1', 'Person', 2, 1)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let store = SqliteStore::open(&path, ring()).await.unwrap();
         let now = Utc::now();
         assert_eq!(store.end_crawl("c1", "Person", now).await.unwrap(), Some(1));
         let deleted: Vec<String> =
@@ -1154,45 +1020,57 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Stamps issued by a process counter before the records clocks (migration 5) and the
+    /// cursors made of them stay valid: the clock starts past the stored stamps, so a record
+    /// written after the upgrade, even by a process whose clock is behind, is listed after a
+    /// cursor handed out before it.
     #[tokio::test]
-    async fn rotation_moves_every_secret_to_the_active_key() {
-        let dir = temp_dir("rotate");
-        let now = Utc::now();
-        {
-            let store = open(&dir, ring(&[("k1", 1)], "k1")).await;
-            store
-                .save_connection(new_connection("c1", "a1"), now)
-                .await
-                .unwrap();
-            store
-                .save_connection(new_connection("c2", "a2"), now)
-                .await
-                .unwrap();
-        }
-        let both = open(&dir, ring(&[("k1", 1), ("k2", 2)], "k2")).await;
-        let rotation = both.reencrypt_all().await.unwrap();
-        assert_eq!(
-            rotation,
-            Rotation {
-                reencrypted: 2,
-                current: 0
-            }
-        );
-        assert_eq!(
-            both.reencrypt_all().await.unwrap(),
-            Rotation {
-                reencrypted: 0,
-                current: 2
-            }
-        );
-        drop(both);
-        let new_only = open(&dir, ring(&[("k2", 2)], "k2")).await;
-        let read = new_only
-            .connection(&ConnectionKey::new("microsoft", "c2"))
+    async fn cursors_handed_out_before_the_records_clocks_keep_working() {
+        let dir = temp_dir("clocks");
+        let path = dir.join("store.db");
+        let pool = database_at(&path, 4).await;
+        let future = micros(Utc::now()) + 3_600_000_000;
+        for (id, stamp) in [("a", future - 1), ("b", future)] {
+            sqlx::query(
+                "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
+                 first_seen_at, last_modified_at, last_action) \
+                 VALUES ('c1', 'Person', ?, '{}', 0, x'00', 1, ?, 'ADDED')",
+            )
+            .bind(id)
+            .bind(stamp)
+            .execute(&pool)
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(read.tokens.access_token.expose_secret(), "a2");
+        }
+        pool.close().await;
+        let cursor = RecordCursor {
+            modified: future - 1,
+            id: "a".into(),
+        }
+        .encode();
+
+        let store = SqliteStore::open(&path, ring()).await.unwrap();
+        let written = vec![
+            RecordJson::encode(plugboard_core::Record::new("c", serde_json::json!({}))).unwrap(),
+        ];
+        store
+            .save_records("c1", "Person", written, Utc::now())
+            .await
+            .unwrap();
+        let page = store
+            .records(&RecordQuery {
+                connection: "c1".into(),
+                model: "Person".into(),
+                after: RecordCursor::decode(&cursor),
+                limit: 10,
+                modified_after: None,
+                actions: vec![],
+                ids: vec![],
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

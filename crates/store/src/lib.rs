@@ -1,28 +1,52 @@
-//! What the host persists, behind one trait so a PostgreSQL backend can be added without touching
-//! callers.
+//! What Plugboard persists, behind one interface with two backends: SQLite, the embedded
+//! default (one file; several processes may share it on one machine), and PostgreSQL, for
+//! several `plugboard serve` replicas sharing one database. Nothing outside this crate knows
+//! which one runs: [`open`] picks it from a [`Location`], and the host holds an
+//! `Arc<dyn Store>`.
 //!
-//! Backends receive and return plaintext secrets as [`SecretString`] and encrypt them with the
-//! [`KeyRing`](crate::crypto::KeyRing) themselves, binding each ciphertext to its row, so no
-//! caller can forget to encrypt and every backend gets rotation the same way.
+//! What every backend shares lives here, once: sealing and opening secrets ([`sealing`]: the
+//! [`KeyRing`] encrypts each secret bound to its row), the content hash and
+//! de-duplication of a batch of records ([`batch`]), key rotation's passes ([`rotation`]) and
+//! the column encodings ([`columns`]). Each backend module holds only its SQL and its
+//! migrations.
 //!
-//! Two mechanisms keep token refresh single across processes sharing one database: a refresh
-//! lease per connection ([`Store::acquire_refresh_lease`]) and a compare-and-swap on the
-//! connection's `token_version` ([`Store::update_tokens`]). A run lease per connection and sync
-//! ([`Store::start_run`]) keeps sync runs single the same way.
+//! Anything two replicas could race on is decided by the database:
+//! - token refresh stays single through a refresh lease per connection
+//!   ([`Store::acquire_refresh_lease`], a compare-and-set, never a transaction held across the
+//!   provider's answer) and a compare-and-swap on the connection's `token_version`
+//!   ([`Store::update_tokens`]);
+//! - a run lease per connection and sync ([`Store::start_run`]) keeps sync runs single, and a
+//!   run that was due is claimed once ([`Store::start_run`]'s `due_after`);
+//! - the records cursor's order comes from a clock per connection and model kept in the
+//!   database and advanced under a row lock by every write, so stamps follow commit order
+//!   whichever process writes.
 
+pub mod batch;
+pub mod columns;
+mod connections;
+pub mod copy;
+pub mod crypto;
+mod postgres;
 mod records;
+pub mod rotation;
+pub mod sealing;
 mod sqlite;
-mod sqlite_records;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
-use serde_json::Value;
 
-use crate::crypto::CryptoError;
+use crate::crypto::{CryptoError, KeyRing};
 
+pub use connections::{
+    ConnectSession, Connection, ConnectionKey, ConnectionStatus, Flow, NewConnection, OAuthState,
+    Rotation, TokenUpdate, Tokens,
+};
+pub use postgres::PostgresStore;
 pub use records::{
     MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts,
     RunLog, RunStatus, SaveOutcome, StoredRecord, SyncRun, SyncState, WebhookDelivery,
@@ -33,6 +57,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be reached (connection refused, timed out, dropped): the caller
+    /// answers 503 and tries again later; nothing was written.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A transaction lost a race with another (a serialization failure or a deadlock) more
+    /// often than it is retried; nothing was written.
+    #[error("the store is busy: {0}")]
+    Conflict(String),
     #[error("database error: {0}")]
     Database(String),
     #[error(transparent)]
@@ -41,153 +73,108 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// How callers name a connection: the integration and the caller-chosen connection id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionKey {
-    pub integration: String,
-    pub connection_id: String,
-}
-
-impl ConnectionKey {
-    pub fn new(integration: impl Into<String>, connection_id: impl Into<String>) -> Self {
-        ConnectionKey {
-            integration: integration.into(),
-            connection_id: connection_id.into(),
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            // The server going away mid-session (shutdown, administrator command, crash).
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|code| {
+                    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                }) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|code| code == "40001" || code == "40P01") =>
+            {
+                StoreError::Conflict(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionStatus {
-    Ok,
-    /// The credentials stopped working for good; only a person reconnecting fixes it.
-    NeedsReconnect,
-}
-
-impl ConnectionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionStatus::Ok => "ok",
-            ConnectionStatus::NeedsReconnect => "needs_reconnect",
-        }
-    }
-
-    fn parse(text: &str) -> StoreResult<Self> {
-        match text {
-            "ok" => Ok(ConnectionStatus::Ok),
-            "needs_reconnect" => Ok(ConnectionStatus::NeedsReconnect),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown connection status `{other}`"
-            ))),
-        }
-    }
-}
-
-/// A connection's credentials, decrypted.
-#[derive(Debug, Clone)]
-pub struct Tokens {
-    /// The OAuth access token, or an API-key connection's key (which has nothing else here):
-    /// either way the secret sent with each request, sealed and rotated alike.
-    pub access_token: SecretString,
-    pub refresh_token: Option<SecretString>,
-    pub id_token: Option<SecretString>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub scopes: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Connection {
-    /// Row identity: never reused, bound into the ciphertexts.
-    pub id: String,
-    pub key: ConnectionKey,
-    pub provider: String,
-    pub connection_config: BTreeMap<String, String>,
-    /// What the provider's account endpoint said about the connected account.
-    pub account: Option<Value>,
-    pub status: ConnectionStatus,
-    pub status_reason: Option<String>,
-    pub tokens: Tokens,
-    /// Bumped by every change of credentials.
-    pub token_version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A connection made (or made again) by a completed OAuth flow.
-#[derive(Debug, Clone)]
-pub struct NewConnection {
-    pub key: ConnectionKey,
-    pub provider: String,
-    pub connection_config: BTreeMap<String, String>,
-    pub account: Option<Value>,
-    pub tokens: Tokens,
-}
-
-/// The result of a token refresh. Absent refresh and id tokens keep the stored ones, because
-/// providers may not send a new refresh token on every refresh.
-#[derive(Debug, Clone)]
-pub struct TokenUpdate {
-    pub access_token: SecretString,
-    pub refresh_token: Option<SecretString>,
-    pub id_token: Option<SecretString>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub scopes: Vec<String>,
-}
-
-/// What a connect session token allows: starting one OAuth flow for one connection.
+/// Where the store lives, from `[store] url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectSession {
-    pub integration: String,
-    pub connection_id: String,
-    pub connection_config: BTreeMap<String, String>,
-    pub return_url: Option<String>,
-    pub expires_at: DateTime<Utc>,
+pub enum Location {
+    /// A SQLite file, created with its directory when missing.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL database; `url` is passed to the driver as given (query options such as
+    /// `sslmode` included).
+    Postgres { url: String, pool_size: u32 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    Connect,
-    AdminConsent,
-}
+/// The forms [`Location::from_url`] takes, for messages.
+pub const URL_FORMS: &str =
+    "\"sqlite://path/to/plugboard.db\" or \"postgres://user@host/database\"";
 
-impl Flow {
-    fn as_str(self) -> &'static str {
+impl Location {
+    /// The location a database URL names: `sqlite://PATH` (or `sqlite:PATH`; query options
+    /// ignored), or `postgres://…` / `postgresql://…` passed to the driver as given, with
+    /// `pool_size` connections. The error says what is wrong without repeating a password.
+    pub fn from_url(text: &str, pool_size: u32) -> Result<Location, String> {
+        if let Some(path) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("names no file; expected \"sqlite://path/to/plugboard.db\"".to_owned());
+            }
+            Ok(Location::Sqlite {
+                path: PathBuf::from(path),
+            })
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            // Not echoed when unparsable: its password could not be taken out.
+            url::Url::parse(text).map_err(|e| format!("is not a valid PostgreSQL URL: {e}"))?;
+            Ok(Location::Postgres {
+                url: text.to_owned(),
+                pool_size,
+            })
+        } else {
+            Err(format!(
+                "`{}` is not a supported database URL; expected {URL_FORMS}",
+                columns::redact_url(text)
+            ))
+        }
+    }
+
+    /// The location without credentials, for messages and logs.
+    pub fn display(&self) -> String {
         match self {
-            Flow::Connect => "connect",
-            Flow::AdminConsent => "admin_consent",
-        }
-    }
-
-    fn parse(text: &str) -> StoreResult<Self> {
-        match text {
-            "connect" => Ok(Flow::Connect),
-            "admin_consent" => Ok(Flow::AdminConsent),
-            other => Err(StoreError::Corrupt(format!("unknown OAuth flow `{other}`"))),
+            Location::Sqlite { path } => format!("sqlite://{}", path.display()),
+            Location::Postgres { url, .. } => columns::redact_url(url),
         }
     }
 }
 
-/// An OAuth flow in progress, keyed by the hash of its `state` parameter.
-#[derive(Debug, Clone)]
-pub struct OAuthState {
-    pub flow: Flow,
-    pub integration: String,
-    pub connection_id: String,
-    pub connection_config: BTreeMap<String, String>,
-    pub return_url: Option<String>,
-    pub pkce_verifier: Option<SecretString>,
-    /// Hash of the cookie that binds the flow to the browser that started it.
-    pub browser_hash: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// What `keys rotate` did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rotation {
-    /// Rows whose secrets were re-encrypted under the active key.
-    pub reencrypted: u64,
-    /// Rows already under the active key.
-    pub current: u64,
+/// Opens the store at `location`, creating its schema or upgrading it in place. Record
+/// payloads are sealed unless `seal_records` is false (payloads already stored stay readable
+/// either way).
+pub async fn open(
+    location: &Location,
+    keys: Arc<KeyRing>,
+    seal_records: bool,
+) -> StoreResult<Arc<dyn Store>> {
+    Ok(match location {
+        Location::Sqlite { path } => Arc::new(
+            SqliteStore::open(path, keys)
+                .await?
+                .seal_records(seal_records),
+        ),
+        Location::Postgres { url, pool_size } => Arc::new(
+            PostgresStore::open(url, *pool_size, keys)
+                .await?
+                .seal_records(seal_records),
+        ),
+    })
 }
 
 #[async_trait]
@@ -281,7 +268,8 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<OAuthState>>;
 
-    /// Deletes expired sessions and states; how many.
+    /// Deletes expired sessions and states, and change-log entries older than an hour; how
+    /// many sessions and states.
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Re-encrypts every secret not yet under the key ring's active key.
@@ -351,6 +339,11 @@ pub trait Store: Send + Sync + 'static {
     /// lease, in whichever process: takes the lease until `lease_until`, fails the runs an
     /// earlier holder left running (its lease expired, so it died or stalled), and records the
     /// run, in one transaction. The new run's id, or `None` when another run holds the lease.
+    ///
+    /// With `unless_succeeded_since`, also `None` when the sync's last run succeeded and started
+    /// after that time (the schedule's condition for "not due"): replicas that each found a
+    /// scheduled run due make it once between them, however their claims interleave with the
+    /// run itself, while a sync whose last run failed stays due.
     async fn start_run(
         &self,
         connection: &str,
@@ -358,6 +351,7 @@ pub trait Store: Send + Sync + 'static {
         mode: &str,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        unless_succeeded_since: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<String>>;
 
     /// Extends the run's lease; `false` when the run no longer holds it (it expired and another
@@ -389,4 +383,38 @@ pub trait Store: Send + Sync + 'static {
     async fn save_webhook_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()>;
 
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+
+    // Changes other replicas must see.
+
+    /// Connections changed (saved, deleted, marked for reconnect, a sync paused, resumed or
+    /// given a frequency) after position `after` of the change log, by any process sharing the
+    /// database, oldest first, and the position to ask from next time. Position 0 asks for
+    /// nothing but the current position: a process starts watching from now.
+    async fn connection_changes(&self, after: i64) -> StoreResult<ConnectionChanges>;
+
+    // Moving a store to another database (see [`copy`]).
+
+    /// How many rows the table holds (for a crawl's seen log: how many crawls have one).
+    async fn count_rows(&self, table: &copy::Table) -> StoreResult<u64>;
+
+    /// Up to `limit` of the table's rows as stored, in key order, after the key `after` (the
+    /// leading cells of the last row of the previous page).
+    async fn read_rows(
+        &self,
+        table: &copy::Table,
+        after: Option<&copy::Row>,
+        limit: u32,
+    ) -> StoreResult<Vec<copy::Row>>;
+
+    /// Inserts rows that [`Store::read_rows`] read from a store of either backend, in one
+    /// transaction.
+    async fn write_rows(&self, table: &copy::Table, rows: &[copy::Row]) -> StoreResult<()>;
+}
+
+/// What [`Store::connection_changes`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionChanges {
+    pub keys: Vec<ConnectionKey>,
+    /// The log's position after these changes.
+    pub position: i64,
 }

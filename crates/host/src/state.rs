@@ -1,0 +1,67 @@
+//! What a running host shares: its integrations, the connection service, the syncs and the
+//! HTTP clients. The API's handlers, the scheduler and the commands all work on one
+//! [`AppState`], which depends on none of them, so `api/` and `sync/` do not import each other.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::ServerConfig;
+use crate::integrations::Integrations;
+use crate::refresh::Connections;
+use crate::sync::Syncs;
+use crate::upstream::Upstream;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub server: ServerConfig,
+    pub integrations: Integrations,
+    /// Every read and write of connections goes through it: its cache, its refreshes, its
+    /// events.
+    pub connections: Connections,
+    pub syncs: Syncs,
+    /// The process's one HTTP client: pooled connections, redirects never followed.
+    pub http: reqwest::Client,
+    /// The proxy's client, hyper's own: same rules, fewer layers (see `upstream.rs`).
+    pub upstream: Upstream,
+    /// SHA-256 of the API key, so requests are checked in constant time without keeping the
+    /// key itself around.
+    pub api_key_digest: [u8; 32],
+}
+
+impl AppState {
+    pub fn new(
+        server: ServerConfig,
+        integrations: Integrations,
+        connections: Connections,
+        syncs: Syncs,
+        http: reqwest::Client,
+        api_key: &secrecy::SecretString,
+    ) -> Self {
+        AppState(Arc::new(Shared {
+            server,
+            integrations,
+            connections,
+            syncs,
+            http,
+            upstream: Upstream::new(),
+            api_key_digest: digest(secrecy::ExposeSecret::expose_secret(api_key)),
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// SHA-256 of a key, the form keys are compared in.
+pub fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}

@@ -1,0 +1,222 @@
+//! Connections, OAuth flows and key rotation.
+
+use std::collections::BTreeMap;
+
+use plugboard_store::ConnectionStatus;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::support::*;
+
+pub async fn connections_round_trip_and_reconnect_keeps_the_row(b: &Backend) {
+    let store = b.open(ring(&[("k1", 1)], "k1")).await;
+    let now = Utc::now();
+    let first = store
+        .save_connection(new_connection("c1", "access-1"), now)
+        .await
+        .unwrap();
+    let read = store.connection(&first.key).await.unwrap().unwrap();
+    assert_eq!(read.tokens.access_token.expose_secret(), "access-1");
+    assert_eq!(
+        read.tokens.refresh_token.unwrap().expose_secret(),
+        "refresh-1"
+    );
+    assert_eq!(read.connection_config["tenant"], "common");
+    assert_eq!(read.token_version, 1);
+
+    let again = store
+        .save_connection(new_connection("c1", "access-2"), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.id.as_str(), again.token_version),
+        (first.id.as_str(), 2)
+    );
+    assert_eq!(store.connections(Some("microsoft")).await.unwrap().len(), 1);
+    assert!(store.connections(Some("other")).await.unwrap().is_empty());
+    assert!(store.delete_connection(&first.key).await.unwrap());
+    assert!(store.connection(&first.key).await.unwrap().is_none());
+}
+
+pub async fn token_updates_are_compare_and_swap_and_keep_the_refresh_token(b: &Backend) {
+    let store = b.open(ring(&[("k1", 1)], "k1")).await;
+    let now = Utc::now();
+    let conn = store
+        .save_connection(new_connection("c1", "access-1"), now)
+        .await
+        .unwrap();
+    let update = |access: &str, refresh: Option<&str>| TokenUpdate {
+        access_token: SecretString::from(access),
+        refresh_token: refresh.map(SecretString::from),
+        id_token: None,
+        expires_at: None,
+        scopes: vec![],
+    };
+    let won = store
+        .update_tokens(&conn, update("access-2", None), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(won.token_version, 2);
+    assert!(
+        store
+            .update_tokens(&conn, update("access-3", None), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let read = store.connection(&conn.key).await.unwrap().unwrap();
+    assert_eq!(read.tokens.access_token.expose_secret(), "access-2");
+    assert_eq!(
+        read.tokens.refresh_token.unwrap().expose_secret(),
+        "refresh-1"
+    );
+
+    assert!(
+        !store
+            .mark_needs_reconnect(&conn.key, 1, "stale", now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_needs_reconnect(&conn.key, 2, "invalid_grant", now)
+            .await
+            .unwrap()
+    );
+    let read = store.connection(&conn.key).await.unwrap().unwrap();
+    assert_eq!(read.status, ConnectionStatus::NeedsReconnect);
+    assert_eq!(read.status_reason.as_deref(), Some("invalid_grant"));
+}
+
+pub async fn refresh_failure_and_recovery_each_change_once(b: &Backend) {
+    let store = b.open(ring(&[("k1", 1)], "k1")).await;
+    let now = Utc::now();
+    let conn = store
+        .save_connection(new_connection("c1", "a"), now)
+        .await
+        .unwrap();
+    assert!(
+        !store.set_refresh_failing(&conn.key, None).await.unwrap(),
+        "not failing"
+    );
+    assert!(
+        store
+            .set_refresh_failing(&conn.key, Some(now))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_refresh_failing(&conn.key, Some(now))
+            .await
+            .unwrap(),
+        "already failing"
+    );
+    // A reconnect does not clear it: whoever clears it announces the recovery.
+    store
+        .save_connection(new_connection("c1", "b"), now)
+        .await
+        .unwrap();
+    assert!(store.set_refresh_failing(&conn.key, None).await.unwrap());
+    assert!(!store.set_refresh_failing(&conn.key, None).await.unwrap());
+}
+
+pub async fn leases_exclude_other_owners_until_released_or_expired(b: &Backend) {
+    let store = b.open(ring(&[("k1", 1)], "k1")).await;
+    let now = Utc::now();
+    let conn = store
+        .save_connection(new_connection("c1", "a"), now)
+        .await
+        .unwrap();
+    let later = now + chrono::Duration::seconds(30);
+    assert!(
+        store
+            .acquire_refresh_lease(&conn.key, "a", later, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_refresh_lease(&conn.key, "b", later, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_refresh_lease(&conn.key, "b", later, later)
+            .await
+            .unwrap()
+    );
+    store.release_refresh_lease(&conn.key, "b").await.unwrap();
+    assert!(
+        store
+            .acquire_refresh_lease(&conn.key, "a", later, now)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn oauth_states_are_single_use_and_expire(b: &Backend) {
+    let store = b.open(ring(&[("k1", 1)], "k1")).await;
+    let now = Utc::now();
+    let state = OAuthState {
+        flow: Flow::Connect,
+        integration: "microsoft".into(),
+        connection_id: "c1".into(),
+        connection_config: BTreeMap::new(),
+        return_url: None,
+        pkce_verifier: Some(SecretString::from("verifier")),
+        browser_hash: "b".into(),
+        expires_at: now + chrono::Duration::minutes(10),
+    };
+    store.create_oauth_state("h1", &state, now).await.unwrap();
+    store.create_oauth_state("h2", &state, now).await.unwrap();
+    let taken = store.take_oauth_state("h1", now).await.unwrap().unwrap();
+    assert_eq!(taken.pkce_verifier.unwrap().expose_secret(), "verifier");
+    assert!(store.take_oauth_state("h1", now).await.unwrap().is_none());
+    let late = now + chrono::Duration::minutes(11);
+    assert!(store.take_oauth_state("h2", late).await.unwrap().is_none());
+    assert_eq!(
+        store.purge_expired(late).await.unwrap(),
+        1,
+        "the taken state is gone already"
+    );
+}
+
+pub async fn rotation_moves_every_secret_to_the_active_key(b: &Backend) {
+    let now = Utc::now();
+    {
+        let store = b.open(ring(&[("k1", 1)], "k1")).await;
+        store
+            .save_connection(new_connection("c1", "a1"), now)
+            .await
+            .unwrap();
+        store
+            .save_connection(new_connection("c2", "a2"), now)
+            .await
+            .unwrap();
+    }
+    let both = b.open(ring(&[("k1", 1), ("k2", 2)], "k2")).await;
+    let rotation = both.reencrypt_all().await.unwrap();
+    assert_eq!(
+        rotation,
+        Rotation {
+            reencrypted: 2,
+            current: 0
+        }
+    );
+    assert_eq!(
+        both.reencrypt_all().await.unwrap(),
+        Rotation {
+            reencrypted: 0,
+            current: 2
+        }
+    );
+    let new_only = b.open(ring(&[("k2", 2)], "k2")).await;
+    let read = new_only
+        .connection(&ConnectionKey::new("microsoft", "c2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.tokens.access_token.expose_secret(), "a2");
+}

@@ -1,0 +1,59 @@
+//! The store's conformance suite: every public operation of the store, the same tests against
+//! each backend (SQLite in a temporary directory, PostgreSQL in a database of its own). A
+//! backend that passes them is one the host can run on.
+
+mod connections;
+mod records;
+mod replicas;
+mod support;
+
+/// Runs each listed test against every backend, as `sqlite::<test>` and `postgres::<test>`.
+macro_rules! conformance {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let backend = crate::support::Backend::sqlite().await;
+                    crate::$module::$test(&backend).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let backend = crate::support::Backend::postgres().await;
+                    crate::$module::$test(&backend).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    connections::connections_round_trip_and_reconnect_keeps_the_row,
+    connections::token_updates_are_compare_and_swap_and_keep_the_refresh_token,
+    connections::refresh_failure_and_recovery_each_change_once,
+    connections::leases_exclude_other_owners_until_released_or_expired,
+    connections::oauth_states_are_single_use_and_expire,
+    connections::rotation_moves_every_secret_to_the_active_key,
+    records::crawls_delete_only_unseen_records_and_unchanged_records_are_not_rewritten,
+    records::ids_with_any_characters_are_compared_and_seen_exactly,
+    records::a_crawl_begun_again_forgets_what_the_abandoned_one_saw,
+    records::records_hash_the_same_from_a_value_and_from_a_plugins_json,
+    records::the_cursor_is_stable_while_records_are_written,
+    records::sync_state_runs_and_logs_round_trip,
+    records::a_run_lease_admits_one_run_until_it_finishes_or_expires,
+    records::deleted_records_are_marked_once_and_listed_by_action,
+    records::records_stored_plain_read_back_alike,
+    records::webhook_deliveries_are_updated_in_place_and_listed_newest_first,
+    replicas::replicas_opening_a_new_store_together_all_succeed,
+    replicas::writes_from_two_replicas_keep_the_cursor_in_commit_order,
+    replicas::a_scheduled_run_is_made_once_between_replicas,
+    replicas::connection_changes_reach_other_replicas,
+    replicas::concurrent_saves_of_one_connection_keep_one_row,
+    replicas::a_refresh_lease_has_one_winner_among_replicas,
+}
