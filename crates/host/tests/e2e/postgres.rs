@@ -11,7 +11,7 @@ use serde_json::Value;
 use plugboard_store::testing::TestDatabase;
 
 use crate::support::{Host, KEY_1, SYNCS_OFF, StoreKind, World, all_answered, plugboard_command};
-use crate::syncs::{finished_run, records, syncing};
+use crate::syncs::{emulator_ids, finished_run, ids, live, records, syncing};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_storm_over_two_replicas_on_postgres_makes_one_token_request() {
@@ -136,10 +136,30 @@ async fn until_answered(host: &Host, status: StatusCode, within: Duration) -> (D
 
 #[tokio::test(flavor = "multi_thread")]
 async fn while_postgres_is_away_calls_answer_503_and_the_host_recovers_by_itself() {
-    let world = World::start_on(StoreKind::PostgresThroughRelay, 20, SYNCS_OFF).await;
+    let world = World::start_on(
+        StoreKind::PostgresThroughRelay,
+        400,
+        &syncing("http://127.0.0.1:9/unused"),
+    )
+    .await;
     world.connect("microsoft", "away").await;
+    let first = finished_run(&world, "away", "").await;
+    assert_eq!(first["status"], "success", "{first}");
+    let people = emulator_ids(&world).await;
     let relay = world.relay.as_ref().unwrap();
 
+    // Two people go; a sync is running, page by page, when the database goes away.
+    world
+        .remove_people(&people.iter().take(2).cloned().collect::<Vec<_>>())
+        .await;
+    world.set_graph_latency(300).await;
+    let pages_before = world.graph_requests("/v1.0/me/people").await;
+    world.host.trigger("away", "full").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.graph_requests("/v1.0/me/people").await < pages_before + 2 {
+        assert!(Instant::now() < deadline, "the crawl did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     relay.cut();
     let cut = Instant::now();
     let (_, body) = until_answered(
@@ -149,7 +169,8 @@ async fn while_postgres_is_away_calls_answer_503_and_the_host_recovers_by_itself
     )
     .await;
     assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
-    // Calls keep answering promptly while it stays away.
+    // Calls keep answering promptly while it stays away, and proxied requests are answered
+    // (from the cached connection, or 503), never with a 500.
     while cut.elapsed() < Duration::from_secs(10) {
         until_answered(
             &world.host,
@@ -157,14 +178,50 @@ async fn while_postgres_is_away_calls_answer_503_and_the_host_recovers_by_itself
             Duration::from_secs(5),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..5 {
+            let (status, body) = world.host.proxy_get("microsoft", "away", "/v1.0/me").await;
+            assert!(
+                status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+                "a proxied request answered {status}: {body}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     relay.restore();
+    world.set_graph_latency(0).await;
     let (_, body) = until_answered(&world.host, StatusCode::OK, Duration::from_secs(10)).await;
     assert_eq!(body["connections"][0]["connection_id"], "away", "{body}");
     let (status, _) = world.host.proxy_get("microsoft", "away", "/v1.0/me").await;
     assert_eq!(status, StatusCode::OK);
+    // The interrupted sync failed; the sync runs again by itself and ends with the emulator's
+    // people, the two removed ones deleted.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let runs = world.host.runs("away", 10).await;
+        if runs.iter().any(|run| {
+            run["status"] == "success"
+                && run["deleted"] == 2
+                && time(&run["started_at"]) > time(&first["started_at"])
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run recovered: {runs:?}\n{}",
+            world.host.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let all = records(&world, "away", "").await;
+    let (stored, expected) = (ids(&live(&all)), emulator_ids(&world).await);
+    let differ: Vec<&String> = stored.symmetric_difference(&expected).collect();
+    assert!(
+        differ.is_empty(),
+        "{} stored, {} at the emulator, differing: {differ:?}",
+        stored.len(),
+        expected.len()
+    );
     let logs = world.host.logs();
     assert!(!logs.contains("panicked"), "{logs}");
     world.finish().await;
