@@ -29,6 +29,7 @@ pub mod crypto;
 mod postgres;
 mod records;
 pub mod rotation;
+mod rows;
 pub mod sealing;
 mod sqlite;
 #[cfg(feature = "testing")]

@@ -1,6 +1,7 @@
-//! Several `plugboard serve` processes on one SQLite store, as replicas behind a load balancer
-//! run: one token refresh per connection, one run per connection and sync, refresh events
-//! announced once, and a starting replica that leaves the others' runs alone.
+//! Several `plugboard serve` processes on one store (SQLite here; PostgreSQL in `postgres.rs`
+//! and where a test names it), as replicas behind a load balancer run: one token refresh per
+//! connection, one run per connection and sync, refresh events announced once, and a starting
+//! replica that leaves the others' runs alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{
-    Host, Received, SYNCS_OFF, WEBHOOK_SECRET, World, all_answered, events, webhook_receiver,
+    Host, Received, SYNCS_OFF, StoreKind, WEBHOOK_SECRET, World, all_answered, events,
+    webhook_receiver,
 };
 use crate::syncs::{finished_run, syncing};
 
@@ -80,9 +82,21 @@ async fn expect_connection_events(received: &Received, expected: (usize, usize))
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refresh_failures_and_recoveries_are_announced_once_whatever_path_saw_them() {
+    announced_once(StoreKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_refresh_failures_and_recoveries_are_announced_once() {
+    announced_once(StoreKind::Postgres).await;
+}
+
+/// Refresh failures and recoveries seen by two replicas on a store of `kind`: each announced
+/// by one webhook event, whichever replica and path saw it.
+async fn announced_once(kind: StoreKind) {
     let (hook_url, received) = webhook_receiver().await;
     let world = Arc::new(
-        World::start_with(
+        World::start_on(
+            kind,
             120,
             &format!(
                 "{SYNCS_OFF}\n[webhooks]\nurl = \"{hook_url}\"\nsecret = \"{WEBHOOK_SECRET}\"\n"
@@ -129,6 +143,8 @@ async fn refresh_failures_and_recoveries_are_announced_once_whatever_path_saw_th
     let (status, _) = world.host.force_refresh("microsoft", "w1").await;
     assert_eq!(status, StatusCode::OK);
     expect_connection_events(&received, (2, 2)).await;
+    drop(replica);
+    Arc::into_inner(world).unwrap().finish().await;
 }
 
 fn time(value: &Value) -> DateTime<Utc> {

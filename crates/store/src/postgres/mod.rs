@@ -19,18 +19,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row, SqlSafeStr};
 
-use crate::columns::{from_json, from_millis, millis, to_json};
+use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
 use crate::rotation::{self, Pass, RotationPasses};
+use crate::rows;
 use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
-    ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, Flow,
-    NewConnection, OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog,
-    RunStatus, SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate,
-    Tokens, WebhookDelivery,
+    ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, NewConnection,
+    OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
+    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens,
+    WebhookDelivery,
 };
 
 /// How long a request waits for a pooled connection before the store answers
@@ -41,18 +42,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const ATTEMPTS: u32 = 5;
 /// How long the connection change log keeps an entry.
 const CHANGES_KEPT_MS: i64 = 3_600_000;
-
-/// Selects every column of `connections` that [`PostgresStore::connection_from_row`] reads.
-macro_rules! select_connections {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, integration, connection_id, provider, connection_config, account, status, \
-             status_reason, access_token, refresh_token, id_token, expires_at, scopes, \
-             token_version, created_at, updated_at FROM connections ",
-            $rest
-        )
-    };
-}
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
@@ -67,6 +56,9 @@ fn migrator() -> Migrator {
 pub struct PostgresStore {
     pool: PgPool,
     sealer: Sealer,
+    /// Whether the records table is known to have planner statistics (see
+    /// `ensure_statistics`).
+    analyzed: std::sync::atomic::AtomicBool,
 }
 
 impl PostgresStore {
@@ -80,6 +72,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before every use (a round trip per transaction): a connection the
+            // server dropped fails its next statement, which answers `Unavailable` once and is
+            // not returned to the pool.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         migrator()
@@ -89,6 +85,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             sealer: Sealer::new(keys),
+            analyzed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -96,43 +93,6 @@ impl PostgresStore {
     pub fn seal_records(mut self, seal: bool) -> Self {
         self.sealer.set_seal_records(seal);
         self
-    }
-
-    fn connection_from_row(&self, row: &PgRow) -> StoreResult<Connection> {
-        let id: String = row.try_get("id")?;
-        let secret = |column: &str| -> StoreResult<Option<SecretString>> {
-            self.sealer
-                .open(row.try_get(column)?, CONNECTIONS, &id, column)
-        };
-        let access_token = secret("access_token")?
-            .ok_or_else(|| StoreError::Corrupt("a connection without an access token".into()))?;
-        let tokens = Tokens {
-            access_token,
-            refresh_token: secret("refresh_token")?,
-            id_token: secret("id_token")?,
-            expires_at: row
-                .try_get::<Option<i64>, _>("expires_at")?
-                .map(from_millis)
-                .transpose()?,
-            scopes: from_json(&row.try_get::<String, _>("scopes")?)?,
-        };
-        let account: Option<String> = row.try_get("account")?;
-        Ok(Connection {
-            key: ConnectionKey::new(
-                row.try_get::<String, _>("integration")?,
-                row.try_get::<String, _>("connection_id")?,
-            ),
-            provider: row.try_get("provider")?,
-            connection_config: from_json(&row.try_get::<String, _>("connection_config")?)?,
-            account: account.as_deref().map(from_json).transpose()?,
-            status: ConnectionStatus::parse(&row.try_get::<String, _>("status")?)?,
-            status_reason: row.try_get("status_reason")?,
-            tokens,
-            token_version: row.try_get("token_version")?,
-            created_at: from_millis(row.try_get("created_at")?)?,
-            updated_at: from_millis(row.try_get("updated_at")?)?,
-            id,
-        })
     }
 
     /// One attempt of [`Store::save_connection`]; `None` when a replica created the same
@@ -393,25 +353,26 @@ impl Store for PostgresStore {
     }
 
     async fn connection(&self, key: &ConnectionKey) -> StoreResult<Option<Connection>> {
-        let row = sqlx::query(select_connections!(
+        let row = sqlx::query(rows::select_connections!(
             "WHERE integration = $1 AND connection_id = $2"
         ))
         .bind(&key.integration)
         .bind(&key.connection_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| self.connection_from_row(&row)).transpose()
+        row.map(|row| rows::connection(&row, &self.sealer))
+            .transpose()
     }
 
     async fn connections(&self, integration: Option<&str>) -> StoreResult<Vec<Connection>> {
-        let rows = sqlx::query(select_connections!(
+        let rows = sqlx::query(rows::select_connections!(
             "WHERE $1::text IS NULL OR integration = $1 ORDER BY integration, connection_id"
         ))
         .bind(integration)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| self.connection_from_row(row))
+            .map(|row| rows::connection(row, &self.sealer))
             .collect()
     }
 
@@ -607,16 +568,7 @@ impl Store for PostgresStore {
         .bind(millis(now))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(ConnectSession {
-                integration: row.try_get("integration")?,
-                connection_id: row.try_get("connection_id")?,
-                connection_config: from_json(&row.try_get::<String, _>("connection_config")?)?,
-                return_url: row.try_get("return_url")?,
-                expires_at: from_millis(row.try_get("expires_at")?)?,
-            })
-        })
-        .transpose()
+        row.map(|row| rows::connect_session(&row)).transpose()
     }
 
     async fn create_oauth_state(
@@ -664,24 +616,8 @@ impl Store for PostgresStore {
         .bind(millis(now))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(OAuthState {
-                flow: Flow::parse(&row.try_get::<String, _>("flow")?)?,
-                integration: row.try_get("integration")?,
-                connection_id: row.try_get("connection_id")?,
-                connection_config: from_json(&row.try_get::<String, _>("connection_config")?)?,
-                return_url: row.try_get("return_url")?,
-                pkce_verifier: self.sealer.open(
-                    row.try_get("pkce_verifier")?,
-                    OAUTH_STATES,
-                    state_hash,
-                    "pkce_verifier",
-                )?,
-                browser_hash: row.try_get("browser_hash")?,
-                expires_at: from_millis(row.try_get("expires_at")?)?,
-            })
-        })
-        .transpose()
+        row.map(|row| rows::oauth_state(&row, &self.sealer, state_hash))
+            .transpose()
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

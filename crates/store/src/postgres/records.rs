@@ -17,13 +17,63 @@ use sqlx::{PgConnection, Row};
 
 use super::{PostgresStore, log_change_of_row, retrying};
 use crate::batch::{Prepared, prepare};
-use crate::columns::{from_micros, micros};
+use crate::columns::micros;
 use crate::records::INTERRUPTED;
 use crate::rotation::Pass;
+use crate::rows;
 use crate::{
-    RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus,
-    SaveOutcome, StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
+    RecordAction, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus, SaveOutcome,
+    StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
 };
+
+/// The columns of records to write, as arrays bound to one statement.
+struct Rows<'a> {
+    ids: Vec<&'a [u8]>,
+    payloads: Vec<String>,
+    hashes: Vec<&'a [u8]>,
+    actions: Vec<&'static str>,
+    /// Whether the payloads are sealed: the same for every record of a batch.
+    sealed: bool,
+}
+
+impl Default for Rows<'_> {
+    fn default() -> Self {
+        Rows {
+            ids: Vec::new(),
+            payloads: Vec::new(),
+            hashes: Vec::new(),
+            actions: Vec::new(),
+            sealed: true,
+        }
+    }
+}
+
+impl<'a> Rows<'a> {
+    fn push(
+        &mut self,
+        record: &'a Prepared<'_>,
+        payload: String,
+        sealed: bool,
+        action: RecordAction,
+    ) {
+        self.ids.push(record.id.as_bytes());
+        self.payloads.push(payload);
+        self.hashes.push(&record.hash[..]);
+        self.actions.push(action.as_str());
+        self.sealed = sealed;
+    }
+}
+
+/// A record inserted by another transaction since this one looked (a unique violation) is a
+/// lost race: the whole batch is tried again, and then finds it stored.
+fn raced_insert(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            StoreError::Conflict(error.to_string())
+        }
+        _ => error.into(),
+    }
+}
 
 /// Records marked deleted per transaction at the end of a crawl, and re-encrypted per
 /// transaction by key rotation.
@@ -97,15 +147,34 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<SaveOutcome> {
         let mut tx = self.pool.begin().await?;
-        let stamp = next_stamp(&mut tx, connection, model, now).await?;
-        let generation = crawl_in_progress(&mut tx, connection, model).await?;
-        // Positions (from 1) of the new and changed records, and whether each is new.
-        let changed: Vec<(i64, bool)> = sqlx::query_as(
-            "SELECT batch.position, (stored.record_id IS NULL OR stored.deleted_at IS NOT NULL) \
+        // The transaction's stamp and the crawl in progress, in one round trip.
+        let (stamp, generation): (i64, Option<i64>) = sqlx::query_as(
+            "WITH clock AS (INSERT INTO record_clocks (connection_row, model, stamp) \
+               VALUES ($1, $2, $3) ON CONFLICT (connection_row, model) DO UPDATE SET \
+               stamp = GREATEST(record_clocks.stamp + 1, EXCLUDED.stamp) RETURNING stamp) \
+             SELECT clock.stamp, (SELECT generation FROM crawls WHERE connection_row = $1 \
+               AND model = $2 AND in_progress) FROM clock",
+        )
+        .bind(connection)
+        .bind(model)
+        .bind(micros(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        // Positions (from 1) of the new and changed records, and whether each is new; and,
+        // in the same statement, every id of the batch, changed or not, appended to the seen
+        // log of the crawl in progress. The lateral lookup (kept apart from the join by its
+        // `LIMIT`) is one probe of the primary key's index, which holds the hash, per id,
+        // whatever the planner believes of the table: a plain join, planned before the table
+        // was first analysed, scanned every record of the model for each batch.
+        let changed: Vec<(i64, bool, bool)> = sqlx::query_as(
+            "WITH seen AS (INSERT INTO crawl_seen (connection_row, model, generation, ids) \
+               SELECT $1, $2, $5, $3::bytea[] WHERE $5::bigint IS NOT NULL) \
+             SELECT batch.position, stored.found IS NOT NULL, stored.deleted_at IS NOT NULL \
              FROM UNNEST($3::bytea[], $4::bytea[]) WITH ORDINALITY AS batch (id, hash, position) \
-             LEFT JOIN records AS stored ON stored.connection_row = $1 AND stored.model = $2 \
-               AND stored.record_id = batch.id \
-             WHERE stored.record_id IS NULL OR stored.deleted_at IS NOT NULL \
+             LEFT JOIN LATERAL (SELECT TRUE AS found, records.hash, records.deleted_at \
+               FROM records WHERE records.connection_row = $1 AND records.model = $2 \
+               AND records.record_id = batch.id LIMIT 1) AS stored ON TRUE \
+             WHERE stored.found IS NULL OR stored.deleted_at IS NOT NULL \
                OR stored.hash <> batch.hash \
              ORDER BY batch.position",
         )
@@ -113,73 +182,104 @@ impl PostgresStore {
         .bind(model)
         .bind(ids)
         .bind(hashes)
+        .bind(generation)
         .fetch_all(&mut *tx)
         .await?;
-        let added = changed.iter().filter(|(_, new)| *new).count() as u64;
+        // New records are inserted, stored ones (changed, or deleted and back) updated: a plain
+        // insert costs PostgreSQL about half of an `ON CONFLICT` upsert.
+        let mut inserts = Rows::default();
+        let mut updates = Rows::default();
+        for &(position, found, deleted) in &changed {
+            let record = &batch[position as usize - 1];
+            let (payload, sealed) =
+                self.sealer
+                    .payload(connection, model, &record.id, &record.json);
+            let (rows, action) = match (found, deleted) {
+                (false, _) => (&mut inserts, RecordAction::Added),
+                (true, true) => (&mut updates, RecordAction::Added),
+                (true, false) => (&mut updates, RecordAction::Updated),
+            };
+            rows.push(record, payload, sealed, action);
+        }
         let outcome = SaveOutcome {
-            added,
-            updated: changed.len() as u64 - added,
+            added: changed
+                .iter()
+                .filter(|(_, found, deleted)| !found || *deleted)
+                .count() as u64,
+            updated: changed
+                .iter()
+                .filter(|(_, found, deleted)| *found && !deleted)
+                .count() as u64,
             unchanged: (batch.len() - changed.len()) as u64,
         };
-        if !changed.is_empty() {
-            let mut write_ids = Vec::with_capacity(changed.len());
-            let mut payloads = Vec::with_capacity(changed.len());
-            let mut write_hashes = Vec::with_capacity(changed.len());
-            let mut actions = Vec::with_capacity(changed.len());
-            let mut sealed = true;
-            for (position, new) in &changed {
-                let record = &batch[*position as usize - 1];
-                let (payload, is_sealed) =
-                    self.sealer
-                        .payload(connection, model, &record.id, &record.json);
-                sealed = is_sealed;
-                write_ids.push(record.id.as_bytes());
-                payloads.push(payload);
-                write_hashes.push(&record.hash[..]);
-                actions.push(if *new {
-                    RecordAction::Added.as_str()
-                } else {
-                    RecordAction::Updated.as_str()
-                });
-            }
+        if !inserts.ids.is_empty() {
             sqlx::query(
                 "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
                  first_seen_at, last_modified_at, last_action, deleted_at) \
                  SELECT $1, $2, batch.id, batch.payload, $3, batch.hash, $4, $5, batch.action, NULL \
                  FROM UNNEST($6::bytea[], $7::text[], $8::bytea[], $9::text[]) \
-                   AS batch (id, payload, hash, action) \
-                 ON CONFLICT (connection_row, model, record_id) DO UPDATE SET \
-                 payload = EXCLUDED.payload, sealed = EXCLUDED.sealed, hash = EXCLUDED.hash, \
-                 last_modified_at = EXCLUDED.last_modified_at, \
-                 last_action = EXCLUDED.last_action, deleted_at = NULL",
+                   AS batch (id, payload, hash, action)",
             )
             .bind(connection)
             .bind(model)
-            .bind(sealed)
+            .bind(inserts.sealed)
             .bind(micros(now))
             .bind(stamp)
-            .bind(&write_ids)
-            .bind(&payloads)
-            .bind(&write_hashes)
-            .bind(&actions)
+            .bind(&inserts.ids)
+            .bind(&inserts.payloads)
+            .bind(&inserts.hashes)
+            .bind(&inserts.actions)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(raced_insert)?;
         }
-        if let Some(generation) = generation {
-            // Every record of the batch, changed or not, is seen by the crawl in progress.
+        if !updates.ids.is_empty() {
             sqlx::query(
-                "INSERT INTO crawl_seen (connection_row, model, generation, ids) \
-                 VALUES ($1, $2, $3, $4::bytea[])",
+                "UPDATE records SET payload = batch.payload, sealed = $3, hash = batch.hash, \
+                 last_modified_at = $4, last_action = batch.action, deleted_at = NULL \
+                 FROM UNNEST($5::bytea[], $6::text[], $7::bytea[], $8::text[]) \
+                   AS batch (id, payload, hash, action) \
+                 WHERE records.connection_row = $1 AND records.model = $2 \
+                   AND records.record_id = batch.id",
             )
             .bind(connection)
             .bind(model)
-            .bind(generation)
-            .bind(ids)
+            .bind(updates.sealed)
+            .bind(stamp)
+            .bind(&updates.ids)
+            .bind(&updates.payloads)
+            .bind(&updates.hashes)
+            .bind(&updates.actions)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
+        self.ensure_statistics().await?;
         Ok(outcome)
+    }
+
+    /// Has PostgreSQL gather statistics of the records table once it holds records, if it
+    /// has none yet. Without them (a new database, or one just filled by `store copy`, before
+    /// autovacuum's first pass) the planner cannot tell that a connection and model match many
+    /// rows, and looked records up by id through the cursor's index, reading every record of
+    /// the model for each one: an initial sync slowed down with every page. Checked once per
+    /// process.
+    async fn ensure_statistics(&self) -> StoreResult<()> {
+        if self.analyzed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema() \
+             AND tablename = 'records' AND attname = 'connection_row')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !known {
+            sqlx::query("ANALYZE records").execute(&self.pool).await?;
+        }
+        self.analyzed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     pub(super) async fn delete_records_pg(
@@ -252,15 +352,14 @@ impl PostgresStore {
         let Some(generation) = crawl_in_progress(&mut reader, connection, model).await? else {
             return Ok(None);
         };
-        // One anti-join against the ids the crawl saw, hashed once: only the records to delete
-        // come back.
+        // The live ids less the ids the crawl saw: `EXCEPT` hashes or sorts both sides once,
+        // whatever the planner believes of the tables (an anti-join planned without
+        // statistics ran the seen log once per record). Only the records to delete come back.
         let unseen: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT stored.record_id FROM records AS stored \
-             WHERE stored.connection_row = $1 AND stored.model = $2 \
-               AND stored.deleted_at IS NULL \
-               AND NOT EXISTS (SELECT 1 FROM (SELECT UNNEST(ids) AS id FROM crawl_seen \
-                 WHERE connection_row = $1 AND model = $2 AND generation = $3) AS seen \
-                 WHERE seen.id = stored.record_id)",
+            "SELECT record_id FROM records \
+             WHERE connection_row = $1 AND model = $2 AND deleted_at IS NULL \
+             EXCEPT SELECT UNNEST(ids) FROM crawl_seen \
+             WHERE connection_row = $1 AND model = $2 AND generation = $3",
         )
         .bind(connection)
         .bind(model)
@@ -341,26 +440,7 @@ impl PostgresStore {
         row: &PgRow,
     ) -> StoreResult<StoredRecord> {
         let id = id_text(row.try_get("record_id")?)?;
-        let payload: String = row.try_get("payload")?;
-        let sealed: bool = row.try_get("sealed")?;
-        let modified: i64 = row.try_get("last_modified_at")?;
-        Ok(StoredRecord {
-            data: self
-                .sealer
-                .open_payload(connection, model, &id, &payload, sealed)?,
-            first_seen_at: from_micros(row.try_get("first_seen_at")?)?,
-            last_modified_at: from_micros(modified)?,
-            last_action: RecordAction::parse(&row.try_get::<String, _>("last_action")?)?,
-            deleted_at: row
-                .try_get::<Option<i64>, _>("deleted_at")?
-                .map(from_micros)
-                .transpose()?,
-            cursor: RecordCursor {
-                modified,
-                id: id.clone(),
-            },
-            id,
-        })
+        rows::record(row, id, &self.sealer, (connection, model))
     }
 
     /// Re-encrypts sealed record payloads not under the active key, a thousand at a time, in
@@ -434,22 +514,7 @@ impl PostgresStore {
         .bind(sync)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(SyncState::default());
-        };
-        let checkpoint: Option<String> = row.try_get("checkpoint")?;
-        Ok(SyncState {
-            checkpoint: checkpoint
-                .map(|text| {
-                    serde_json::from_str(&text)
-                        .map_err(|e| StoreError::Corrupt(format!("checkpoint is not JSON: {e}")))
-                })
-                .transpose()?,
-            paused: row.try_get("paused")?,
-            frequency_secs: row
-                .try_get::<Option<i64>, _>("frequency_secs")?
-                .map(|s| s.max(0) as u64),
-        })
+        row.map_or(Ok(SyncState::default()), |row| rows::sync_state(&row))
     }
 
     pub(super) async fn set_checkpoint_pg(
@@ -672,15 +737,7 @@ impl PostgresStore {
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RunLog {
-                    at: from_micros(row.try_get("at")?)?,
-                    level: row.try_get("level")?,
-                    message: row.try_get("message")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::run_log).collect()
     }
 
     pub(super) async fn runs_pg(
@@ -689,37 +746,16 @@ impl PostgresStore {
         sync: &str,
         limit: u32,
     ) -> StoreResult<Vec<SyncRun>> {
-        let rows = sqlx::query(
-            "SELECT id, sync_name, mode, started_at, finished_at, status, added, updated, \
-             deleted, error FROM sync_runs WHERE connection_row = $1 AND sync_name = $2 \
-             ORDER BY started_at DESC, seq DESC LIMIT $3",
-        )
+        let rows = sqlx::query(rows::select_runs!(
+            "WHERE connection_row = $1 AND sync_name = $2 \
+                 ORDER BY started_at DESC, seq DESC LIMIT $3"
+        ))
         .bind(connection)
         .bind(sync)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SyncRun {
-                    id: row.try_get("id")?,
-                    sync_name: row.try_get("sync_name")?,
-                    mode: row.try_get("mode")?,
-                    started_at: from_micros(row.try_get("started_at")?)?,
-                    finished_at: row
-                        .try_get::<Option<i64>, _>("finished_at")?
-                        .map(from_micros)
-                        .transpose()?,
-                    status: RunStatus::parse(&row.try_get::<String, _>("status")?)?,
-                    counts: RunCounts {
-                        added: row.try_get::<i64, _>("added")?.max(0) as u64,
-                        updated: row.try_get::<i64, _>("updated")?.max(0) as u64,
-                        deleted: row.try_get::<i64, _>("deleted")?.max(0) as u64,
-                    },
-                    error: row.try_get("error")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::run).collect()
     }
 
     pub(super) async fn save_webhook_delivery_pg(
@@ -755,21 +791,7 @@ impl PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(WebhookDelivery {
-                    id: row.try_get("id")?,
-                    event_type: row.try_get("event_type")?,
-                    created_at: from_micros(row.try_get("created_at")?)?,
-                    attempts: row.try_get::<i64, _>("attempts")?.max(0) as u32,
-                    status: row
-                        .try_get::<Option<i64>, _>("status")?
-                        .map(|s| s.clamp(0, 999) as u16),
-                    error: row.try_get("error")?,
-                    delivered: row.try_get("delivered")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::webhook_delivery).collect()
     }
 }
 

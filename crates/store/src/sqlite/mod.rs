@@ -16,34 +16,22 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqlSafeStr};
 
 use self::records::SyncStateColumn;
-use crate::columns::{from_json, from_millis, millis, to_json};
+use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
 use crate::rotation::{self, Pass, RotationPasses};
+use crate::rows;
 use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
-    ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, Flow,
-    NewConnection, OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog,
-    RunStatus, SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate,
-    Tokens, WebhookDelivery,
+    ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, NewConnection,
+    OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
+    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens,
+    WebhookDelivery,
 };
-
-/// Selects every column of `connections` that [`SqliteStore::connection_from_row`] reads.
-macro_rules! select_connections {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, integration, connection_id, provider, connection_config, account, status, \
-             status_reason, access_token, refresh_token, id_token, expires_at, scopes, \
-             token_version, created_at, updated_at FROM connections ",
-            $rest
-        )
-    };
-}
 
 /// The migrations, in order: each file of `migrations/` once, by its number.
 fn migrator() -> Migrator {
@@ -134,43 +122,6 @@ impl SqliteStore {
     pub fn seal_records(mut self, seal: bool) -> Self {
         self.sealer.set_seal_records(seal);
         self
-    }
-
-    fn connection_from_row(&self, row: &SqliteRow) -> StoreResult<Connection> {
-        let id: String = row.try_get("id")?;
-        let secret = |column: &str| -> StoreResult<Option<SecretString>> {
-            self.sealer
-                .open(row.try_get(column)?, CONNECTIONS, &id, column)
-        };
-        let access_token = secret("access_token")?
-            .ok_or_else(|| StoreError::Corrupt("a connection without an access token".into()))?;
-        let tokens = Tokens {
-            access_token,
-            refresh_token: secret("refresh_token")?,
-            id_token: secret("id_token")?,
-            expires_at: row
-                .try_get::<Option<i64>, _>("expires_at")?
-                .map(from_millis)
-                .transpose()?,
-            scopes: from_json(&row.try_get::<String, _>("scopes")?)?,
-        };
-        let account: Option<String> = row.try_get("account")?;
-        Ok(Connection {
-            key: ConnectionKey::new(
-                row.try_get::<String, _>("integration")?,
-                row.try_get::<String, _>("connection_id")?,
-            ),
-            provider: row.try_get("provider")?,
-            connection_config: from_json(&row.try_get::<String, _>("connection_config")?)?,
-            account: account.as_deref().map(from_json).transpose()?,
-            status: ConnectionStatus::parse(&row.try_get::<String, _>("status")?)?,
-            status_reason: row.try_get("status_reason")?,
-            tokens,
-            token_version: row.try_get("token_version")?,
-            created_at: from_millis(row.try_get("created_at")?)?,
-            updated_at: from_millis(row.try_get("updated_at")?)?,
-            id,
-        })
     }
 }
 
@@ -370,25 +321,26 @@ impl Store for SqliteStore {
     }
 
     async fn connection(&self, key: &ConnectionKey) -> StoreResult<Option<Connection>> {
-        let row = sqlx::query(select_connections!(
+        let row = sqlx::query(rows::select_connections!(
             "WHERE integration = ? AND connection_id = ?"
         ))
         .bind(&key.integration)
         .bind(&key.connection_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| self.connection_from_row(&row)).transpose()
+        row.map(|row| rows::connection(&row, &self.sealer))
+            .transpose()
     }
 
     async fn connections(&self, integration: Option<&str>) -> StoreResult<Vec<Connection>> {
-        let rows = sqlx::query(select_connections!(
+        let rows = sqlx::query(rows::select_connections!(
             "WHERE ?1 IS NULL OR integration = ?1 ORDER BY integration, connection_id"
         ))
         .bind(integration)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
-            .map(|row| self.connection_from_row(row))
+            .map(|row| rows::connection(row, &self.sealer))
             .collect()
     }
 
@@ -573,16 +525,7 @@ impl Store for SqliteStore {
         .bind(millis(now))
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| {
-            Ok(ConnectSession {
-                integration: row.try_get("integration")?,
-                connection_id: row.try_get("connection_id")?,
-                connection_config: from_json(&row.try_get::<String, _>("connection_config")?)?,
-                return_url: row.try_get("return_url")?,
-                expires_at: from_millis(row.try_get("expires_at")?)?,
-            })
-        })
-        .transpose()
+        row.map(|row| rows::connect_session(&row)).transpose()
     }
 
     async fn create_oauth_state(
@@ -630,24 +573,8 @@ impl Store for SqliteStore {
         .bind(millis(now))
         .fetch_optional(&self.writer)
         .await?;
-        row.map(|row| {
-            Ok(OAuthState {
-                flow: Flow::parse(&row.try_get::<String, _>("flow")?)?,
-                integration: row.try_get("integration")?,
-                connection_id: row.try_get("connection_id")?,
-                connection_config: from_json(&row.try_get::<String, _>("connection_config")?)?,
-                return_url: row.try_get("return_url")?,
-                pkce_verifier: self.sealer.open(
-                    row.try_get("pkce_verifier")?,
-                    OAUTH_STATES,
-                    state_hash,
-                    "pkce_verifier",
-                )?,
-                browser_hash: row.try_get("browser_hash")?,
-                expires_at: from_millis(row.try_get("expires_at")?)?,
-            })
-        })
-        .transpose()
+        row.map(|row| rows::oauth_state(&row, &self.sealer, state_hash))
+            .transpose()
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -18,11 +18,12 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{BEGIN_WRITE, SCAN_CACHE_KIB, SqliteStore, WRITER_CACHE_KIB, log_change_of_row};
 use crate::batch::{Prepared, prepare};
-use crate::columns::{from_micros, micros};
+use crate::columns::micros;
 use crate::rotation::Pass;
+use crate::rows;
 use crate::{
-    RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus,
-    SaveOutcome, StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
+    RecordAction, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus, SaveOutcome,
+    StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
 };
 
 /// Ids per `IN (…)` list, well below SQLite's limit on bound parameters.
@@ -400,26 +401,7 @@ impl SqliteStore {
         row: &SqliteRow,
     ) -> StoreResult<StoredRecord> {
         let id: String = row.try_get("record_id")?;
-        let payload: String = row.try_get("payload")?;
-        let sealed: bool = row.try_get("sealed")?;
-        let modified: i64 = row.try_get("last_modified_at")?;
-        Ok(StoredRecord {
-            data: self
-                .sealer
-                .open_payload(connection, model, &id, &payload, sealed)?,
-            first_seen_at: from_micros(row.try_get("first_seen_at")?)?,
-            last_modified_at: from_micros(modified)?,
-            last_action: RecordAction::parse(&row.try_get::<String, _>("last_action")?)?,
-            deleted_at: row
-                .try_get::<Option<i64>, _>("deleted_at")?
-                .map(from_micros)
-                .transpose()?,
-            cursor: RecordCursor {
-                modified,
-                id: id.clone(),
-            },
-            id,
-        })
+        rows::record(row, id, &self.sealer, (connection, model))
     }
 
     /// Re-encrypts sealed record payloads not under the active key, a thousand at a time.
@@ -478,22 +460,7 @@ impl SqliteStore {
         .bind(sync)
         .fetch_optional(&self.reader)
         .await?;
-        let Some(row) = row else {
-            return Ok(SyncState::default());
-        };
-        let checkpoint: Option<String> = row.try_get("checkpoint")?;
-        Ok(SyncState {
-            checkpoint: checkpoint
-                .map(|text| {
-                    serde_json::from_str(&text)
-                        .map_err(|e| StoreError::Corrupt(format!("checkpoint is not JSON: {e}")))
-                })
-                .transpose()?,
-            paused: row.try_get("paused")?,
-            frequency_secs: row
-                .try_get::<Option<i64>, _>("frequency_secs")?
-                .map(|s| s.max(0) as u64),
-        })
+        row.map_or(Ok(SyncState::default()), |row| rows::sync_state(&row))
     }
 
     /// Sets one column of the sync's state row, creating the row first.
@@ -705,15 +672,7 @@ impl SqliteStore {
         .bind(run_id)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RunLog {
-                    at: from_micros(row.try_get("at")?)?,
-                    level: row.try_get("level")?,
-                    message: row.try_get("message")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::run_log).collect()
     }
 
     pub(super) async fn runs_sqlite(
@@ -722,37 +681,16 @@ impl SqliteStore {
         sync: &str,
         limit: u32,
     ) -> StoreResult<Vec<SyncRun>> {
-        let rows = sqlx::query(
-            "SELECT id, sync_name, mode, started_at, finished_at, status, added, updated, \
-             deleted, error FROM sync_runs WHERE connection_row = ? AND sync_name = ? \
-             ORDER BY started_at DESC, rowid DESC LIMIT ?",
-        )
+        let rows = sqlx::query(rows::select_runs!(
+            "WHERE connection_row = ? AND sync_name = ? \
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        ))
         .bind(connection)
         .bind(sync)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SyncRun {
-                    id: row.try_get("id")?,
-                    sync_name: row.try_get("sync_name")?,
-                    mode: row.try_get("mode")?,
-                    started_at: from_micros(row.try_get("started_at")?)?,
-                    finished_at: row
-                        .try_get::<Option<i64>, _>("finished_at")?
-                        .map(from_micros)
-                        .transpose()?,
-                    status: RunStatus::parse(&row.try_get::<String, _>("status")?)?,
-                    counts: RunCounts {
-                        added: row.try_get::<i64, _>("added")?.max(0) as u64,
-                        updated: row.try_get::<i64, _>("updated")?.max(0) as u64,
-                        deleted: row.try_get::<i64, _>("deleted")?.max(0) as u64,
-                    },
-                    error: row.try_get("error")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::run).collect()
     }
 
     pub(super) async fn save_webhook_delivery_sqlite(
@@ -788,21 +726,7 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(WebhookDelivery {
-                    id: row.try_get("id")?,
-                    event_type: row.try_get("event_type")?,
-                    created_at: from_micros(row.try_get("created_at")?)?,
-                    attempts: row.try_get::<i64, _>("attempts")?.max(0) as u32,
-                    status: row
-                        .try_get::<Option<i64>, _>("status")?
-                        .map(|s| s.clamp(0, 999) as u16),
-                    error: row.try_get("error")?,
-                    delivered: row.try_get("delivered")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::webhook_delivery).collect()
     }
 }
 
