@@ -5,10 +5,10 @@
 //! `Arc<dyn Store>`.
 //!
 //! What every backend shares lives here, once: sealing and opening secrets ([`sealing`]: the
-//! [`KeyRing`] encrypts each secret bound to its row), the content hash and
-//! de-duplication of a batch of records ([`batch`]), key rotation's passes ([`rotation`]) and
-//! the column encodings ([`columns`]). Each backend module holds only its SQL and its
-//! migrations.
+//! [`KeyRing`] encrypts each secret bound to its row), the content hash and de-duplication of
+//! a batch of records ([`batch`]), key rotation's passes ([`rotation`]), the column encodings
+//! ([`columns`]), reading rows into the store's types, and moving every table to another
+//! store ([`copy`]). Each backend module holds only its SQL and its migrations.
 //!
 //! Anything two replicas could race on is decided by the database:
 //! - token refresh stays single through a refresh lease per connection
@@ -16,10 +16,12 @@
 //!   provider's answer) and a compare-and-swap on the connection's `token_version`
 //!   ([`Store::update_tokens`]);
 //! - a run lease per connection and sync ([`Store::start_run`]) keeps sync runs single, and a
-//!   run that was due is claimed once ([`Store::start_run`]'s `due_after`);
+//!   run the schedule made due is claimed once (`start_run`'s `unless_succeeded_since`);
 //! - the records cursor's order comes from a clock per connection and model kept in the
 //!   database and advanced under a row lock by every write, so stamps follow commit order
-//!   whichever process writes.
+//!   whichever process writes;
+//! - a change log of connections ([`Store::connection_changes`]) tells every process which
+//!   connections changed elsewhere.
 
 pub mod batch;
 pub mod columns;

@@ -721,7 +721,7 @@ impl SqliteStore {
     ) -> StoreResult<Vec<WebhookDelivery>> {
         let rows = sqlx::query(
             "SELECT id, event_type, created_at, attempts, status, error, delivered \
-             FROM webhook_deliveries ORDER BY created_at DESC LIMIT ?",
+             FROM webhook_deliveries ORDER BY created_at DESC, id LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.reader)

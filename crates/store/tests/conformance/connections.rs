@@ -220,3 +220,29 @@ pub async fn rotation_moves_every_secret_to_the_active_key(b: &Backend) {
         .unwrap();
     assert_eq!(read.tokens.access_token.expose_secret(), "a2");
 }
+
+pub async fn connect_sessions_are_read_until_they_expire_and_then_purged(b: &Backend) {
+    let store = b.open(ring(&[("k1", 1)], "k1")).await;
+    let now = Utc::now();
+    let session = plugboard_store::ConnectSession {
+        integration: "microsoft".into(),
+        connection_id: "c1".into(),
+        connection_config: BTreeMap::from([("tenant".into(), "contoso".into())]),
+        return_url: Some("http://localhost:3000/done".into()),
+        // Stored to the millisecond.
+        expires_at: chrono::DateTime::from_timestamp_millis(
+            (now + chrono::Duration::minutes(30)).timestamp_millis(),
+        )
+        .unwrap(),
+    };
+    store.create_connect_session("h1", &session).await.unwrap();
+    assert_eq!(
+        store.connect_session("h1", now).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(store.connect_session("other", now).await.unwrap(), None);
+    let late = now + chrono::Duration::minutes(31);
+    assert_eq!(store.connect_session("h1", late).await.unwrap(), None);
+    assert_eq!(store.purge_expired(late).await.unwrap(), 1);
+    assert_eq!(b.rows("connect_sessions").await, 0);
+}

@@ -39,6 +39,7 @@ conformance! {
     connections::refresh_failure_and_recovery_each_change_once,
     connections::leases_exclude_other_owners_until_released_or_expired,
     connections::oauth_states_are_single_use_and_expire,
+    connections::connect_sessions_are_read_until_they_expire_and_then_purged,
     connections::rotation_moves_every_secret_to_the_active_key,
     records::crawls_delete_only_unseen_records_and_unchanged_records_are_not_rewritten,
     records::ids_with_any_characters_are_compared_and_seen_exactly,
