@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use plugboard_core::oauth::{OAuthError, OAuthErrorKind};
 use secrecy::SecretString;
 use serde_json::json;
@@ -30,8 +30,12 @@ use plugboard_store::{
     Connection, ConnectionKey, ConnectionStatus, NewConnection, Store, StoreError, TokenUpdate,
 };
 
-/// Tokens expiring sooner than this are refreshed before use.
+/// Tokens expiring sooner than this are refreshed before use; short-lived tokens get a
+/// smaller margin (see [`refresh_margin`]).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// A token is refreshed in at most the last 1/`LIFETIME_FRACTION` of its lifetime, so that a
+/// provider issuing tokens that live five minutes or less does not get a refresh on every use.
+const LIFETIME_FRACTION: u32 = 4;
 /// How long a cached connection is trusted before it is read again; bounds how long another
 /// replica's changes (a delete, a refresh) take to be seen here.
 const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -160,7 +164,8 @@ impl Connections {
             .remove(key);
     }
 
-    /// The connection with a token valid for at least `margin`, refreshing it first if needed.
+    /// The connection with a token valid for at least `margin`, or a quarter of its lifetime
+    /// when that is less (see [`refresh_margin`]), refreshing it first if needed.
     pub async fn fresh(
         &self,
         integration: &Integration,
@@ -170,7 +175,7 @@ impl Connections {
         if connection.status == ConnectionStatus::NeedsReconnect {
             return Err(needs_reconnect(&connection));
         }
-        if !expires_within(&connection, margin) {
+        if !expires_within(&connection, margin, Utc::now()) {
             return Ok(connection);
         }
         self.refresh(integration, &connection.key, Need::Expiring(margin))
@@ -218,7 +223,7 @@ impl Connections {
                 return Err(needs_reconnect(&current));
             }
             let satisfied = match need {
-                Need::Expiring(margin) => !expires_within(&current, margin),
+                Need::Expiring(margin) => !expires_within(&current, margin, Utc::now()),
                 Need::Replace(version) => current.token_version != version,
             };
             if satisfied {
@@ -421,12 +426,30 @@ impl Connections {
     }
 }
 
-fn expires_within(connection: &Connection, margin: Duration) -> bool {
-    let limit = Utc::now() + chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX);
-    connection
-        .tokens
-        .expires_at
-        .is_some_and(|expires_at| expires_at <= limit)
+/// Whether the connection's token expires within its [`refresh_margin`] of `now`, and so
+/// should be refreshed before use. A token without an expiry never expires.
+fn expires_within(connection: &Connection, max_margin: Duration, now: DateTime<Utc>) -> bool {
+    let Some(expires_at) = connection.tokens.expires_at else {
+        return false;
+    };
+    let margin = refresh_margin(connection, max_margin);
+    expires_at <= now + chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX)
+}
+
+/// `max_margin`, or a quarter of the token's lifetime as issued when that is less.
+///
+/// A fixed margin at least as long as the lifetime would refresh the token on every use: one
+/// token grant per proxied request. The lifetime is not stored; `expires_at - updated_at`
+/// gives it, since `updated_at` is set whenever tokens are written. Anything else that
+/// touches `updated_at` only makes the margin smaller, never causes extra refreshes.
+fn refresh_margin(connection: &Connection, max_margin: Duration) -> Duration {
+    let Some(expires_at) = connection.tokens.expires_at else {
+        return max_margin;
+    };
+    let lifetime = (expires_at - connection.updated_at)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    max_margin.min(lifetime / LIFETIME_FRACTION)
 }
 
 fn needs_reconnect(connection: &Connection) -> RefreshError {
@@ -436,4 +459,74 @@ fn needs_reconnect(connection: &Connection) -> RefreshError {
             .clone()
             .unwrap_or_else(|| "the connection needs to be reconnected".to_owned()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use plugboard_store::Tokens;
+
+    use super::*;
+
+    /// A connection whose token was issued at `now - used` to live `lifetime` (seconds).
+    fn connection(now: DateTime<Utc>, lifetime: Option<i64>, used: i64) -> Connection {
+        let issued = now - chrono::Duration::seconds(used);
+        Connection {
+            id: "row-1".into(),
+            key: ConnectionKey::new("microsoft", "c1"),
+            provider: "microsoft-people".into(),
+            connection_config: BTreeMap::new(),
+            account: None,
+            status: ConnectionStatus::Ok,
+            status_reason: None,
+            tokens: Tokens {
+                access_token: SecretString::from("a"),
+                refresh_token: Some(SecretString::from("r")),
+                id_token: None,
+                expires_at: lifetime.map(|secs| issued + chrono::Duration::seconds(secs)),
+                scopes: Vec::new(),
+            },
+            token_version: 1,
+            created_at: issued,
+            updated_at: issued,
+        }
+    }
+
+    #[test]
+    fn margin_follows_short_token_lifetimes() {
+        let now = Utc::now();
+        let expiring =
+            |lifetime, used| expires_within(&connection(now, lifetime, used), REFRESH_MARGIN, now);
+        // A 60 s token: refreshed only in its last quarter (15 s), not on every use.
+        assert!(!expiring(Some(60), 10), "60 s token, 50 s left");
+        assert!(expiring(Some(60), 50), "60 s token, 10 s left");
+        // A 5-minute token no longer counts as expiring the moment it is issued.
+        assert!(!expiring(Some(300), 0), "5 min token, just issued");
+        assert!(expiring(Some(300), 240), "5 min token, 1 min left");
+        // Long tokens keep the full 5-minute margin.
+        assert!(expiring(Some(3600), 3600 - 240), "1 h token, 4 min left");
+        assert!(!expiring(Some(3600), 3600 - 360), "1 h token, 6 min left");
+        // Expired tokens are refreshed, whatever their lifetime.
+        assert!(expiring(Some(60), 61));
+        assert!(expiring(Some(0), 0));
+        // Without an expiry, never refreshed for expiry.
+        assert!(!expiring(None, 0));
+        assert!(!expiring(None, 1_000_000));
+    }
+
+    #[test]
+    fn odd_timestamps_do_not_cause_refreshes() {
+        let now = Utc::now();
+        // `updated_at` after `expires_at` (touched later): no margin, refreshed when expired.
+        let mut c = connection(now, Some(60), 0);
+        c.updated_at = now + chrono::Duration::seconds(120);
+        assert_eq!(refresh_margin(&c, REFRESH_MARGIN), Duration::ZERO);
+        assert!(!expires_within(&c, REFRESH_MARGIN, now));
+        assert!(expires_within(
+            &c,
+            REFRESH_MARGIN,
+            now + chrono::Duration::seconds(60)
+        ));
+    }
 }

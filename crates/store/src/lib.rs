@@ -249,8 +249,9 @@ pub trait Store: Send + Sync + 'static {
         session: &ConnectSession,
     ) -> StoreResult<()>;
 
-    /// The unexpired session with this token hash.
-    async fn connect_session(
+    /// Removes the unexpired session with this token hash and returns it: a connect link
+    /// starts one flow, so a leaked link cannot bind the connection to another account later.
+    async fn take_connect_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
@@ -263,13 +264,15 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Removes the state and returns it, if it exists and is unexpired. A state can be taken
-    /// once, however many callbacks race for it.
+    /// Removes the state and returns it, if it exists, is unexpired and belongs to the browser
+    /// with this cookie hash. A state can be taken once, however many callbacks race for it;
+    /// a callback from another browser leaves it for the browser that started the flow.
     async fn take_oauth_state(
         &self,
         state_hash: &str,
+        browser_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<OAuthState>>;
+    ) -> StoreResult<TakenState>;
 
     /// Deletes expired sessions and states, and change-log entries older than an hour; how
     /// many sessions and states.
@@ -412,6 +415,16 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts rows that [`Store::read_rows`] read from a store of either backend, in one
     /// transaction.
     async fn write_rows(&self, table: &copy::Table, rows: &[copy::Row]) -> StoreResult<()>;
+}
+
+/// What [`Store::take_oauth_state`] found.
+#[derive(Debug, Clone)]
+pub enum TakenState {
+    Taken(OAuthState),
+    /// The state is pending, but for another browser: left in place.
+    OtherBrowser,
+    /// No such unexpired state: unknown, expired or already used.
+    Unknown,
 }
 
 /// What [`Store::connection_changes`] found.

@@ -10,7 +10,7 @@ use plugboard_store::crypto::KeyRing;
 use plugboard_store::testing::TestDatabase;
 use plugboard_store::{
     ConnectSession, ConnectionKey, Flow, Location, NewConnection, OAuthState, RecordJson,
-    RecordQuery, RunCounts, RunLog, RunStatus, Store, Tokens, WebhookDelivery,
+    RecordQuery, RunCounts, RunLog, RunStatus, Store, TakenState, Tokens, WebhookDelivery,
 };
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::json;
@@ -179,11 +179,6 @@ async fn view(store: &Arc<dyn Store>, c: &str) -> String {
             (connection.token_version, connection.created_at),
         );
     }
-    let now = Utc::now();
-    out += &format!(
-        "{:?}\n",
-        store.connect_session("session-hash", now).await.unwrap()
-    );
     for model in ["Person", "Group"] {
         let mut after = None;
         loop {
@@ -260,12 +255,20 @@ async fn a_store_moves_to_postgres_and_back_unchanged() {
     let now = Utc::now();
     for store in [&source, &middle, &last] {
         assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(601));
-        // The OAuth flow came along, with its sealed verifier.
-        let state = store.take_oauth_state("state-hash", now).await.unwrap();
-        assert_eq!(
-            state.unwrap().pkce_verifier.unwrap().expose_secret(),
-            "verifier"
-        );
+        // The connect session came along, and the OAuth flow with its sealed verifier.
+        let session = store
+            .take_connect_session("session-hash", now)
+            .await
+            .unwrap();
+        assert_eq!(session.unwrap().connection_id, "c3");
+        let TakenState::Taken(state) = store
+            .take_oauth_state("state-hash", "browser", now)
+            .await
+            .unwrap()
+        else {
+            panic!("the OAuth flow was copied");
+        };
+        assert_eq!(state.pkce_verifier.unwrap().expose_secret(), "verifier");
     }
     for store in [source, middle, last] {
         store.close().await;

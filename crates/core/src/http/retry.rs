@@ -103,13 +103,45 @@ fn is_idempotent(method: &str) -> bool {
 }
 
 /// `Retry-After` as delay-seconds or as an HTTP date; a date in the past means "now".
+///
+/// Anything else is `None`, so the caller falls back to its own backoff rather than guessing.
+/// The result is not capped here: the caller caps it at `max_backoff`.
 fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if let Some(delay) = parse_delay_seconds(value) {
+        return Some(delay);
     }
+    // IMF-fixdate, and the obsolete RFC 850 and asctime forms RFC 7231 says to accept too.
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Delay-seconds: ASCII digits, optionally with a fraction (`1.5`). RFC 7231 allows only
+/// whole seconds, but some providers send fractions, and ignoring those retried sooner than
+/// asked. The fraction is rounded up to the millisecond, so the wait is never shorter than
+/// asked. Signs, exponents and non-ASCII digits are not delay-seconds; digits too many for
+/// a `u64` saturate, to be capped by the caller like any long wait.
+fn parse_delay_seconds(value: &str) -> Option<Duration> {
+    let (whole, fraction) = match value.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (value, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !fraction.is_none_or(digits) {
+        return None;
+    }
+    // All ASCII digits, so parsing fails only on overflow.
+    let seconds = whole.parse::<u64>().unwrap_or(u64::MAX);
+    let fraction = fraction.unwrap_or("").as_bytes();
+    let mut millis = fraction
+        .iter()
+        .chain(b"000")
+        .take(3)
+        .fold(0, |millis, digit| millis * 10 + u64::from(digit - b'0'));
+    if fraction.iter().skip(3).any(|&digit| digit != b'0') {
+        millis += 1;
+    }
+    Some(Duration::from_secs(seconds).saturating_add(Duration::from_millis(millis)))
 }
 
 #[cfg(test)]
@@ -159,6 +191,85 @@ mod tests {
         let past = httpdate::fmt_http_date(now - Duration::from_secs(60));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn parses_whole_and_fractional_delay_seconds() {
+        let now = SystemTime::now();
+        let parse = |value| parse_retry_after(value, now);
+        assert_eq!(parse("0"), Some(Duration::ZERO));
+        assert_eq!(parse("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse(" 0.25 "), Some(Duration::from_millis(250)));
+        // Rounded up to the millisecond, never down.
+        assert_eq!(parse("1.0001"), Some(Duration::from_millis(1001)));
+        assert_eq!(parse("0.0000001"), Some(Duration::from_millis(1)));
+        assert_eq!(parse("2.000000"), Some(Duration::from_secs(2)));
+        // Too large for a u64: saturates, and the policy caps it.
+        let huge = "99999999999999999999999999.9999";
+        assert!(parse(huge).unwrap() >= Duration::from_secs(u64::MAX));
+        assert_eq!(
+            policy().delay_after_status(1, 429, &headers(&[("Retry-After", huge)])),
+            Some(Duration::from_secs(10))
+        );
+        // A fraction is obeyed, not replaced by the (shorter) default backoff.
+        assert_eq!(
+            policy().delay_after_status(1, 429, &headers(&[("Retry-After", "1.5")])),
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn parses_http_dates_relative_to_now() {
+        // Wed, 21 Oct 2015 07:28:00 GMT
+        let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let value = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(
+            parse_retry_after(value, date - Duration::from_secs(90)),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(parse_retry_after(value, date), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(value, date + Duration::from_secs(3600)),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn ignores_garbage_retry_after() {
+        let now = SystemTime::now();
+        for value in [
+            "",
+            " ",
+            "abc",
+            "-1",
+            "-0.5",
+            "+1",
+            "NaN",
+            "nan",
+            "inf",
+            "-inf",
+            "1e400",
+            "1e3",
+            "١",
+            "1.",
+            ".5",
+            "1.2.3",
+            "1,5",
+            "0x10",
+            "1 s",
+            "Wed, 21 Oct 2015 07:28:00",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(value, now), None, "{value:?}");
+        }
+        // Ignored means the default backoff: at most 100 ms on the first attempt here.
+        for value in ["", "abc", "-1", "NaN", "1e400", "١"] {
+            let wait = policy()
+                .delay_after_status(1, 429, &headers(&[("Retry-After", value)]))
+                .unwrap();
+            assert!(wait <= Duration::from_millis(100), "{value:?}: {wait:?}");
+        }
     }
 
     #[test]

@@ -155,6 +155,25 @@ mod tests {
         assert!(!format!("{cb:?}").contains("abc"));
     }
 
+    /// Anyone can craft a callback URL: what it says reaches logs and pages without a line
+    /// break or a terminal escape of its own.
+    #[test]
+    fn an_error_callback_cannot_forge_log_lines_or_terminal_escapes() {
+        let err = parse_callback(
+            "error=denied%0A2026-12-07T00:00:00Z+INFO+forged&error_subcode=%1B%5B31mred\
+             &error_description=one%0D%0Atwo%1B%5B0m&state=s",
+        )
+        .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        for c in ['\n', '\r', '\u{1b}'] {
+            assert!(!shown.contains(c), "{shown:?}");
+        }
+        assert!(shown.contains("denied\\n2026"), "{shown}");
+        let long = format!("error=x&error_description={}&state=s", "a".repeat(10_000));
+        let err = parse_callback(&long).unwrap_err();
+        assert!(err.description().unwrap().chars().count() <= 501);
+    }
+
     #[test]
     fn classifies_error_callbacks_and_keeps_state() {
         let err = parse_callback(

@@ -201,14 +201,39 @@ pub fn classify(stage: Stage, status: Option<u16>, fields: &ErrorFields) -> OAut
     OAuthError(Box::new(Details {
         kind,
         stage,
-        error: fields.error.clone(),
+        error: fields.error.as_deref().map(printable),
         aadsts,
-        suberror: fields.suberror.clone(),
+        suberror: fields.suberror.as_deref().map(printable),
         status,
-        description: fields.error_description.as_deref().map(first_line),
+        description: fields
+            .error_description
+            .as_deref()
+            .map(|d| printable(&first_line(d))),
         fix: fix.into(),
         state: None,
     }))
+}
+
+/// The most characters of a provider's text kept in an error.
+const MAX_PROVIDER_TEXT: usize = 500;
+
+/// Text from outside (a provider's answer, or a callback URL anyone can craft) made safe to log
+/// and show: control characters — newlines that would forge log lines, ANSI escapes that would
+/// repaint a terminal — written as escapes, and the length capped.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_PROVIDER_TEXT));
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_PROVIDER_TEXT {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The first line of a description, without the trace, correlation and timestamp that

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use plugboard_core::{ErrorKind, ProviderError, RunInfo, SyncMode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, ApiPath, AppState};
 use crate::sync::context::{HostContext, Purpose};
 use plugboard_store::ConnectionKey;
 
@@ -18,7 +18,10 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/actions/{action}", post(run))
 }
 
+/// Unknown fields are refused, as on every other route: a typo such as `inputs` would
+/// otherwise run the action without its input.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ActionBody {
     integration: String,
     connection_id: String,
@@ -28,7 +31,7 @@ struct ActionBody {
 
 async fn run(
     State(state): State<AppState>,
-    Path(action): Path<String>,
+    ApiPath(action): ApiPath<String>,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let integration = state.integration(&body.integration)?.clone();

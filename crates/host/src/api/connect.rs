@@ -110,7 +110,18 @@ pub(super) fn new_connection_config(
     integration
         .spec()
         .resolve_connection_config(given)
-        .map_err(|problems| ApiError::bad_request("invalid_connection_config", problems.join("; ")))
+        .map_err(|problems| ApiError::bad_request("invalid_connection_config", summary(&problems)))
+}
+
+/// Problems listed in one message: the first few, then how many more, so a request with
+/// thousands of bad keys gets a short answer.
+fn summary(problems: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = problems[..problems.len().min(SHOWN)].join("; ");
+    if problems.len() > SHOWN {
+        text.push_str(&format!("; and {} more", problems.len() - SHOWN));
+    }
+    text
 }
 
 /// Connection ids are the caller's own keys (a user id, an email); they appear in URLs and logs.

@@ -1,7 +1,7 @@
 //! `GET /connections`, `GET /connections/{id}` (with credentials) and `DELETE /connections/{id}`;
 //! `POST /connections` (API-key connections) is in `key_connections`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiError, ApiQuery, AppState, key_connections};
+use super::{ApiError, ApiPath, ApiQuery, AppState, key_connections};
 use crate::refresh::REFRESH_MARGIN;
 use plugboard_store::{Connection, ConnectionKey};
 
@@ -106,7 +106,7 @@ fn key_of(connection_id: String, integration: Option<String>) -> Result<Connecti
 
 async fn show(
     State(state): State<AppState>,
-    Path(connection_id): Path<String>,
+    ApiPath(connection_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ShowParams>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     let key = key_of(connection_id, params.integration)?;
@@ -153,7 +153,7 @@ async fn show(
 
 async fn remove(
     State(state): State<AppState>,
-    Path(connection_id): Path<String>,
+    ApiPath(connection_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<StatusCode, ApiError> {
     let key = key_of(connection_id, params.integration)?;

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -23,12 +24,11 @@ use plugboard_core::oauth::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 
 use super::account::fetch_account;
 use super::{AppState, hash_token, random_token};
 use crate::integrations::Integration;
-use plugboard_store::{ConnectSession, Flow, NewConnection, OAuthState, Tokens};
+use plugboard_store::{ConnectSession, Flow, NewConnection, OAuthState, TakenState, Tokens};
 
 const STATE_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
 const BROWSER_COOKIE: &str = "plugboard_oauth";
@@ -120,10 +120,13 @@ fn escape(text: &str) -> String {
 
 async fn connect(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    axum::extract::Query(params): axum::extract::Query<ConnectParams>,
+    name: Result<Path<String>, PathRejection>,
+    params: Result<Query<ConnectParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Outcome {
+    let (Ok(Path(name)), Ok(Query(params))) = (name, params) else {
+        return malformed_link();
+    };
     let (integration, session) =
         match session_for(&state, &name, params.session_token.as_deref()).await {
             Ok(found) => found,
@@ -147,10 +150,13 @@ async fn connect(
 
 async fn admin_consent(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    axum::extract::Query(params): axum::extract::Query<AdminConsentParams>,
+    name: Result<Path<String>, PathRejection>,
+    params: Result<Query<AdminConsentParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Outcome {
+    let (Ok(Path(name)), Ok(Query(params))) = (name, params) else {
+        return malformed_link();
+    };
     let (integration, mut session) =
         match session_for(&state, &name, params.session_token.as_deref()).await {
             Ok(found) => found,
@@ -201,6 +207,16 @@ async fn admin_consent(
     start_flow(&state, &headers, flow, url).await
 }
 
+/// A link whose path or query cannot be read (a segment that is not UTF-8, a parameter
+/// given twice): a page, like every other answer of these browser routes.
+fn malformed_link() -> Outcome {
+    Outcome::page(
+        StatusCode::BAD_REQUEST,
+        "This link is not valid",
+        "The link is malformed. Ask the application for a new one.",
+    )
+}
+
 /// Finds the integration and the unexpired connect session for it.
 async fn session_for<'s>(
     state: &'s AppState,
@@ -225,7 +241,7 @@ async fn session_for<'s>(
     let session = state
         .connections
         .store()
-        .connect_session(&hash_token(token), Utc::now())
+        .take_connect_session(&hash_token(token), Utc::now())
         .await
         .map_err(store_failure)?
         .filter(|s| s.integration == name)
@@ -307,14 +323,27 @@ async fn callback(
             "The provider's answer carries no single `state`. Start connecting again from the application.",
         );
     };
+    // Only the browser that started the flow takes its state: a callback arriving in another
+    // browser is refused and leaves the flow for the right one to finish.
+    let browser = cookie(&headers, BROWSER_COOKIE)
+        .map(|browser| hash_token(&browser))
+        .unwrap_or_default();
     let taken = state
         .connections
         .store()
-        .take_oauth_state(&hash_token(flow_state), Utc::now())
+        .take_oauth_state(&hash_token(flow_state), &browser, Utc::now())
         .await;
     let flow = match taken {
-        Ok(Some(flow)) => flow,
-        Ok(None) => {
+        Ok(TakenState::Taken(flow)) => flow,
+        Ok(TakenState::OtherBrowser) => {
+            tracing::warn!("OAuth callback from another browser refused");
+            return Outcome::page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in could not be completed",
+                "This sign-in was started in another browser (or cookies are blocked). Start connecting again from the application, in this browser.",
+            );
+        }
+        Ok(TakenState::Unknown) => {
             tracing::warn!("OAuth callback with an unknown, expired or already used state refused");
             return Outcome::page(
                 StatusCode::BAD_REQUEST,
@@ -324,21 +353,6 @@ async fn callback(
         }
         Err(error) => return store_failure(error),
     };
-    let same_browser = cookie(&headers, BROWSER_COOKIE).is_some_and(|browser| {
-        bool::from(
-            hash_token(&browser)
-                .as_bytes()
-                .ct_eq(flow.browser_hash.as_bytes()),
-        )
-    });
-    if !same_browser {
-        tracing::warn!(integration = %flow.integration, connection_id = %flow.connection_id, "OAuth callback from another browser refused");
-        return Outcome::page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in could not be completed",
-            "This sign-in was started in another browser (or cookies are blocked). Start connecting again from the application, in this browser.",
-        );
-    }
     let Some(integration) = state.integrations.get(&flow.integration) else {
         return Outcome::page(
             StatusCode::NOT_FOUND,

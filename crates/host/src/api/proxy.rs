@@ -69,8 +69,11 @@ async fn answer(state: AppState, request: Request) -> Response {
     forward(state, request).await.into_response()
 }
 
+/// The old, non-standard spelling of `Connection` some proxies and servers still send.
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// Headers that describe one hop, never the end-to-end message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     KEEP_ALIVE,
     header::PROXY_AUTHENTICATE,
@@ -79,7 +82,20 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    PROXY_CONNECTION,
 ];
+
+/// The headers a message's `Connection` (and `Proxy-Connection`) header names: hop-by-hop too.
+fn named_hop_by_hop(headers: &HeaderMap) -> Vec<String> {
+    [header::CONNECTION, PROXY_CONNECTION]
+        .iter()
+        .flat_map(|connection| headers.get_all(connection))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
 
 async fn forward(state: AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
@@ -220,14 +236,7 @@ fn target(path: &str, query: Option<&str>) -> Result<String, ApiError> {
 /// The caller's headers minus hop-by-hop and Plugboard's own, plus the spec's defaults for
 /// headers the caller did not set.
 fn forwarded_headers(incoming: &HeaderMap, defaults: &HeaderMap) -> HeaderMap {
-    // Headers the `Connection` header names are hop-by-hop too.
-    let named: Vec<String> = incoming
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .collect();
+    let named = named_hop_by_hop(incoming);
     let mut headers = HeaderMap::with_capacity(incoming.len());
     for (name, value) in incoming {
         let ours = [
@@ -303,9 +312,13 @@ fn request_uri(url: &url::Url) -> Result<axum::http::Uri, ApiError> {
     })
 }
 
-/// The provider's answer minus its hop-by-hop headers, its body streamed as it arrives.
+/// The provider's answer minus its hop-by-hop headers (those its `Connection` header names
+/// included), its body streamed as it arrives.
 fn stream_back(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    for name in named_hop_by_hop(headers) {
+        headers.remove(name.as_str());
+    }
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
@@ -361,6 +374,28 @@ mod tests {
         for bad in ["/proxy/https://evil.example/x", "/proxy//evil.example/x"] {
             assert!(target(bad, None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_providers_hop_by_hop_headers_stay_there() {
+        let mut answer = Response::new(Body::empty());
+        for (name, value) in [
+            ("connection", "close, x-upstream-hop"),
+            ("proxy-connection", "x-other-hop"),
+            ("x-upstream-hop", "1"),
+            ("x-other-hop", "2"),
+            ("keep-alive", "timeout=5"),
+            ("content-type", "application/json"),
+            ("x-ms-request-id", "r1"),
+        ] {
+            answer
+                .headers_mut()
+                .append(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        let back = stream_back(answer);
+        let mut names: Vec<&str> = back.headers().keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-type", "x-ms-request-id"]);
     }
 
     #[test]

@@ -182,18 +182,9 @@ async fn frequency(
         .frequency
         .as_deref()
         .map(|text| {
-            text.parse::<HumanDuration>()
-                .map_err(|why| ApiError::bad_request("invalid_frequency", why))
-                .and_then(|d| {
-                    if d.get() < Duration::from_secs(1) {
-                        Err(ApiError::bad_request(
-                            "invalid_frequency",
-                            "`frequency` must be at least 1s",
-                        ))
-                    } else {
-                        Ok(d.get())
-                    }
-                })
+            crate::sync::parse_frequency(text).map_err(|why| {
+                ApiError::bad_request("invalid_frequency", format!("`frequency`: {why}"))
+            })
         })
         .transpose()?;
     let pairs = target_pairs(&state, &body).await?;

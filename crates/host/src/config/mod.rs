@@ -381,15 +381,9 @@ fn read_sync_overrides(
         if let Some(f) = t.take("frequency") {
             let parsed = ctx
                 .string(&f, "a duration such as \"30s\", \"15m\", \"1h\" or \"1d\"")
-                .map(|text| text.parse::<plugboard_core::spec::HumanDuration>());
+                .map(|text| crate::sync::parse_frequency(&text));
             match parsed {
-                Some(Ok(duration)) if duration.get() >= std::time::Duration::from_secs(1) => {
-                    settings.frequency = Some(duration.get());
-                }
-                Some(Ok(_)) => {
-                    ctx.error(&f, "must be at least 1s");
-                    ok = false;
-                }
+                Some(Ok(frequency)) => settings.frequency = Some(frequency),
                 Some(Err(e)) => {
                     ctx.error(&f, e);
                     ok = false;

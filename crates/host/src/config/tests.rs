@@ -448,3 +448,22 @@ fn the_postgres_replicas_example_loads() {
         StoreConfig::Postgres { pool_size: 10, .. }
     ));
 }
+
+/// A sync's frequency is bounded by the same check as `POST /syncs/frequency`: an unbounded
+/// one used to overflow the next run's date and panic the scheduler.
+#[test]
+fn a_syncs_frequency_is_bounded() {
+    let with_frequency = |frequency: &str| {
+        format!("{VALID}\n[integrations.microsoft.syncs.people]\nfrequency = \"{frequency}\"\n")
+    };
+    let loaded = load_with(&with_frequency("365d"), &[]).unwrap();
+    assert_eq!(
+        loaded.config.integrations["microsoft"].syncs["people"].frequency,
+        Some(crate::sync::MAX_FREQUENCY)
+    );
+    let messages: Vec<String> = ["1000000000000d", "366d", "500ms"]
+        .into_iter()
+        .map(|frequency| errors(&with_frequency(frequency), &[]))
+        .collect();
+    insta::assert_snapshot!(messages.join("\n\n"));
+}

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use plugboard_core::spec::HumanDuration;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -33,6 +34,31 @@ pub struct SyncSettings {
     pub frequency: Duration,
     /// The page size the integration chose; `None` keeps the provider's.
     pub page_size: Option<u32>,
+}
+
+/// The shortest frequency a sync may have: a shorter one would keep the scheduler spinning.
+pub const MIN_FREQUENCY: Duration = Duration::from_secs(1);
+/// The longest frequency a sync may have, 365 days. Unbounded, a frequency such as
+/// `1000000000000d` overflowed the date of the next run and panicked the scheduler, stopping
+/// every sync; a sync meant to run less than once a year is better paused.
+pub const MAX_FREQUENCY: Duration = Duration::from_secs(365 * 86_400);
+
+/// Reads a sync's frequency, such as `30s` or `1d`, and checks it is within [`MIN_FREQUENCY`]
+/// and [`MAX_FREQUENCY`]. The config reader and `POST /syncs/frequency` both use it, so the two
+/// accept the same values; the error names the value and the allowed range, and its caller
+/// says where the value came from.
+pub fn parse_frequency(text: &str) -> Result<Duration, String> {
+    let frequency = text.parse::<HumanDuration>()?.get();
+    if (MIN_FREQUENCY..=MAX_FREQUENCY).contains(&frequency) {
+        Ok(frequency)
+    } else {
+        Err(format!(
+            "`{}` is out of range: expected {} to {}d",
+            text.trim(),
+            HumanDuration(MIN_FREQUENCY),
+            MAX_FREQUENCY.as_secs() / 86_400
+        ))
+    }
 }
 
 /// Sync machinery shared by the API, the scheduler and the runs.

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use plugboard_core::SyncMode;
 use tokio::sync::{Mutex, Notify};
 
+use super::MAX_FREQUENCY;
 use super::runner::{NotStarted, RunRequest, run_sync};
 use crate::state::AppState;
 use plugboard_store::{Connection, ConnectionKey, ConnectionStatus, RunStatus};
@@ -39,7 +40,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 pub struct Entry {
     pub running: bool,
     pub paused: bool,
-    /// The connection's own frequency, overriding the integration's.
+    /// The connection's own frequency, overriding the integration's, as stored: one set by an
+    /// older build may exceed [`MAX_FREQUENCY`], so date arithmetic goes through [`after`].
     pub frequency: Option<Duration>,
     pub next_run_at: DateTime<Utc>,
     /// A run asked for through the API, started as soon as no run is in progress.
@@ -230,9 +232,23 @@ async fn due_at(
         .into_iter()
         .next();
     Ok(match last {
-        Some(run) if run.status == RunStatus::Success => run.started_at + frequency,
+        Some(run) if run.status == RunStatus::Success => after(run.started_at, frequency),
         _ => Utc::now(),
     })
+}
+
+/// A frequency as a chrono duration, for date arithmetic that must not panic: a frequency
+/// stored by an older build, which did not bound it, may be far beyond any date, so anything
+/// over [`MAX_FREQUENCY`] counts as the maximum.
+fn signed(frequency: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(frequency.min(MAX_FREQUENCY)).unwrap_or(chrono::Duration::MAX)
+}
+
+/// One frequency after `at`, never panicking (see [`signed`]); the latest date there is if
+/// even that overflows.
+fn after(at: DateTime<Utc>, frequency: Duration) -> DateTime<Utc> {
+    at.checked_add_signed(signed(frequency))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Marks failed the runs whose process stopped: their leases expired. Runs of live replicas
@@ -399,6 +415,18 @@ fn spawn_run(
         let schedule = &state.syncs.schedule;
         let entry_key = (key.clone(), sync.clone());
         let frequency = |entry: &Entry| entry.frequency.unwrap_or(default_frequency);
+        // Counted as the maximum by `after`; said once per run so the operator can set it again.
+        if let Some(stored) = schedule.entry(&key, &sync).await.and_then(|e| e.frequency)
+            && stored > MAX_FREQUENCY
+        {
+            tracing::warn!(
+                integration = %key.integration,
+                connection_id = %key.connection_id,
+                %sync,
+                frequency_secs = stored.as_secs(),
+                "the stored frequency is over the maximum of 365d (set by an older build); using 365d until it is set again through POST /syncs/frequency"
+            );
+        }
         let mode = match start {
             Start::Triggered(mode) => mode,
             Start::Scheduled => {
@@ -432,9 +460,7 @@ fn spawn_run(
                     .entry(&key, &sync)
                     .await
                     .map_or(default_frequency, |e| frequency(&e));
-                chrono::Duration::from_std(frequency)
-                    .ok()
-                    .and_then(|frequency| started.checked_sub_signed(frequency))
+                started.checked_sub_signed(signed(frequency))
             }
         };
         let request = RunRequest {
@@ -474,11 +500,43 @@ fn spawn_run(
         };
         let frequency = frequency(entry);
         entry.next_run_at = if succeeded {
-            (started + frequency).max(finished)
+            after(started, frequency).max(finished)
         } else {
-            finished + frequency.min(RETRY_FAILED_AFTER)
+            after(finished, frequency.min(RETRY_FAILED_AFTER))
         };
         drop(entries);
         schedule.wake();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frequency an older build stored, such as `1000000000000d`, must not panic the
+    /// scheduler: it counts as the maximum.
+    #[test]
+    fn a_frequency_over_the_maximum_counts_as_the_maximum() {
+        let at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let year_later = at + chrono::Duration::days(365);
+        for stored in [
+            MAX_FREQUENCY,
+            Duration::from_secs(1_000_000_000_000 * 86_400),
+            Duration::MAX,
+        ] {
+            assert_eq!(signed(stored), chrono::Duration::days(365));
+            assert_eq!(after(at, stored), year_later);
+            assert!(at.checked_sub_signed(signed(stored)).is_some());
+        }
+        assert_eq!(
+            after(at, Duration::from_secs(90)),
+            at + chrono::Duration::seconds(90)
+        );
+        assert_eq!(
+            after(DateTime::<Utc>::MAX_UTC, Duration::from_secs(1)),
+            DateTime::<Utc>::MAX_UTC
+        );
+    }
 }

@@ -103,8 +103,13 @@ async fn callbacks_are_refused_without_a_token_request_unless_everything_matches
     // Foreign cookie: another browser, with a binding of its own from its own flow.
     let mut mallory = Browser::new();
     mallory.until_callback(&link("c2").await).await;
-    let victims = Browser::new().until_callback(&link("c3").await).await;
+    let mut victim = Browser::new();
+    let victims = victim.until_callback(&link("c3").await).await;
     assert_refused(&mut mallory, &victims, "started in another browser").await;
+    // The foreign attempt left the flow alone: the browser that started it finishes it.
+    let finished = victim.get(&victims).await;
+    assert_eq!(finished.status(), StatusCode::OK);
+    assert!(finished.text().await.unwrap().contains("Connected"));
 
     // Expired state: ten minutes pass, and expired flows are purged.
     let mut browser = Browser::new();
@@ -118,8 +123,8 @@ async fn callbacks_are_refused_without_a_token_request_unless_everything_matches
     assert_refused(&mut browser, &forged, "unknown").await;
     assert_eq!(
         world.token_requests("authorization_code").await,
-        0,
-        "no callback reached the token endpoint"
+        1,
+        "no refused callback reached the token endpoint"
     );
 
     // Replay: the same callback (same code, same state) a second time, in the right browser.
@@ -129,9 +134,23 @@ async fn callbacks_are_refused_without_a_token_request_unless_everything_matches
     assert_refused(&mut browser, &callback, "already completed").await;
     assert_eq!(
         world.token_requests("authorization_code").await,
-        1,
-        "the code was redeemed exactly once"
+        2,
+        "each code was redeemed exactly once"
     );
+}
+
+/// A connect link starts one flow: opened again (it leaked, or the user went back), it is
+/// refused, so nobody can bind the connection to another account with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_link_starts_one_flow() {
+    let world = World::start().await;
+    let link = world.host.connect_link("microsoft", "once", None).await;
+    world.connect_with_link(&link).await;
+    let (again, _) = Browser::new().follow(&link).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let page = again.text().await.unwrap();
+    assert!(page.contains("This link is not valid"), "{page}");
+    assert_eq!(world.token_requests("authorization_code").await, 1);
 }
 
 /// Makes the emulator answer the next authorization request with `error`.
@@ -245,6 +264,22 @@ async fn the_api_needs_the_key_and_unknown_things_are_404() {
         ))
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A typo in an action's body is refused, naming the field, as on every other route:
+    // dropped silently, it would run the action without its input.
+    let (status, body) = host
+        .post(
+            "/actions/search-people",
+            &json!({"integration": "microsoft", "connection_id": "x", "inputs": {"q": "a"}}),
+        )
+        .await;
+    assert_eq!(status.as_u16() / 100, 4, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inputs"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -284,5 +319,71 @@ async fn an_administrator_grants_consent_for_the_organisation() {
     assert_eq!(
         Browser::new().get(&needless).await.status(),
         StatusCode::BAD_REQUEST
+    );
+}
+
+/// Odd requests get the API's error shape, never a framework's plain text or an empty body.
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_requests_are_answered_in_the_error_shape() {
+    let world = World::start().await;
+    let host = &world.host;
+    let key = format!("Bearer {}", crate::support::API_KEY);
+    let auth = [("authorization", key.as_str())];
+    for (target, status, code) in [
+        (
+            "/connections/%FF%FE?integration=microsoft",
+            400,
+            "invalid_path",
+        ),
+        (
+            "/connections?integration=microsoft&integration=admin",
+            400,
+            "invalid_query",
+        ),
+    ] {
+        let (got, body) = crate::support::raw_get(&host.url, target, &auth).await;
+        let body: Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{target}: {body}"));
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{target}"
+        );
+    }
+    let (got, body) = host.call(Method::PUT, "/connections").await;
+    assert_eq!(got, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+
+    // Thousands of unknown connection config keys: a short answer.
+    let config: serde_json::Map<String, Value> = (0..20_000)
+        .map(|i| (format!("key{i}"), Value::from("x")))
+        .collect();
+    let (got, body) = host
+        .post(
+            "/connect/sessions",
+            &json!({"integration": "microsoft", "connection_id": "c1", "connection_config": config}),
+        )
+        .await;
+    assert_eq!(got, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.len() < 2_000 && message.contains("more"),
+        "{message}"
+    );
+
+    // The browser routes answer a malformed link with a page.
+    let response = Browser::new()
+        .get(&format!(
+            "{}/oauth/connect/microsoft?session_token=a&session_token=b",
+            host.url
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("This link is not valid")
     );
 }

@@ -99,13 +99,15 @@ async fn a_token_about_to_expire_is_refreshed_before_it_is_handed_out() {
     let world = World::start().await;
     world.connect("microsoft", "soon").await;
     let before = world.host.credentials("microsoft", "soon").await;
-    // One minute left: inside the five-minute refresh margin. Saved as another process would
-    // (a reconnect with a token that expires soon), which the host sees within a second.
+    // An hour-long token with one minute left: inside the five-minute refresh margin. Saved as
+    // another process would (a reconnect, dated when the token was issued, an hour ago), which
+    // the host sees within a second.
     let store = world.store().await;
     let key = ConnectionKey::new("microsoft", "soon");
     let stored = store.connection(&key).await.unwrap().unwrap();
     let mut tokens = stored.tokens.clone();
-    tokens.expires_at = Some(chrono::Utc::now() + chrono::Duration::seconds(60));
+    let now = chrono::Utc::now();
+    tokens.expires_at = Some(now + chrono::Duration::seconds(60));
     let expiring = NewConnection {
         key,
         provider: stored.provider,
@@ -113,10 +115,8 @@ async fn a_token_about_to_expire_is_refreshed_before_it_is_handed_out() {
         account: stored.account,
         tokens,
     };
-    store
-        .save_connection(expiring, chrono::Utc::now())
-        .await
-        .unwrap();
+    let issued = now - chrono::Duration::minutes(59);
+    store.save_connection(expiring, issued).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let after = world.host.credentials("microsoft", "soon").await;
     assert_ne!(

@@ -155,7 +155,13 @@ impl World {
             .host
             .connect_link(integration, connection_id, None)
             .await;
-        let (response, _) = Browser::new().follow(&link).await;
+        self.connect_with_link(&link).await;
+    }
+
+    /// Follows a connect link through the whole flow in a fresh browser and checks it
+    /// succeeded.
+    pub async fn connect_with_link(&self, link: &str) {
+        let (response, _) = Browser::new().follow(link).await;
         let status = response.status();
         let page = response.text().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{page}");

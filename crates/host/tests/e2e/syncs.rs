@@ -492,3 +492,33 @@ async fn a_host_killed_mid_crawl_resumes_from_its_checkpoint() {
         "the same records as a clean run"
     );
 }
+
+/// A frequency is bounded (at most 365 days): an unbounded one such as `1000000000000d` used to
+/// be accepted and then overflow the next run's date, panicking the scheduler so that no sync
+/// ran for any connection. It is refused with the field and the range named, `365d` is taken,
+/// and runs still happen.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frequency_out_of_range_is_refused_and_the_scheduler_keeps_running() {
+    let world = World::start_with(20, &syncing("http://127.0.0.1:9/unused")).await;
+    world.connect("microsoft", "f1").await;
+    let first = finished_run(&world, "f1", "").await;
+    assert_eq!(first["status"], "success", "{first}");
+
+    let request = |frequency: &str| json!({"integration": "microsoft", "connection_id": "f1", "syncs": ["people"], "frequency": frequency});
+    let (status, body) = world
+        .host
+        .post("/syncs/frequency", &request("1000000000000d"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_frequency", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    for expected in ["`frequency`", "`1000000000000d`", "1s to 365d"] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    let (status, body) = world.host.post("/syncs/frequency", &request("365d")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    trigger(&world, "f1", "full").await;
+    let second = finished_run(&world, "f1", first["started_at"].as_str().unwrap()).await;
+    assert_eq!(second["status"], "success", "{second}");
+}

@@ -30,8 +30,8 @@ use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
     ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, NewConnection,
     OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
-    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens,
-    WebhookDelivery,
+    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TakenState, TokenUpdate,
+    Tokens, WebhookDelivery,
 };
 
 /// How long a request waits for a pooled connection before the store answers
@@ -555,14 +555,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn connect_session(
+    async fn take_connect_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ConnectSession>> {
         let row = sqlx::query(
-            "SELECT integration, connection_id, connection_config, return_url, expires_at \
-             FROM connect_sessions WHERE token_hash = $1 AND expires_at > $2",
+            "DELETE FROM connect_sessions WHERE token_hash = $1 AND expires_at > $2 \
+             RETURNING integration, connection_id, connection_config, return_url, expires_at",
         )
         .bind(token_hash)
         .bind(millis(now))
@@ -604,20 +604,40 @@ impl Store for PostgresStore {
     async fn take_oauth_state(
         &self,
         state_hash: &str,
+        browser_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<OAuthState>> {
+    ) -> StoreResult<TakenState> {
         // Deleting is what makes a state single-use: of two racing callbacks, one gets the row.
         let row = sqlx::query(
-            "DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > $2 \
-             RETURNING flow, integration, connection_id, connection_config, return_url, \
-             pkce_verifier, browser_hash, expires_at",
+            "DELETE FROM oauth_states WHERE state_hash = $1 AND browser_hash = $2 \
+             AND expires_at > $3 RETURNING flow, integration, connection_id, \
+             connection_config, return_url, pkce_verifier, browser_hash, expires_at",
         )
         .bind(state_hash)
+        .bind(browser_hash)
         .bind(millis(now))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| rows::oauth_state(&row, &self.sealer, state_hash))
-            .transpose()
+        if let Some(row) = row {
+            return Ok(TakenState::Taken(rows::oauth_state(
+                &row,
+                &self.sealer,
+                state_hash,
+            )?));
+        }
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM oauth_states WHERE state_hash = $1 \
+             AND expires_at > $2)",
+        )
+        .bind(state_hash)
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(if pending {
+            TakenState::OtherBrowser
+        } else {
+            TakenState::Unknown
+        })
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

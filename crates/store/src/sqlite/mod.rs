@@ -29,8 +29,8 @@ use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
     ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, NewConnection,
     OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
-    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TokenUpdate, Tokens,
-    WebhookDelivery,
+    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TakenState, TokenUpdate,
+    Tokens, WebhookDelivery,
 };
 
 /// The migrations, in order: each file of `migrations/` once, by its number.
@@ -512,18 +512,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn connect_session(
+    async fn take_connect_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ConnectSession>> {
         let row = sqlx::query(
-            "SELECT integration, connection_id, connection_config, return_url, expires_at \
-             FROM connect_sessions WHERE token_hash = ? AND expires_at > ?",
+            "DELETE FROM connect_sessions WHERE token_hash = ? AND expires_at > ? \
+             RETURNING integration, connection_id, connection_config, return_url, expires_at",
         )
         .bind(token_hash)
         .bind(millis(now))
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.writer)
         .await?;
         row.map(|row| rows::connect_session(&row)).transpose()
     }
@@ -561,20 +561,40 @@ impl Store for SqliteStore {
     async fn take_oauth_state(
         &self,
         state_hash: &str,
+        browser_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<OAuthState>> {
+    ) -> StoreResult<TakenState> {
         // Deleting is what makes a state single-use: of two racing callbacks, one gets the row.
         let row = sqlx::query(
-            "DELETE FROM oauth_states WHERE state_hash = ? AND expires_at > ? \
-             RETURNING flow, integration, connection_id, connection_config, return_url, \
-             pkce_verifier, browser_hash, expires_at",
+            "DELETE FROM oauth_states WHERE state_hash = ? AND browser_hash = ? \
+             AND expires_at > ? RETURNING flow, integration, connection_id, \
+             connection_config, return_url, pkce_verifier, browser_hash, expires_at",
         )
         .bind(state_hash)
+        .bind(browser_hash)
         .bind(millis(now))
         .fetch_optional(&self.writer)
         .await?;
-        row.map(|row| rows::oauth_state(&row, &self.sealer, state_hash))
-            .transpose()
+        if let Some(row) = row {
+            return Ok(TakenState::Taken(rows::oauth_state(
+                &row,
+                &self.sealer,
+                state_hash,
+            )?));
+        }
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM oauth_states WHERE state_hash = ? \
+             AND expires_at > ?)",
+        )
+        .bind(state_hash)
+        .bind(millis(now))
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(if pending {
+            TakenState::OtherBrowser
+        } else {
+            TakenState::Unknown
+        })
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

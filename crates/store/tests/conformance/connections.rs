@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use plugboard_store::ConnectionStatus;
+use plugboard_store::{ConnectionStatus, TakenState};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::*;
@@ -156,7 +156,7 @@ pub async fn leases_exclude_other_owners_until_released_or_expired(b: &Backend) 
     );
 }
 
-pub async fn oauth_states_are_single_use_and_expire(b: &Backend) {
+pub async fn oauth_states_are_single_use_bound_to_their_browser_and_expire(b: &Backend) {
     let store = b.open(ring(&[("k1", 1)], "k1")).await;
     let now = Utc::now();
     let state = OAuthState {
@@ -171,11 +171,24 @@ pub async fn oauth_states_are_single_use_and_expire(b: &Backend) {
     };
     store.create_oauth_state("h1", &state, now).await.unwrap();
     store.create_oauth_state("h2", &state, now).await.unwrap();
-    let taken = store.take_oauth_state("h1", now).await.unwrap().unwrap();
+    // Another browser's callback is refused and leaves the state to the browser it belongs to.
+    assert!(matches!(
+        store.take_oauth_state("h1", "other", now).await.unwrap(),
+        TakenState::OtherBrowser
+    ));
+    let TakenState::Taken(taken) = store.take_oauth_state("h1", "b", now).await.unwrap() else {
+        panic!("the state's own browser takes it");
+    };
     assert_eq!(taken.pkce_verifier.unwrap().expose_secret(), "verifier");
-    assert!(store.take_oauth_state("h1", now).await.unwrap().is_none());
+    assert!(matches!(
+        store.take_oauth_state("h1", "b", now).await.unwrap(),
+        TakenState::Unknown
+    ));
     let late = now + chrono::Duration::minutes(11);
-    assert!(store.take_oauth_state("h2", late).await.unwrap().is_none());
+    assert!(matches!(
+        store.take_oauth_state("h2", "b", late).await.unwrap(),
+        TakenState::Unknown
+    ));
     assert_eq!(
         store.purge_expired(late).await.unwrap(),
         1,
@@ -221,7 +234,7 @@ pub async fn rotation_moves_every_secret_to_the_active_key(b: &Backend) {
     assert_eq!(read.tokens.access_token.expose_secret(), "a2");
 }
 
-pub async fn connect_sessions_are_read_until_they_expire_and_then_purged(b: &Backend) {
+pub async fn a_connect_session_is_taken_once_until_it_expires(b: &Backend) {
     let store = b.open(ring(&[("k1", 1)], "k1")).await;
     let now = Utc::now();
     let session = plugboard_store::ConnectSession {
@@ -236,13 +249,22 @@ pub async fn connect_sessions_are_read_until_they_expire_and_then_purged(b: &Bac
         .unwrap(),
     };
     store.create_connect_session("h1", &session).await.unwrap();
+    store.create_connect_session("h2", &session).await.unwrap();
     assert_eq!(
-        store.connect_session("h1", now).await.unwrap(),
+        store.take_connect_session("other", now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_connect_session("h1", now).await.unwrap(),
         Some(session.clone())
     );
-    assert_eq!(store.connect_session("other", now).await.unwrap(), None);
+    assert_eq!(
+        store.take_connect_session("h1", now).await.unwrap(),
+        None,
+        "one link, one flow"
+    );
     let late = now + chrono::Duration::minutes(31);
-    assert_eq!(store.connect_session("h1", late).await.unwrap(), None);
+    assert_eq!(store.take_connect_session("h2", late).await.unwrap(), None);
     assert_eq!(store.purge_expired(late).await.unwrap(), 1);
     assert_eq!(b.rows("connect_sessions").await, 0);
 }
