@@ -24,7 +24,8 @@ pub enum ErrorKind {
     Auth,
     /// The caller's input (an action's input, a request) is not acceptable.
     InvalidInput,
-    /// No such sync, action or pagination preset.
+    /// No such sync, action or pagination preset, or no such thing at the provider as the
+    /// caller named (a user, say).
     NotFound,
     /// A response could not be understood (malformed JSON, missing field).
     Decode,

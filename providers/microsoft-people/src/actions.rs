@@ -15,6 +15,10 @@ use crate::person::GraphEntry;
 const DEFAULT_TOP: u64 = 10;
 /// The largest `$top` the people API accepts.
 const MAX_TOP: u64 = 1000;
+/// The longest text input taken, in characters: far beyond any name, address or search, and
+/// short enough that the request URL stays within what servers accept. A 70,000-character
+/// query otherwise failed as an unreachable provider, after every retry.
+const MAX_TEXT_CHARS: usize = 1000;
 
 /// `search-people`: `{"query": "…", "top"?: n}`, a fuzzy match on names and email addresses.
 pub(crate) async fn search_people(
@@ -62,7 +66,14 @@ pub(crate) async fn list_user_people(
     let top = input.top()?;
     let request = HttpRequest::get(format!("/v1.0/users/{}/people", graph::path_segment(user)))
         .query("$top", top.to_string());
-    let response = graph::check(ctx.http(request).await?, |status| match status {
+    let response = ctx.http(request).await?;
+    // An unknown user is the caller's mistake, not a provider failure.
+    if response.status == 404 {
+        return Err(ProviderError::not_found(format!(
+            "list-user-people: no user `{user}` in the connected organisation"
+        )));
+    }
+    let response = graph::check(response, |status| match status {
         403 => Some(
             "Microsoft Graph refused to list another user's people: People.Read.All needs \
              admin consent. An administrator must grant it to the app for the organisation \
@@ -70,7 +81,6 @@ pub(crate) async fn list_user_people(
              asking for People.Read.All"
                 .to_owned(),
         ),
-        404 => Some(format!("no user `{user}` in the connected organisation")),
         _ => None,
     })?;
     Ok(people_output(ctx, preset.records(&response)?))
@@ -103,9 +113,14 @@ impl<'a> Input<'a> {
         Ok(input)
     }
 
-    /// A required, non-blank string, trimmed.
+    /// A required, non-blank string of at most [`MAX_TEXT_CHARS`] characters, trimmed.
     fn text(&self, field: &str) -> Result<&'a str, ProviderError> {
         match self.fields.get(field) {
+            Some(Value::String(text)) if text.chars().count() > MAX_TEXT_CHARS => Err(self
+                .invalid(
+                    field,
+                    &format!("must be at most {MAX_TEXT_CHARS} characters"),
+                )),
             Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.trim()),
             Some(Value::String(_)) => Err(self.invalid(field, "must not be empty")),
             Some(_) => Err(self.invalid(field, "must be a string")),

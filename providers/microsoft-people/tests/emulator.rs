@@ -481,6 +481,11 @@ fn bad_action_input_is_refused_naming_the_field() {
                 "`user` must be a user id",
             ),
             ("list-user-people", json!("alex"), "must be a JSON object"),
+            (
+                "search-people",
+                json!({"query": "a".repeat(70_000)}),
+                "`query` must be at most 1000 characters",
+            ),
         ] {
             let error = world
                 .provider
@@ -558,7 +563,7 @@ fn list_user_people_needs_people_read_all_with_admin_consent() {
             )
             .await
             .unwrap_err();
-        assert_eq!(error.status(), Some(404));
+        assert_eq!(error.kind, ErrorKind::NotFound, "{error}");
         assert!(
             error.message.contains("no user `nobody@example.com`"),
             "{error}"
