@@ -92,10 +92,10 @@ enum ProvidersCommand {
 enum StoreCommand {
     /// Copies everything from the configured store into an empty store at `--to`.
     ///
-    /// Connections, secrets (copied sealed, never decrypted: the target needs the same key
-    /// ring), records with their metadata and cursors, checkpoints, sync state, runs and
-    /// webhook deliveries move row by row, in batches, so memory stays flat however large the
-    /// store. The target's schema is created when the database is empty; a target that already
+    /// Connections, secrets (copied sealed, never decrypted: servers on the new store need the
+    /// same key ring), records with their metadata and cursors, checkpoints, sync state, runs
+    /// and webhook deliveries move row by row, in batches, so memory stays flat however large
+    /// the store. The target's schema is created when the database is empty; a target that already
     /// holds data is refused and left as it was. The counts of both are compared at the end.
     /// Stop every server using the store first, then point the configuration at the new URL.
     ///
