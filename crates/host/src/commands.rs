@@ -16,7 +16,6 @@ use crate::cli::load;
 use crate::server;
 use crate::sync::context::Progress;
 use crate::sync::runner::{RunRequest, run_sync};
-use plugboard_store::crypto::KeyRing;
 use plugboard_store::{ConnectionKey, RecordQuery, RunStatus, copy};
 
 /// Records per page when exporting: large enough to be fast, small enough to keep memory flat.
@@ -227,14 +226,7 @@ pub async fn copy_store(config_path: &Path, to: &str) -> Result<(), String> {
         return Err("--to names the configured store itself".to_owned());
     }
     let from = server::open_store(config).await?;
-    let keys = KeyRing::new(
-        &config.security.encryption_keys,
-        &config.security.active_key,
-    )
-    .ok_or("security.active_key is not in security.encryption_keys")?;
-    let to = plugboard_store::open(&target, Arc::new(keys), config.encrypt_records)
-        .await
-        .map_err(|e| format!("store `{}`: {e}", target.display()))?;
+    let to = server::open_store_at(config, &target).await?;
     eprintln!("copying {} to {}", config.store.display(), target.display());
     let mut shown = Instant::now();
     let copied = copy::copy(&from, &to, |progress| {
@@ -250,7 +242,7 @@ pub async fn copy_store(config_path: &Path, to: &str) -> Result<(), String> {
     .await;
     from.close().await;
     to.close().await;
-    let copied = copied.map_err(|e| format!("nothing more was copied: {e}"))?;
+    let copied = copied.map_err(|e| format!("the copy stopped: {e}"))?;
     let rows: u64 = copied.iter().map(|(_, n)| n).sum();
     println!(
         "copied {rows} row(s); the counts of every table match. Point [store] url at the new \

@@ -16,21 +16,27 @@ use crate::refresh::Connections;
 use crate::registry::Registry;
 use crate::sync::{Syncs, scheduler};
 use crate::webhooks::Webhooks;
-use plugboard_store::Store;
 use plugboard_store::crypto::KeyRing;
+use plugboard_store::{Location, Store};
 
 /// How often expired connect sessions and OAuth states are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// How often client secret expiry is checked again (start-up checks it first).
 const SECRET_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
 
+/// The configured store.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    open_store_at(config, &config.store).await
+}
+
+/// The store at `location`, with the configuration's key ring and record sealing.
+pub async fn open_store_at(config: &Config, location: &Location) -> Result<Arc<dyn Store>, String> {
     let security = &config.security;
     let keys = KeyRing::new(&security.encryption_keys, &security.active_key)
         .ok_or("security.active_key is not in security.encryption_keys")?;
-    plugboard_store::open(&config.store, Arc::new(keys), config.encrypt_records)
+    plugboard_store::open(location, Arc::new(keys), config.encrypt_records)
         .await
-        .map_err(|e| format!("store `{}`: {e}", config.store.display()))
+        .map_err(|e| format!("store `{}`: {e}", location.display()))
 }
 
 /// Everything the handlers need, from a validated configuration.

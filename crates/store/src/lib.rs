@@ -427,6 +427,10 @@ pub enum TakenState {
     Unknown,
 }
 
+/// How long the connection change log keeps an entry (milliseconds): far longer than any
+/// process takes to read it.
+pub(crate) const CHANGES_KEPT_MS: i64 = 3_600_000;
+
 /// What [`Store::connection_changes`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionChanges {

@@ -18,14 +18,25 @@ use crate::syncs::{finished_run, syncing};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_storm_across_replicas_makes_exactly_one_token_request() {
-    let world = Arc::new(World::start().await);
+    refresh_storm(StoreKind::Sqlite, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_a_refresh_storm_across_replicas_makes_exactly_one_token_request() {
+    refresh_storm(StoreKind::Postgres, 200).await;
+}
+
+/// `requests` proxied requests spread over two replicas on a store of `kind`, all on an
+/// expired token: every one answered, and exactly one token request at the emulator.
+async fn refresh_storm(kind: StoreKind, requests: usize) {
+    let world = Arc::new(World::start_on(kind, 20, SYNCS_OFF).await);
     world.connect("microsoft", "storm").await;
     let replica = Arc::new(world.start_replica().await);
     let before = world.host.credentials("microsoft", "storm").await;
     world.expire_access_tokens().await;
     world.control.reset_counters().await.unwrap();
 
-    let requests = (0..100).map(|i| {
+    let requests = (0..requests).map(|i| {
         let (world, replica) = (world.clone(), replica.clone());
         tokio::spawn(async move {
             let host = if i % 2 == 0 { &world.host } else { &*replica };
@@ -46,6 +57,8 @@ async fn a_refresh_storm_across_replicas_makes_exactly_one_token_request() {
         first["credentials"]["access_token"],
         second["credentials"]["access_token"]
     );
+    drop(replica);
+    Arc::into_inner(world).unwrap().finish().await;
 }
 
 /// How many `connection.refresh_failed` and `connection.recovered` events arrived.

@@ -7,8 +7,11 @@
 //! retried whole ([`retrying`]). Migrations are applied under sqlx's advisory lock, so replicas
 //! starting together apply each one once.
 
+mod changes;
 mod copy;
 mod records;
+mod rotation;
+mod runs;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -20,11 +23,12 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Row, SqlSafeStr};
+use sqlx::{Row, SqlSafeStr};
 
+use self::changes::log_change;
 use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
-use crate::rotation::{self, Pass, RotationPasses};
+use crate::rotation::reencrypt_all;
 use crate::rows;
 use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
@@ -40,8 +44,6 @@ use crate::{
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Attempts at a transaction that keeps losing races (deadlocks, serialization failures).
 const ATTEMPTS: u32 = 5;
-/// How long the connection change log keeps an entry.
-const CHANGES_KEPT_MS: i64 = 3_600_000;
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
@@ -196,137 +198,6 @@ where
             }
             other => return other,
         }
-    }
-}
-
-/// Notes in the change log, inside the transaction that made the change, that the connection
-/// changed. The position comes from the clock row, whose lock this transaction then holds
-/// until it commits, so positions are committed in order.
-async fn log_change(
-    tx: &mut PgConnection,
-    key: &ConnectionKey,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "WITH next AS (UPDATE connection_change_clock SET position = position + 1 \
-         RETURNING position) \
-         INSERT INTO connection_changes (position, integration, connection_id, changed_at) \
-         SELECT next.position, $1, $2, $3 FROM next",
-    )
-    .bind(&key.integration)
-    .bind(&key.connection_id)
-    .bind(millis(now))
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// [`log_change`] for a connection named by its row identity.
-async fn log_change_of_row(tx: &mut PgConnection, connection: &str) -> StoreResult<()> {
-    sqlx::query(
-        "WITH next AS (UPDATE connection_change_clock SET position = position + 1 \
-         WHERE EXISTS (SELECT 1 FROM connections WHERE id = $1) RETURNING position) \
-         INSERT INTO connection_changes (position, integration, connection_id, changed_at) \
-         SELECT next.position, c.integration, c.connection_id, $2 \
-         FROM next, connections c WHERE c.id = $1",
-    )
-    .bind(connection)
-    .bind(millis(Utc::now()))
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-#[async_trait]
-impl RotationPasses for PostgresStore {
-    async fn rotate_connections(&self) -> StoreResult<Pass> {
-        let rows = sqlx::query(
-            "SELECT id, token_version, access_token, refresh_token, id_token FROM connections",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut pass = Pass::default();
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let version: i64 = row.try_get("token_version")?;
-            let mut columns = Vec::new();
-            let mut changed = false;
-            for column in ["access_token", "refresh_token", "id_token"] {
-                let stored: Option<String> = row.try_get(column)?;
-                let rotated = match &stored {
-                    Some(s) => self.sealer.rotate(s, CONNECTIONS, &id, column)?,
-                    None => None,
-                };
-                changed |= rotated.is_some();
-                columns.push(rotated.or(stored));
-            }
-            if !changed {
-                pass.current += 1;
-                continue;
-            }
-            let updated = sqlx::query(
-                "UPDATE connections SET access_token = $1, refresh_token = $2, id_token = $3 \
-                 WHERE id = $4 AND token_version = $5",
-            )
-            .bind(&columns[0])
-            .bind(&columns[1])
-            .bind(&columns[2])
-            .bind(&id)
-            .bind(version)
-            .execute(&self.pool)
-            .await?;
-            if updated.rows_affected() == 1 {
-                pass.reencrypted += 1;
-            } else {
-                pass.raced += 1;
-            }
-        }
-        Ok(pass)
-    }
-
-    async fn rotate_states(&self) -> StoreResult<Pass> {
-        let rows = sqlx::query(
-            "SELECT state_hash, pkce_verifier FROM oauth_states WHERE pkce_verifier IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut pass = Pass::default();
-        for row in rows {
-            let hash: String = row.try_get("state_hash")?;
-            let stored: String = row.try_get("pkce_verifier")?;
-            let Some(sealed) = self
-                .sealer
-                .rotate(&stored, OAUTH_STATES, &hash, "pkce_verifier")?
-            else {
-                pass.current += 1;
-                continue;
-            };
-            sqlx::query(
-                "UPDATE oauth_states SET pkce_verifier = $1 \
-                 WHERE state_hash = $2 AND pkce_verifier = $3",
-            )
-            .bind(sealed)
-            .bind(&hash)
-            .bind(&stored)
-            .execute(&self.pool)
-            .await?;
-            pass.reencrypted += 1;
-        }
-        Ok(pass)
-    }
-
-    async fn rotate_records(&self) -> StoreResult<Pass> {
-        self.rotate_record_payloads().await
-    }
-
-    /// Vacuums the tables holding secrets, so the space of the rows rotation replaced is
-    /// reused. PostgreSQL keeps no way to overwrite dead row versions at once; its write-ahead
-    /// log and backups keep old ciphertexts as long as they are kept (see the README).
-    async fn compact(&self) -> StoreResult<()> {
-        sqlx::query("VACUUM connections, oauth_states, records")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }
 
@@ -651,14 +522,14 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         sqlx::query("DELETE FROM connection_changes WHERE changed_at <= $1")
-            .bind(now - CHANGES_KEPT_MS)
+            .bind(now - crate::CHANGES_KEPT_MS)
             .execute(&self.pool)
             .await?;
         Ok(sessions.rows_affected() + states.rows_affected())
     }
 
     async fn reencrypt_all(&self) -> StoreResult<Rotation> {
-        rotation::reencrypt_all(self).await
+        reencrypt_all(self).await
     }
 
     async fn save_records(
@@ -809,29 +680,6 @@ impl Store for PostgresStore {
     }
 
     async fn connection_changes(&self, after: i64) -> StoreResult<ConnectionChanges> {
-        let latest: i64 = sqlx::query_scalar("SELECT position FROM connection_change_clock")
-            .fetch_one(&self.pool)
-            .await?;
-        if after == 0 || latest <= after {
-            return Ok(ConnectionChanges {
-                keys: Vec::new(),
-                position: latest.max(after),
-            });
-        }
-        let keys: Vec<(String, String)> = sqlx::query_as(
-            "SELECT integration, connection_id FROM connection_changes \
-             WHERE position > $1 AND position <= $2 ORDER BY position",
-        )
-        .bind(after)
-        .bind(latest)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ConnectionChanges {
-            keys: keys
-                .into_iter()
-                .map(|(integration, id)| ConnectionKey::new(integration, id))
-                .collect(),
-            position: latest,
-        })
+        self.connection_changes_pg(after).await
     }
 }

@@ -1,4 +1,4 @@
-//! The PostgreSQL side of records, crawls, sync state, runs and webhook deliveries.
+//! The PostgreSQL side of records and crawls (sync state and runs are in `runs.rs`).
 //!
 //! A batch of records is a handful of statements, whatever its size, each carrying the batch as
 //! arrays (`UNNEST`): advance the model's clock, compare the batch's hashes with the stored
@@ -11,19 +11,16 @@
 //! them deleted a thousand at a time, each batch its own short transaction.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::{PostgresStore, log_change_of_row, retrying};
+use super::{PostgresStore, retrying};
 use crate::batch::{Prepared, prepare};
 use crate::columns::micros;
-use crate::records::INTERRUPTED;
-use crate::rotation::Pass;
 use crate::rows;
 use crate::{
-    RecordAction, RecordJson, RecordPage, RecordQuery, RunCounts, RunLog, RunStatus, SaveOutcome,
-    StoreError, StoreResult, StoredRecord, SyncRun, SyncState, WebhookDelivery,
+    RecordAction, RecordJson, RecordPage, RecordQuery, SaveOutcome, StoreError, StoreResult,
+    StoredRecord,
 };
 
 /// The columns of records to write, as arrays bound to one statement.
@@ -77,7 +74,7 @@ fn raced_insert(error: sqlx::Error) -> StoreError {
 
 /// Records marked deleted per transaction at the end of a crawl, and re-encrypted per
 /// transaction by key rotation.
-const BATCH: usize = 1000;
+pub(super) const BATCH: usize = 1000;
 
 /// Advances the model's clock and answers this transaction's stamp (see the SQLite backend);
 /// the clock's row stays locked until the transaction ends, so writes of one model's records
@@ -116,7 +113,7 @@ async fn crawl_in_progress(
     .await?)
 }
 
-fn id_text(bytes: Vec<u8>) -> StoreResult<String> {
+pub(super) fn id_text(bytes: Vec<u8>) -> StoreResult<String> {
     String::from_utf8(bytes)
         .map_err(|_| StoreError::Corrupt("a stored record id is not UTF-8".into()))
 }
@@ -441,357 +438,6 @@ impl PostgresStore {
     ) -> StoreResult<StoredRecord> {
         let id = id_text(row.try_get("record_id")?)?;
         rows::record(row, id, &self.sealer, (connection, model))
-    }
-
-    /// Re-encrypts sealed record payloads not under the active key, a thousand at a time, in
-    /// key order.
-    pub(super) async fn rotate_record_payloads(&self) -> StoreResult<Pass> {
-        let mut pass = Pass::default();
-        let mut after: (String, String, Vec<u8>) = Default::default();
-        loop {
-            let rows = sqlx::query(
-                "SELECT connection_row, model, record_id, payload FROM records \
-                 WHERE sealed AND (connection_row, model, record_id) > ($1, $2, $3) \
-                 ORDER BY connection_row, model, record_id LIMIT $4",
-            )
-            .bind(&after.0)
-            .bind(&after.1)
-            .bind(&after.2)
-            .bind(BATCH as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            let Some(last) = rows.last() else {
-                return Ok(pass);
-            };
-            after = (
-                last.try_get("connection_row")?,
-                last.try_get("model")?,
-                last.try_get("record_id")?,
-            );
-            let mut tx = self.pool.begin().await?;
-            for row in &rows {
-                let payload: String = row.try_get("payload")?;
-                let connection: String = row.try_get("connection_row")?;
-                let model: String = row.try_get("model")?;
-                let id_bytes: Vec<u8> = row.try_get("record_id")?;
-                let id = id_text(id_bytes.clone())?;
-                let Some(sealed) =
-                    self.sealer
-                        .rotate_payload(&connection, &model, &id, &payload)?
-                else {
-                    pass.current += 1;
-                    continue;
-                };
-                // Compare-and-swap: a sync that rewrote the record meanwhile wrote it under
-                // the active key already.
-                sqlx::query(
-                    "UPDATE records SET payload = $1 WHERE connection_row = $2 AND model = $3 \
-                     AND record_id = $4 AND payload = $5",
-                )
-                .bind(sealed)
-                .bind(&connection)
-                .bind(&model)
-                .bind(&id_bytes)
-                .bind(&payload)
-                .execute(&mut *tx)
-                .await?;
-                pass.reencrypted += 1;
-            }
-            tx.commit().await?;
-        }
-    }
-
-    pub(super) async fn sync_state_pg(
-        &self,
-        connection: &str,
-        sync: &str,
-    ) -> StoreResult<SyncState> {
-        let row = sqlx::query(
-            "SELECT checkpoint, paused, frequency_secs FROM sync_states \
-             WHERE connection_row = $1 AND sync_name = $2",
-        )
-        .bind(connection)
-        .bind(sync)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map_or(Ok(SyncState::default()), |row| rows::sync_state(&row))
-    }
-
-    pub(super) async fn set_checkpoint_pg(
-        &self,
-        connection: &str,
-        sync: &str,
-        checkpoint: Option<&Value>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sync_states (connection_row, sync_name, checkpoint) VALUES ($1, $2, $3) \
-             ON CONFLICT (connection_row, sync_name) DO UPDATE SET checkpoint = EXCLUDED.checkpoint",
-        )
-        .bind(connection)
-        .bind(sync)
-        .bind(checkpoint.map(Value::to_string))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Sets whether the sync is paused, or its frequency (`Some(None)` clears it), and notes
-    /// the change for other replicas' schedulers.
-    pub(super) async fn set_schedule_pg(
-        &self,
-        connection: &str,
-        sync: &str,
-        paused: Option<bool>,
-        frequency: Option<Option<u64>>,
-    ) -> StoreResult<()> {
-        let frequency_given = frequency.is_some();
-        let frequency = frequency.flatten().map(|s| s.min(i64::MAX as u64) as i64);
-        retrying(|| async {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO sync_states (connection_row, sync_name, paused, frequency_secs) \
-                 VALUES ($1, $2, COALESCE($3, FALSE), $5) \
-                 ON CONFLICT (connection_row, sync_name) DO UPDATE SET \
-                 paused = COALESCE($3, sync_states.paused), \
-                 frequency_secs = CASE WHEN $4 THEN $5 ELSE sync_states.frequency_secs END",
-            )
-            .bind(connection)
-            .bind(sync)
-            .bind(paused)
-            .bind(frequency_given)
-            .bind(frequency)
-            .execute(&mut *tx)
-            .await?;
-            log_change_of_row(&mut tx, connection).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn start_run_pg(
-        &self,
-        connection: &str,
-        sync: &str,
-        mode: &str,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        unless_succeeded_since: Option<DateTime<Utc>>,
-    ) -> StoreResult<Option<String>> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.pool.begin().await?;
-        // ON CONFLICT locks the row and checks the lease on its latest version: of replicas
-        // racing for a free lease, one takes it.
-        let taken = sqlx::query(
-            "INSERT INTO sync_states (connection_row, sync_name, run_lease_owner, run_lease_until) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (connection_row, sync_name) DO UPDATE SET \
-             run_lease_owner = EXCLUDED.run_lease_owner, \
-             run_lease_until = EXCLUDED.run_lease_until \
-             WHERE sync_states.run_lease_until IS NULL OR sync_states.run_lease_until <= $5",
-        )
-        .bind(connection)
-        .bind(sync)
-        .bind(&id)
-        .bind(micros(lease_until))
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await?;
-        if taken.rows_affected() == 0 {
-            return Ok(None);
-        }
-        // Checked while holding the lease: a run that finished before it was taken is seen.
-        // Runs left running by a dead holder do not count: they are failed below.
-        if let Some(since) = unless_succeeded_since {
-            let done: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM (SELECT status, started_at FROM sync_runs \
-                 WHERE connection_row = $1 AND sync_name = $2 \
-                 ORDER BY started_at DESC, seq DESC LIMIT 1) AS last \
-                 WHERE last.status = 'success' AND last.started_at > $3)",
-            )
-            .bind(connection)
-            .bind(sync)
-            .bind(micros(since))
-            .fetch_one(&mut *tx)
-            .await?;
-            if done {
-                // Dropping the transaction rolls the lease back.
-                return Ok(None);
-            }
-        }
-        sqlx::query(
-            "UPDATE sync_runs SET status = 'failed', finished_at = $1, error = $2 \
-             WHERE connection_row = $3 AND sync_name = $4 AND status = 'running'",
-        )
-        .bind(micros(now))
-        .bind(INTERRUPTED)
-        .bind(connection)
-        .bind(sync)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO sync_runs (id, connection_row, sync_name, mode, started_at, status) \
-             VALUES ($1, $2, $3, $4, $5, 'running')",
-        )
-        .bind(&id)
-        .bind(connection)
-        .bind(sync)
-        .bind(mode)
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(id))
-    }
-
-    pub(super) async fn renew_run_lease_pg(
-        &self,
-        run_id: &str,
-        until: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE sync_states SET run_lease_until = $1 WHERE run_lease_owner = $2")
-                .bind(micros(until))
-                .bind(run_id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(super) async fn finish_run_pg(
-        &self,
-        run_id: &str,
-        status: RunStatus,
-        counts: RunCounts,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE sync_runs SET status = $1, added = $2, updated = $3, deleted = $4, \
-             error = $5, finished_at = $6 WHERE id = $7",
-        )
-        .bind(status.as_str())
-        .bind(counts.added as i64)
-        .bind(counts.updated as i64)
-        .bind(counts.deleted as i64)
-        .bind(error)
-        .bind(micros(now))
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE sync_states SET run_lease_owner = NULL, run_lease_until = NULL \
-             WHERE run_lease_owner = $1",
-        )
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(super) async fn fail_interrupted_runs_pg(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE sync_runs SET status = 'failed', finished_at = $1, error = $2 \
-             WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM sync_states \
-             WHERE run_lease_owner = sync_runs.id AND run_lease_until > $1)",
-        )
-        .bind(micros(now))
-        .bind(INTERRUPTED)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    pub(super) async fn append_run_logs_pg(
-        &self,
-        run_id: &str,
-        logs: &[RunLog],
-    ) -> StoreResult<()> {
-        if logs.is_empty() {
-            return Ok(());
-        }
-        let at: Vec<i64> = logs.iter().map(|log| micros(log.at)).collect();
-        let levels: Vec<&str> = logs.iter().map(|log| log.level.as_str()).collect();
-        let messages: Vec<&str> = logs.iter().map(|log| log.message.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO sync_run_logs (run_id, seq, at, level, message) \
-             SELECT $1, last.seq + line.position, line.at, line.level, line.message \
-             FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM sync_run_logs WHERE run_id = $1) AS last, \
-             UNNEST($2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY \
-               AS line (at, level, message, position)",
-        )
-        .bind(run_id)
-        .bind(&at)
-        .bind(&levels)
-        .bind(&messages)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(super) async fn run_logs_pg(&self, run_id: &str) -> StoreResult<Vec<RunLog>> {
-        let rows = sqlx::query(
-            "SELECT at, level, message FROM sync_run_logs WHERE run_id = $1 ORDER BY seq",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::run_log).collect()
-    }
-
-    pub(super) async fn runs_pg(
-        &self,
-        connection: &str,
-        sync: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<SyncRun>> {
-        let rows = sqlx::query(rows::select_runs!(
-            "WHERE connection_row = $1 AND sync_name = $2 \
-                 ORDER BY started_at DESC, seq DESC LIMIT $3"
-        ))
-        .bind(connection)
-        .bind(sync)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::run).collect()
-    }
-
-    pub(super) async fn save_webhook_delivery_pg(
-        &self,
-        delivery: &WebhookDelivery,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, event_type, created_at, attempts, status, error, \
-             delivered) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
-             attempts = EXCLUDED.attempts, status = EXCLUDED.status, error = EXCLUDED.error, \
-             delivered = EXCLUDED.delivered",
-        )
-        .bind(&delivery.id)
-        .bind(&delivery.event_type)
-        .bind(micros(delivery.created_at))
-        .bind(i64::from(delivery.attempts))
-        .bind(delivery.status.map(i64::from))
-        .bind(&delivery.error)
-        .bind(delivery.delivered)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(super) async fn webhook_deliveries_pg(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<WebhookDelivery>> {
-        let rows = sqlx::query(
-            "SELECT id, event_type, created_at, attempts, status, error, delivered \
-             FROM webhook_deliveries ORDER BY created_at DESC, id LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::webhook_delivery).collect()
     }
 }
 

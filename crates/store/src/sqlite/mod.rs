@@ -4,8 +4,11 @@
 //! transaction that read before it wrote; reads use a separate read-only pool and run
 //! alongside (WAL lets readers see the last committed state while a write is in progress).
 
+mod changes;
 mod copy;
 mod records;
+mod rotation;
+mod runs;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,10 +23,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
-use self::records::SyncStateColumn;
+use self::changes::log_change;
+use self::runs::SyncStateColumn;
 use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
-use crate::rotation::{self, Pass, RotationPasses};
+use crate::rotation::reencrypt_all;
 use crate::rows;
 use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
@@ -145,98 +149,6 @@ async fn lock_for_setup(path: &Path) -> StoreResult<std::fs::File> {
     .await
     .map_err(|e| StoreError::Database(format!("locking the store for set-up: {e}")))?;
     locked.map_err(|e| StoreError::Database(format!("locking the store's directory: {e}")))
-}
-
-#[async_trait]
-impl RotationPasses for SqliteStore {
-    async fn rotate_connections(&self) -> StoreResult<Pass> {
-        let rows = sqlx::query(
-            "SELECT id, token_version, access_token, refresh_token, id_token FROM connections",
-        )
-        .fetch_all(&self.writer)
-        .await?;
-        let mut pass = Pass::default();
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let version: i64 = row.try_get("token_version")?;
-            let mut columns = Vec::new();
-            let mut changed = false;
-            for column in ["access_token", "refresh_token", "id_token"] {
-                let stored: Option<String> = row.try_get(column)?;
-                let rotated = match &stored {
-                    Some(s) => self.sealer.rotate(s, CONNECTIONS, &id, column)?,
-                    None => None,
-                };
-                changed |= rotated.is_some();
-                columns.push(rotated.or(stored));
-            }
-            if !changed {
-                pass.current += 1;
-                continue;
-            }
-            let updated = sqlx::query(
-                "UPDATE connections SET access_token = ?, refresh_token = ?, id_token = ? \
-                 WHERE id = ? AND token_version = ?",
-            )
-            .bind(&columns[0])
-            .bind(&columns[1])
-            .bind(&columns[2])
-            .bind(&id)
-            .bind(version)
-            .execute(&self.writer)
-            .await?;
-            if updated.rows_affected() == 1 {
-                pass.reencrypted += 1;
-            } else {
-                pass.raced += 1;
-            }
-        }
-        Ok(pass)
-    }
-
-    async fn rotate_states(&self) -> StoreResult<Pass> {
-        let rows = sqlx::query(
-            "SELECT state_hash, pkce_verifier FROM oauth_states WHERE pkce_verifier IS NOT NULL",
-        )
-        .fetch_all(&self.writer)
-        .await?;
-        let mut pass = Pass::default();
-        for row in rows {
-            let hash: String = row.try_get("state_hash")?;
-            let stored: String = row.try_get("pkce_verifier")?;
-            let Some(sealed) = self
-                .sealer
-                .rotate(&stored, OAUTH_STATES, &hash, "pkce_verifier")?
-            else {
-                pass.current += 1;
-                continue;
-            };
-            sqlx::query(
-                "UPDATE oauth_states SET pkce_verifier = ? WHERE state_hash = ? AND pkce_verifier = ?",
-            )
-            .bind(sealed)
-            .bind(&hash)
-            .bind(&stored)
-            .execute(&self.writer)
-            .await?;
-            pass.reencrypted += 1;
-        }
-        Ok(pass)
-    }
-
-    async fn rotate_records(&self) -> StoreResult<Pass> {
-        self.rotate_record_payloads().await
-    }
-
-    /// Rewrites the file and folds the WAL back into it, so that no copy of a ciphertext under
-    /// an old key survives in the WAL or in free pages once the old key is dropped.
-    async fn compact(&self) -> StoreResult<()> {
-        sqlx::query("VACUUM").execute(&self.writer).await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -608,14 +520,14 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         sqlx::query("DELETE FROM connection_changes WHERE changed_at <= ?")
-            .bind(now - CHANGES_KEPT_MS)
+            .bind(now - crate::CHANGES_KEPT_MS)
             .execute(&self.writer)
             .await?;
         Ok(sessions.rows_affected() + states.rows_affected())
     }
 
     async fn reencrypt_all(&self) -> StoreResult<Rotation> {
-        rotation::reencrypt_all(self).await
+        reencrypt_all(self).await
     }
 
     async fn save_records(
@@ -768,67 +680,8 @@ impl Store for SqliteStore {
     }
 
     async fn connection_changes(&self, after: i64) -> StoreResult<ConnectionChanges> {
-        let latest: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM connection_changes")
-                .fetch_one(&self.reader)
-                .await?;
-        if after == 0 || latest <= after {
-            return Ok(ConnectionChanges {
-                keys: Vec::new(),
-                position: latest.max(after),
-            });
-        }
-        let keys: Vec<(String, String)> = sqlx::query_as(
-            "SELECT integration, connection_id FROM connection_changes \
-             WHERE position > ? AND position <= ? ORDER BY position",
-        )
-        .bind(after)
-        .bind(latest)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(ConnectionChanges {
-            keys: keys
-                .into_iter()
-                .map(|(integration, id)| ConnectionKey::new(integration, id))
-                .collect(),
-            position: latest,
-        })
+        self.connection_changes_sqlite(after).await
     }
-}
-
-/// How long the connection change log keeps an entry: far longer than any replica takes to
-/// read it.
-const CHANGES_KEPT_MS: i64 = 3_600_000;
-
-/// Notes in the change log, inside the transaction that made the change, that the connection
-/// changed, so other processes drop what they cached of it.
-async fn log_change(
-    tx: &mut sqlx::SqliteConnection,
-    key: &ConnectionKey,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO connection_changes (integration, connection_id, changed_at) VALUES (?, ?, ?)",
-    )
-    .bind(&key.integration)
-    .bind(&key.connection_id)
-    .bind(millis(now))
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// [`log_change`] for a connection named by its row identity.
-async fn log_change_of_row(tx: &mut sqlx::SqliteConnection, connection: &str) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO connection_changes (integration, connection_id, changed_at) \
-         SELECT integration, connection_id, ? FROM connections WHERE id = ?",
-    )
-    .bind(millis(Utc::now()))
-    .bind(connection)
-    .execute(tx)
-    .await?;
-    Ok(())
 }
 
 /// The page cache of the writer connection, in KiB (SQLite's default is 2,000). A sync writes
@@ -887,137 +740,4 @@ fn restrict_permissions(_path: &Path) {}
 /// Upgrades of stores written by earlier releases; what every backend does is in the
 /// conformance suite (`tests/conformance`).
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use secrecy::SecretBox;
-
-    use super::*;
-    use crate::columns::micros;
-    use crate::{RecordCursor, RecordQuery};
-
-    fn ring() -> Arc<KeyRing> {
-        let keys = BTreeMap::from([("k1".to_owned(), SecretBox::new(Box::new([1u8; 32])))]);
-        Arc::new(KeyRing::new(&keys, "k1").unwrap())
-    }
-
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("plugboard-store-{name}-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// A database at migration `version` of `migrator()`, with one connection `c1`.
-    async fn database_at(path: &Path, version: usize) -> SqlitePool {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        let mut before = migrator();
-        before.migrations = before.migrations[..version].to_vec().into();
-        before.run(&pool).await.unwrap();
-        sqlx::query(
-            "INSERT INTO connections (id, integration, connection_id, provider, \
-             connection_config, status, access_token, scopes, token_version, created_at, \
-             updated_at) VALUES ('c1', 'microsoft', 'c1', 'microsoft-people', '{}', 'ok', \
-             'sealed', '[]', 1, 1, 1)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool
-    }
-
-    /// A crawl in progress when the seen log replaced `records.seen_generation` (migration 4)
-    /// keeps what it had seen: ending it deletes only what it did not see.
-    #[tokio::test]
-    async fn a_crawl_in_progress_keeps_what_it_saw_across_the_move_to_the_seen_log() {
-        let dir = temp_dir("seen-log");
-        let path = dir.join("store.db");
-        let pool = database_at(&path, 3).await;
-        // The crawl in progress (generation 2) saw `a` and `c`; `b` was last seen by an older
-        // one.
-        for (id, seen) in [("a", 2), ("b", 1), ("c", 2)] {
-            sqlx::query(
-                "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
-                 first_seen_at, last_modified_at, last_action, seen_generation) \
-                 VALUES ('c1', 'Person', ?, '{}', 0, x'00', 1, 1, 'ADDED', ?)",
-            )
-            .bind(id)
-            .bind(seen)
-            .execute(&pool)
-            .await
-            .unwrap();
-        }
-        sqlx::query("INSERT INTO crawls VALUES ('c1', 'Person', 2, 1)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        let store = SqliteStore::open(&path, ring()).await.unwrap();
-        let now = Utc::now();
-        assert_eq!(store.end_crawl("c1", "Person", now).await.unwrap(), Some(1));
-        let deleted: Vec<String> =
-            sqlx::query_scalar("SELECT record_id FROM records WHERE deleted_at IS NOT NULL")
-                .fetch_all(&store.reader)
-                .await
-                .unwrap();
-        assert_eq!(deleted, ["b"]);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// Stamps issued by a process counter before the records clocks (migration 5) and the
-    /// cursors made of them stay valid: the clock starts past the stored stamps, so a record
-    /// written after the upgrade, even by a process whose clock is behind, is listed after a
-    /// cursor handed out before it.
-    #[tokio::test]
-    async fn cursors_handed_out_before_the_records_clocks_keep_working() {
-        let dir = temp_dir("clocks");
-        let path = dir.join("store.db");
-        let pool = database_at(&path, 4).await;
-        let future = micros(Utc::now()) + 3_600_000_000;
-        for (id, stamp) in [("a", future - 1), ("b", future)] {
-            sqlx::query(
-                "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
-                 first_seen_at, last_modified_at, last_action) \
-                 VALUES ('c1', 'Person', ?, '{}', 0, x'00', 1, ?, 'ADDED')",
-            )
-            .bind(id)
-            .bind(stamp)
-            .execute(&pool)
-            .await
-            .unwrap();
-        }
-        pool.close().await;
-        let cursor = RecordCursor {
-            modified: future - 1,
-            id: "a".into(),
-        }
-        .encode();
-
-        let store = SqliteStore::open(&path, ring()).await.unwrap();
-        let written = vec![
-            RecordJson::encode(plugboard_core::Record::new("c", serde_json::json!({}))).unwrap(),
-        ];
-        store
-            .save_records("c1", "Person", written, Utc::now())
-            .await
-            .unwrap();
-        let page = store
-            .records(&RecordQuery {
-                connection: "c1".into(),
-                model: "Person".into(),
-                after: RecordCursor::decode(&cursor),
-                limit: 10,
-                modified_after: None,
-                actions: vec![],
-                ids: vec![],
-            })
-            .await
-            .unwrap();
-        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["b", "c"]);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-}
+mod tests;
