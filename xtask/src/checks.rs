@@ -106,6 +106,7 @@ mod tests {
             commands,
             [
                 "bash .ci/postgres-ready",
+                "bash .ci/chromium-ready",
                 "cargo fmt --all -- --check",
                 "cargo clippy --workspace --all-targets -- -D warnings",
                 "cargo doc --workspace --no-deps",

@@ -3,11 +3,15 @@
 //!
 //! Tasks:
 //! - `bench proxy [--seconds N] [--rounds N]`: requests/s and p50/p99 latency of two Graph
-//!   calls sent straight to the emulator, through a bare TCP relay (the floor) and through
-//!   Plugboard's proxy, at concurrency 1 and 16. The results belong in `BENCHMARKS.md`.
+//!   calls sent straight to the emulator, through a bare TCP relay and a bare hyper reverse
+//!   proxy (the floors) and through Plugboard's proxy, at concurrency 1 and 16. The results
+//!   belong in `BENCHMARKS.md`.
 //! - `bench sync [--sizes 10000,100000] [--store sqlite|postgres]`: people synced from the
 //!   emulator into SQLite (or PostgreSQL) by a bare fetch-parse-insert pipeline into the same
 //!   backend, by Plugboard's initial sync and by a sync with nothing changed, all in pages of 1,000, with records/s, Plugboard's CPU time and peak memory. The
+//!   results belong in `BENCHMARKS.md`.
+//! - `bench console [--store sqlite|postgres] [--requests 50]`: the time of each dashboard page
+//!   with 10,000 connections and 1,000,000 records in the store, next to `GET /health`'s. The
 //!   results belong in `BENCHMARKS.md`.
 //! - `bench plugin [--sizes 100000] [--rounds 3]`: the same sync with the people provider built
 //!   in and loaded from its release plugin, alternating, to measure the plugin boundary. The
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["bench", "proxy", rest @ ..] => bench("proxy", rest),
         ["bench", "sync", rest @ ..] => bench("sync", rest),
+        ["bench", "console", rest @ ..] => bench("console", rest),
         ["bench", "plugin", rest @ ..] => bench_plugin(rest),
         ["plugins"] => current_workspace().and_then(|root| plugins(&root, false)),
         ["plugins", "--release"] => current_workspace().and_then(|root| plugins(&root, true)),
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         ["ci"] => current_workspace().and_then(|root| checks::ci(&root)),
         _ => Err(format!(
             "usage: cargo xtask bench proxy [--seconds N] [--rounds N]\n       cargo xtask bench sync [--sizes N,N] [--store sqlite|postgres]\n       \
+             cargo xtask bench console [--store sqlite|postgres] [--requests N]\n       \
              cargo xtask bench plugin [--sizes N] [--rounds N]\n       \
              cargo xtask plugins [--release]\n       {}\n       cargo xtask codegen [--check]\n       \
              cargo xtask check-providers\n       cargo xtask ci",

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use crate::commands::{self, RecordsCommand, SyncCommand};
-use crate::config::{self, LoadOptions, Loaded};
+use crate::config::{self, LoadOptions, Loaded, LogFormat};
 use crate::dev::{self, DevOptions};
 use crate::registry::{self, Registry};
 use crate::server;
+use crate::telemetry::logs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -128,7 +128,10 @@ enum KeysCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // `serve` logs as its configuration says, once it has read it.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        logs::init(LogFormat::Text);
+    }
     let result = match cli.command {
         Command::Serve { config } => runtime().block_on(serve(&config)),
         Command::Dev { dir, bind, people } => {
@@ -150,21 +153,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("{message}");
+            logs::failure(&message);
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`). They never carry tokens or
-/// secrets: those live in `SecretString`s whose `Debug` is redacted, and request logs name
-/// routes, not URIs.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -187,13 +179,17 @@ fn foreground_runtime() -> tokio::runtime::Runtime {
 
 /// Loads the config file and the providers it enables, printing its warnings.
 pub(crate) fn load(path: &Path) -> Result<Loaded, String> {
-    let builtin = Registry::builtin().map_err(|e| e.to_string())?;
-    let loaded =
-        config::load(path, &builtin, &LoadOptions::from_process()).map_err(|e| e.to_string())?;
+    let loaded = read_config(path)?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
     Ok(loaded)
+}
+
+/// Loads the config file and the providers it enables; the caller says the warnings.
+fn read_config(path: &Path) -> Result<Loaded, String> {
+    let builtin = Registry::builtin().map_err(|e| e.to_string())?;
+    config::load(path, &builtin, &LoadOptions::from_process()).map_err(|e| e.to_string())
 }
 
 fn check_config(path: &Path) -> Result<(), String> {
@@ -204,13 +200,19 @@ fn check_config(path: &Path) -> Result<(), String> {
 }
 
 async fn serve(path: &Path) -> Result<(), String> {
-    let loaded = load(path)?;
+    let loaded = read_config(path)?;
     let config = &loaded.config;
+    // From here on every line is in the configured format, the start-up warnings included.
+    logs::init(config.log.format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let state = server::state(config, &loaded.providers).await?;
     let listener = TcpListener::bind(config.server.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.bind))?;
-    server::run(listener, state, server::shutdown_signal()).await
+    let management = server::bind_management(config).await?;
+    server::run(listener, management, state, server::shutdown_signal()).await
 }
 
 fn list_providers(path: &Path) -> Result<(), String> {

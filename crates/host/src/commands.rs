@@ -197,6 +197,7 @@ pub async fn records(command: RecordsCommand) -> Result<(), String> {
                 modified_after: None,
                 actions: Vec::new(),
                 ids: Vec::new(),
+                newest_first: false,
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -73,6 +73,7 @@ pub async fn run(options: DevOptions) -> Result<(), String> {
         r#"
 [server]
 bind = "{address}"
+management_bind = "127.0.0.1:0"
 public_url = "{public_url}"
 allowed_return_origins = ["http://localhost:3000"]
 
@@ -116,6 +117,14 @@ frequency = "15m"
     )
     .map_err(|e| e.to_string())?;
     let state = server::state(&loaded.config, &loaded.providers).await?;
+    let management = server::bind_management(&loaded.config).await?;
+    let metrics_url = match &management {
+        Some(listener) => format!(
+            "http://{}/metrics",
+            listener.local_addr().map_err(|e| e.to_string())?
+        ),
+        None => "(none)".to_owned(),
+    };
     let session = create_session(
         &state,
         CreateSession {
@@ -136,8 +145,10 @@ frequency = "15m"
          \x20                open it in a browser to connect the demo account (valid 30 minutes)\n\
          \x20 API:           {public_url}\n\
          \x20 API key:       {api_key}\n\
+         \x20 Dashboard:     {public_url}/ui  (sign in with the API key)\n\
          \x20 Emulator:      {emulator_url}  (demo user {upn}, {people} people)\n\
-         \x20 Store:         {database}\n\n\
+         \x20 Store:         {database}\n\
+         \x20 Metrics:       {metrics_url}  (health: /health/live, /health/ready)\n\n\
          Then try:\n\
          \x20 curl -H 'Authorization: Bearer {api_key}' '{public_url}/connections?integration={INTEGRATION}'\n\
          \x20 curl -H 'Authorization: Bearer {api_key}' -H 'Integration: {INTEGRATION}' -H 'Connection-Id: {CONNECTION_ID}' '{public_url}/proxy/v1.0/me/people?$top=5'\n\n\
@@ -149,7 +160,7 @@ frequency = "15m"
         people = options.people,
         database = database.display(),
     );
-    server::run(listener, state, server::shutdown_signal()).await?;
+    server::run(listener, management, state, server::shutdown_signal()).await?;
     emulator.shutdown().await;
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! `plugboard`: the server binary and its commands. See `cli.rs` for the commands.
 
+mod activity;
 mod api;
 mod changes;
 mod cli;
 mod commands;
 mod config;
+mod console;
 mod dev;
 mod integrations;
 mod refresh;
@@ -12,6 +14,7 @@ mod registry;
 mod server;
 mod state;
 mod sync;
+mod telemetry;
 mod upstream;
 mod webhooks;
 

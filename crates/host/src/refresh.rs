@@ -24,10 +24,13 @@ use plugboard_core::oauth::{OAuthError, OAuthErrorKind};
 use secrecy::SecretString;
 use serde_json::json;
 
+use crate::activity;
 use crate::integrations::Integration;
+use crate::telemetry::metrics;
 use crate::webhooks::Webhooks;
 use plugboard_store::{
-    Connection, ConnectionKey, ConnectionStatus, NewConnection, Store, StoreError, TokenUpdate,
+    ActivityKind, Connection, ConnectionKey, ConnectionStatus, NewConnection, Store, StoreError,
+    TokenUpdate,
 };
 
 /// Tokens expiring sooner than this are refreshed before use; short-lived tokens get a
@@ -147,6 +150,20 @@ impl Connections {
     pub async fn save(&self, new: NewConnection) -> Result<Arc<Connection>, StoreError> {
         let connection = self.store.save_connection(new, Utc::now()).await?;
         self.announce_recovery(&connection.key).await;
+        let summary = if connection.token_version == 1 {
+            "connection created"
+        } else {
+            "connection made again (reconnected)"
+        };
+        activity::record(
+            self.store.as_ref(),
+            ActivityKind::ConnectionCreated,
+            true,
+            Some(&connection.key),
+            summary,
+            None,
+        )
+        .await;
         Ok(self.remember(connection))
     }
 
@@ -154,6 +171,17 @@ impl Connections {
     pub async fn delete(&self, key: &ConnectionKey) -> Result<bool, StoreError> {
         let deleted = self.store.delete_connection(key).await?;
         self.forget(key);
+        if deleted {
+            activity::record(
+                self.store.as_ref(),
+                ActivityKind::ConnectionDeleted,
+                true,
+                Some(key),
+                "connection deleted, with its records and sync state",
+                None,
+            )
+            .await;
+        }
         Ok(deleted)
     }
 
@@ -265,6 +293,18 @@ impl Connections {
             }
             let outcome = self.redeem(integration, &current, &refresh_token).await;
             self.store.release_refresh_lease(key, &self.owner).await?;
+            metrics::token_refresh(&key.integration, refresh_outcome(&outcome));
+            if let Some((succeeded, summary)) = refresh_summary(&outcome) {
+                activity::record(
+                    self.store.as_ref(),
+                    ActivityKind::TokenRefresh,
+                    succeeded,
+                    Some(key),
+                    summary,
+                    None,
+                )
+                .await;
+            }
             match outcome {
                 Ok(Some(updated)) => {
                     tracing::info!(integration = %key.integration, connection_id = %key.connection_id, version = updated.token_version, "token refreshed");
@@ -450,6 +490,29 @@ fn refresh_margin(connection: &Connection, max_margin: Duration) -> Duration {
         .to_std()
         .unwrap_or(Duration::ZERO);
     max_margin.min(lifetime / LIFETIME_FRACTION)
+}
+
+/// How a redemption ended, as the activity log says it; nothing when another process's
+/// refresh superseded it (that one is recorded by its own process).
+fn refresh_summary<T>(outcome: &Result<Option<T>, OAuthError>) -> Option<(bool, String)> {
+    match outcome {
+        Ok(Some(_)) => Some((true, "token refreshed".to_owned())),
+        Ok(None) => None,
+        Err(error) => Some((false, format!("token refresh failed: {error}"))),
+    }
+}
+
+/// How a redemption ended, as the refresh metric labels it.
+fn refresh_outcome<T>(outcome: &Result<Option<T>, OAuthError>) -> &'static str {
+    match outcome {
+        Ok(Some(_)) => "success",
+        Ok(None) => "superseded",
+        Err(error) => match error.kind() {
+            OAuthErrorKind::Transient => "transient_error",
+            OAuthErrorKind::IntegrationMisconfigured => "misconfigured",
+            _ => "refused",
+        },
+    }
 }
 
 fn needs_reconnect(connection: &Connection) -> RefreshError {

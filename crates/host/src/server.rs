@@ -15,6 +15,7 @@ use crate::integrations::Integrations;
 use crate::refresh::Connections;
 use crate::registry::Registry;
 use crate::sync::{Syncs, scheduler};
+use crate::telemetry::management;
 use crate::webhooks::Webhooks;
 use plugboard_store::crypto::KeyRing;
 use plugboard_store::{Location, Store};
@@ -51,6 +52,7 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Str
     let syncs = Syncs::new(config, &integrations, webhooks.clone());
     Ok(AppState::new(
         config.server.clone(),
+        config.ui.clone(),
         integrations,
         Connections::new(store, webhooks),
         syncs,
@@ -59,12 +61,26 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Str
     ))
 }
 
-/// Serves until `shutdown` completes, then lets requests in flight finish and closes the store.
+/// The listener of `[server] management_bind`, if one is configured.
+pub async fn bind_management(config: &Config) -> Result<Option<TcpListener>, String> {
+    let Some(address) = config.server.management_bind else {
+        return Ok(None);
+    };
+    TcpListener::bind(address)
+        .await
+        .map(Some)
+        .map_err(|e| format!("cannot listen on {address} (server.management_bind): {e}"))
+}
+
+/// Serves the API on `listener`, and metrics and health checks on `management` if given, until
+/// `shutdown` completes; then lets requests in flight finish and closes the store.
 pub async fn run(
     listener: TcpListener,
+    management: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let management = management.map(|listener| management::spawn(listener, state.clone()));
     let purger = tokio::spawn(purge_expired(state.connections.store().clone()));
     let secret_watch = tokio::spawn(watch_client_secrets(state.clone()));
     let scheduler = scheduler::spawn(state.clone());
@@ -86,6 +102,9 @@ pub async fn run(
     secret_watch.abort();
     scheduler.abort();
     changes.abort();
+    if let Some(management) = management {
+        management.abort();
+    }
     store.close().await;
     tracing::info!("plugboard stopped");
     served

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, UiConfig};
+use crate::console::SignInThrottle;
 use crate::integrations::Integrations;
 use crate::refresh::Connections;
 use crate::sync::Syncs;
@@ -18,6 +19,8 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub server: ServerConfig,
+    /// How the end-user pages present the application (`[ui]`).
+    pub ui: UiConfig,
     pub integrations: Integrations,
     /// Every read and write of connections goes through it: its cache, its refreshes, its
     /// events.
@@ -30,25 +33,37 @@ pub struct Shared {
     /// SHA-256 of the API key, so requests are checked in constant time without keeping the
     /// key itself around.
     pub api_key_digest: [u8; 32],
+    /// SHA-256 of the key that signs in to the dashboard: `[ui] admin_key`, else the API key.
+    pub console_key_digest: [u8; 32],
+    /// The dashboard's failed sign-ins, by client address.
+    pub sign_in_throttle: SignInThrottle,
 }
 
 impl AppState {
     pub fn new(
         server: ServerConfig,
+        ui: UiConfig,
         integrations: Integrations,
         connections: Connections,
         syncs: Syncs,
         http: reqwest::Client,
         api_key: &secrecy::SecretString,
     ) -> Self {
+        let api_key_digest = digest(secrecy::ExposeSecret::expose_secret(api_key));
+        let console_key_digest = ui.admin_key.as_ref().map_or(api_key_digest, |key| {
+            digest(secrecy::ExposeSecret::expose_secret(key))
+        });
         AppState(Arc::new(Shared {
             server,
+            ui,
             integrations,
             connections,
             syncs,
             http,
             upstream: Upstream::new(),
-            api_key_digest: digest(secrecy::ExposeSecret::expose_secret(api_key)),
+            api_key_digest,
+            console_key_digest,
+            sign_in_throttle: SignInThrottle::default(),
         }))
     }
 }

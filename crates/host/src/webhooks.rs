@@ -16,8 +16,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::activity;
 use crate::config::WebhooksConfig;
-use plugboard_store::{Store, WebhookDelivery};
+use crate::telemetry::metrics;
+use plugboard_store::{ActivityKind, ConnectionKey, Store, WebhookDelivery};
 
 /// Attempts per event, and the wait before the second (doubling after each failure).
 const ATTEMPTS: u32 = 5;
@@ -52,6 +54,14 @@ impl Webhooks {
         tokio::spawn(async move { this.deliver(event_type, data).await });
     }
 
+    /// Sends an event again as it was first sent — the same body, id and signature, so a
+    /// receiver that did process it drops it — with a full round of attempts.
+    pub fn redeliver(self: &Arc<Self>, mut delivery: WebhookDelivery) {
+        let this = self.clone();
+        delivery.delivered = false;
+        tokio::spawn(async move { this.attempt(delivery).await });
+    }
+
     async fn deliver(&self, event_type: String, data: Value) {
         let created_at = Utc::now();
         let id = uuid::Uuid::new_v4().to_string();
@@ -62,25 +72,31 @@ impl Webhooks {
             "data": data,
         })
         .to_string();
-        let signature = format!(
-            "sha256={}",
-            hex(&hmac_sha256(
-                self.secret.expose_secret().as_bytes(),
-                body.as_bytes()
-            ))
-        );
-        let mut delivery = WebhookDelivery {
-            id: id.clone(),
+        let delivery = WebhookDelivery {
+            id,
             event_type,
             created_at,
             attempts: 0,
             status: None,
             error: None,
             delivered: false,
+            body,
         };
+        self.attempt(delivery).await;
+    }
+
+    /// Up to [`ATTEMPTS`] attempts, each recorded, then one activity entry for the outcome.
+    async fn attempt(&self, mut delivery: WebhookDelivery) {
+        let signature = format!(
+            "sha256={}",
+            hex(&hmac_sha256(
+                self.secret.expose_secret().as_bytes(),
+                delivery.body.as_bytes()
+            ))
+        );
         let mut backoff = FIRST_BACKOFF;
-        while delivery.attempts < ATTEMPTS && !delivery.delivered {
-            if delivery.attempts > 0 {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
             }
@@ -90,10 +106,13 @@ impl Webhooks {
                 .post(self.url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(SIGNATURE_HEADER, &signature)
-                .header(TIMESTAMP_HEADER, created_at.timestamp().to_string())
-                .header(EVENT_ID_HEADER, &id)
+                .header(
+                    TIMESTAMP_HEADER,
+                    delivery.created_at.timestamp().to_string(),
+                )
+                .header(EVENT_ID_HEADER, &delivery.id)
                 .timeout(TIMEOUT)
-                .body(body.clone())
+                .body(delivery.body.clone())
                 .send()
                 .await;
             match sent {
@@ -116,11 +135,48 @@ impl Webhooks {
             if let Err(error) = self.store.save_webhook_delivery(&delivery).await {
                 tracing::warn!(%error, "recording a webhook delivery failed");
             }
+            if delivery.delivered {
+                break;
+            }
         }
+        metrics::webhook_delivery(delivery.delivered);
         if !delivery.delivered {
             tracing::warn!(event = %delivery.event_type, attempts = delivery.attempts, error = ?delivery.error, "a webhook event could not be delivered");
         }
+        let summary = match (&delivery.error, delivery.delivered) {
+            (_, true) => format!(
+                "`{}` delivered ({}) after {} attempt(s)",
+                delivery.event_type,
+                delivery.status.unwrap_or_default(),
+                delivery.attempts
+            ),
+            (error, false) => format!(
+                "`{}` not delivered after {} attempt(s): {}",
+                delivery.event_type,
+                delivery.attempts,
+                error.as_deref().unwrap_or("no answer")
+            ),
+        };
+        activity::record(
+            self.store.as_ref(),
+            ActivityKind::WebhookDelivery,
+            delivery.delivered,
+            event_connection(&delivery.body).as_ref(),
+            summary,
+            Some(delivery.id.clone()),
+        )
+        .await;
     }
+}
+
+/// The connection an event is about (`data.integration` and `data.connection_id`), if any.
+fn event_connection(body: &str) -> Option<ConnectionKey> {
+    let event: Value = serde_json::from_str(body).ok()?;
+    let data = event.get("data")?;
+    Some(ConnectionKey::new(
+        data.get("integration")?.as_str()?,
+        data.get("connection_id")?.as_str()?,
+    ))
 }
 
 /// HMAC-SHA256 (RFC 2104) on the workspace's `sha2`.

@@ -60,7 +60,9 @@ impl Table {
 use Kind::{Bool, Bytes, IdList, Int, RecordId, Text};
 
 /// Every table worth moving, parents before children. The connection change log is not
-/// among them: it only tells running processes what changed lately.
+/// among them: it only tells running processes what changed lately; nor are the dashboard's
+/// sign-ins (`console_sessions`): a store is moved with its servers stopped, and the operator
+/// signs in to the moved deployment again rather than carrying sign-ins into another database.
 pub const TABLES: &[Table] = &[
     Table {
         name: "connections",
@@ -168,6 +170,7 @@ pub const TABLES: &[Table] = &[
             ("frequency_secs", Int),
             ("run_lease_owner", Text),
             ("run_lease_until", Int),
+            ("last_run_failed", Bool),
         ],
         key_len: 2,
     },
@@ -209,6 +212,21 @@ pub const TABLES: &[Table] = &[
             ("status", Int),
             ("error", Text),
             ("delivered", Bool),
+            ("body", Text),
+        ],
+        key_len: 1,
+    },
+    Table {
+        name: "activity",
+        columns: &[
+            ("id", Int),
+            ("kind", Text),
+            ("succeeded", Bool),
+            ("integration", Text),
+            ("connection_id", Text),
+            ("summary", Text),
+            ("reference", Text),
+            ("at", Int),
         ],
         key_len: 1,
     },

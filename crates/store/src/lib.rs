@@ -26,12 +26,14 @@
 pub mod batch;
 pub mod columns;
 mod connections;
+mod console;
 pub mod copy;
 pub mod crypto;
 mod postgres;
 mod records;
 pub mod rotation;
 mod rows;
+mod schema;
 pub mod sealing;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -49,11 +51,16 @@ pub use connections::{
     ConnectSession, Connection, ConnectionKey, ConnectionStatus, Flow, NewConnection, OAuthState,
     Rotation, TokenUpdate, Tokens,
 };
+pub use console::{
+    ACTIVITY_KEPT, Activity, ActivityFilter, ActivityKind, ConnectionFilter, ConnectionHealth,
+    ConnectionSummary, ConnectionSummaryPage, MAX_CONSOLE_LIMIT, NewActivity, RecordCount,
+};
 pub use postgres::PostgresStore;
 pub use records::{
     MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts,
     RunLog, RunStatus, SaveOutcome, StoredRecord, SyncRun, SyncState, WebhookDelivery,
 };
+pub use schema::SchemaVersion;
 pub use sqlite::SqliteStore;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -187,6 +194,10 @@ pub trait Store: Send + Sync + 'static {
     /// process that opens the store to read the whole log first.
     async fn close(&self);
 
+    /// Where the database's schema stands against this build's migrations: the readiness check
+    /// of a server, which also tells whether the database answers at all.
+    async fn schema_version(&self) -> StoreResult<SchemaVersion>;
+
     /// Creates the connection, or replaces the credentials, config and account of an existing
     /// one (a reconnect), which also clears `needs_reconnect`.
     async fn save_connection(
@@ -249,6 +260,14 @@ pub trait Store: Send + Sync + 'static {
         session: &ConnectSession,
     ) -> StoreResult<()>;
 
+    /// The unexpired session with this token hash, left in place: the connect page shows what
+    /// the session asks for without using up the link, which only starting the flow does.
+    async fn connect_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>>;
+
     /// Removes the unexpired session with this token hash and returns it: a connect link
     /// starts one flow, so a leaked link cannot bind the connection to another account later.
     async fn take_connect_session(
@@ -274,8 +293,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<TakenState>;
 
-    /// Deletes expired sessions and states, and change-log entries older than an hour; how
-    /// many sessions and states.
+    /// Deletes expired sessions (connect and dashboard sessions) and states, change-log
+    /// entries older than an hour and activity entries older than [`ACTIVITY_KEPT`]; how many
+    /// sessions and states.
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Re-encrypts every secret not yet under the key ring's active key.
@@ -386,9 +406,59 @@ pub trait Store: Send + Sync + 'static {
     /// The latest runs of a sync for a connection, newest first.
     async fn runs(&self, connection: &str, sync: &str, limit: u32) -> StoreResult<Vec<SyncRun>>;
 
+    /// Records a delivery, or its latest attempt; the body is kept from the first save.
     async fn save_webhook_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()>;
 
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+
+    /// One delivery with its body, so the dashboard can send the same signed event again.
+    async fn webhook_delivery(&self, id: &str) -> StoreResult<Option<WebhookDelivery>>;
+
+    // The operator dashboard (see [`console`]).
+
+    /// Starts a dashboard sign-in, kept by the SHA-256 of its cookie: in the database rather
+    /// than in one process, so every replica knows it and signing out ends it everywhere.
+    async fn create_console_session(
+        &self,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Whether the sign-in with this hash exists and has not expired: checked on every
+    /// dashboard request, so a session signed out on any replica is refused on all of them.
+    async fn console_session_valid(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Ends a sign-in (signing out); unknown hashes are ignored, so signing out twice is fine.
+    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    /// A page of connections as the dashboard lists them, filtered (health included) by the
+    /// database: their health comes from flags kept on each sync's state, and no credential is
+    /// read or decrypted, so a page costs the same with 10,000 connections as with ten.
+    async fn connection_summaries(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> StoreResult<ConnectionSummaryPage>;
+
+    /// How many connections of each integration have each health, for the overview; only
+    /// non-zero counts, ordered by integration and health.
+    async fn connection_health_counts(&self) -> StoreResult<Vec<(String, ConnectionHealth, u64)>>;
+
+    /// The connection's live and deleted records per model, by model: the dashboard's records
+    /// tab, counted by the database without reading a payload.
+    async fn record_counts(&self, connection: &str) -> StoreResult<Vec<RecordCount>>;
+
+    /// Notes an operation in the activity log, the dashboard's one view of what the deployment
+    /// did (refreshes, runs, actions, deliveries, connections made and deleted) across
+    /// replicas.
+    async fn record_activity(&self, entry: &NewActivity) -> StoreResult<()>;
+
+    /// Activity entries matching the filter, newest first (by id, which follows insertion).
+    async fn activity(&self, filter: &ActivityFilter) -> StoreResult<Vec<Activity>>;
 
     // Changes other replicas must see.
 

@@ -128,7 +128,8 @@ pub struct StoredRecord {
     pub cursor: RecordCursor,
 }
 
-/// Which records of one connection's model to list, oldest modification first.
+/// Which records of one connection's model to list, oldest modification first (or newest
+/// first).
 #[derive(Debug, Clone)]
 pub struct RecordQuery {
     pub connection: String,
@@ -141,6 +142,24 @@ pub struct RecordQuery {
     pub actions: Vec<RecordAction>,
     /// Only these ids; all when empty.
     pub ids: Vec<String>,
+    /// Lists the latest modified first (the dashboard's records tab), paging backwards through
+    /// the same (stamp, id) order with the same cursors. A record written while the listing
+    /// pages is stamped ahead of every record listed so far, so it is neither listed nor
+    /// repeated: the listing shows the records as they were when it began, except those
+    /// rewritten since (they moved ahead, to the top of a listing begun again).
+    pub newest_first: bool,
+}
+
+impl RecordQuery {
+    /// How the query pages: the comparison of (stamp, id) with its cursor, and the direction
+    /// of its order, for both backends' SQL.
+    pub(crate) fn direction(&self) -> (&'static str, &'static str) {
+        if self.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +249,9 @@ pub struct WebhookDelivery {
     pub status: Option<u16>,
     pub error: Option<String>,
     pub delivered: bool,
+    /// The event exactly as signed and sent, so it can be delivered again unchanged. Empty for
+    /// deliveries recorded before bodies were kept.
+    pub body: String,
 }
 
 /// The error of a run whose process stopped (its lease expired) before it finished.

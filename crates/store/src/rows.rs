@@ -206,6 +206,19 @@ pub fn run_log(row: &impl Columns) -> StoreResult<RunLog> {
     })
 }
 
+/// `SELECT` of every column of `webhook_deliveries` that [`webhook_delivery`] reads, then
+/// `$rest`.
+macro_rules! select_deliveries {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, event_type, created_at, attempts, status, error, delivered, body \
+             FROM webhook_deliveries ",
+            $rest
+        )
+    };
+}
+pub(crate) use select_deliveries;
+
 pub fn webhook_delivery(row: &impl Columns) -> StoreResult<WebhookDelivery> {
     Ok(WebhookDelivery {
         id: row.text("id")?,
@@ -215,5 +228,6 @@ pub fn webhook_delivery(row: &impl Columns) -> StoreResult<WebhookDelivery> {
         status: row.opt_int("status")?.map(|s| s.clamp(0, 999) as u16),
         error: row.opt_text("error")?,
         delivered: row.boolean("delivered")?,
+        body: row.text("body")?,
     })
 }

@@ -9,8 +9,9 @@ use plugboard_store::copy::{self, Progress};
 use plugboard_store::crypto::KeyRing;
 use plugboard_store::testing::TestDatabase;
 use plugboard_store::{
-    ConnectSession, ConnectionKey, Flow, Location, NewConnection, OAuthState, RecordJson,
-    RecordQuery, RunCounts, RunLog, RunStatus, Store, TakenState, Tokens, WebhookDelivery,
+    ActivityFilter, ActivityKind, ConnectSession, ConnectionFilter, ConnectionKey, Flow, Location,
+    NewActivity, NewConnection, OAuthState, RecordJson, RecordQuery, RunCounts, RunLog, RunStatus,
+    Store, TakenState, Tokens, WebhookDelivery,
 };
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::json;
@@ -37,7 +38,8 @@ fn rec(id: &str, n: i64) -> RecordJson<'static> {
 
 /// A store with something in every table: two connections, a connect session and an OAuth
 /// flow, records (sealed and deleted ones, odd ids), a crawl in progress, sync state, runs
-/// with logs and webhook deliveries. The first connection's row identity.
+/// with logs (the second connection's last one failed), webhook deliveries with their bodies
+/// and activity. The first connection's row identity.
 async fn fill(store: &Arc<dyn Store>) -> String {
     let now = Utc::now();
     let mut ids = Vec::new();
@@ -156,9 +158,34 @@ async fn fill(store: &Arc<dyn Store>) -> String {
             status: Some(204),
             error: None,
             delivered: true,
+            body: r#"{"id":"event-1","type":"sync.completed"}"#.into(),
         })
         .await
         .unwrap();
+    let failed = store
+        .start_run(&ids[1], "people", "full", lease, now, None)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .finish_run(&failed, RunStatus::Failed, RunCounts::default(), None, now)
+        .await
+        .unwrap();
+    for (n, kind) in [ActivityKind::ConnectionCreated, ActivityKind::SyncRun]
+        .into_iter()
+        .enumerate()
+    {
+        let entry = NewActivity {
+            kind,
+            succeeded: n == 0,
+            integration: Some("microsoft".into()),
+            connection_id: Some("c1".into()),
+            summary: format!("entry {n}"),
+            reference: Some(run.clone()),
+            at: chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap(),
+        };
+        store.record_activity(&entry).await.unwrap();
+    }
     c
 }
 
@@ -191,6 +218,7 @@ async fn view(store: &Arc<dyn Store>, c: &str) -> String {
                     modified_after: None,
                     actions: vec![],
                     ids: vec![],
+                    newest_first: false,
                 })
                 .await
                 .unwrap();
@@ -208,6 +236,20 @@ async fn view(store: &Arc<dyn Store>, c: &str) -> String {
         out += &format!("{run:?} {:?}\n", store.run_logs(&run.id).await.unwrap());
     }
     out += &format!("{:?}\n", store.webhook_deliveries(10).await.unwrap());
+    out += &format!("{:?}\n", store.webhook_delivery("event-1").await.unwrap());
+    let everything = ConnectionFilter {
+        limit: 10,
+        ..ConnectionFilter::default()
+    };
+    out += &format!(
+        "{:?}\n",
+        store.connection_summaries(&everything).await.unwrap()
+    );
+    let activity = ActivityFilter {
+        limit: 10,
+        ..ActivityFilter::default()
+    };
+    out += &format!("{:?}\n", store.activity(&activity).await.unwrap());
     out
 }
 
@@ -254,6 +296,25 @@ async fn a_store_moves_to_postgres_and_back_unchanged() {
     // live people, p0001 saved again by the crawl, of whom it saw 601).
     let now = Utc::now();
     for store in [&source, &middle, &last] {
+        // The activity log goes on after the copied entries, newest first.
+        let entry = NewActivity {
+            kind: ActivityKind::TokenRefresh,
+            succeeded: true,
+            integration: None,
+            connection_id: None,
+            summary: "after the copy".into(),
+            reference: None,
+            at: now,
+        };
+        store.record_activity(&entry).await.unwrap();
+        let newest = store
+            .activity(&ActivityFilter {
+                limit: 1,
+                ..ActivityFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(newest[0].summary, "after the copy");
         assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(601));
         // The connect session came along, and the OAuth flow with its sealed verifier.
         let session = store

@@ -72,6 +72,8 @@ pub fn bench_config(port: u16, store_url: &str, client_id: &str, emulator: &str)
         r#"
 [server]
 bind = "127.0.0.1:{port}"
+# Metrics are recorded only where they are served.
+management_bind = "127.0.0.1:0"
 public_url = "http://127.0.0.1:{port}"
 [store]
 url = "{store_url}"
@@ -140,7 +142,8 @@ async fn wait_healthy(http: &reqwest::Client, host: &str) {
     }
 }
 
-/// Connects the demo account as a browser would: redirects followed by hand, cookies kept.
+/// Connects the demo account as a browser would: the connect page's Continue (a form posting
+/// the session token), then redirects followed by hand, cookies kept.
 async fn connect(http: &reqwest::Client, host: &str) {
     let session: Value = http
         .post(format!("{host}/connect/sessions"))
@@ -153,9 +156,16 @@ async fn connect(http: &reqwest::Client, host: &str) {
         .await
         .unwrap();
     let mut cookies: HashMap<String, String> = HashMap::new();
-    let mut url = session["connect_url"].as_str().unwrap().to_owned();
+    let link = session["connect_url"].as_str().unwrap();
+    let page = http.get(link).send().await.unwrap();
+    assert!(page.status().is_success(), "the connect page");
+    let continued = http
+        .post(link.split('?').next().unwrap())
+        .form(&[("session_token", session["token"].as_str().unwrap())]);
+    let mut request = Some(continued);
+    let mut url = String::new();
     for _ in 0..5 {
-        let mut request = http.get(&url);
+        let mut request = request.take().unwrap_or_else(|| http.get(&url));
         if url.starts_with(host) && !cookies.is_empty() {
             let header: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
             request = request.header(COOKIE, header.join("; "));

@@ -7,12 +7,14 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use plugboard_core::{ErrorKind, ProviderError, RunInfo, SyncMode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, ApiPath, AppState};
+use super::{ApiError, ApiJson, ApiPath, AppState, ErrorBody};
+use crate::activity;
 use crate::sync::context::{HostContext, Purpose};
-use plugboard_store::ConnectionKey;
+use plugboard_store::{ActivityKind, ConnectionKey};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/actions/{action}", post(run))
@@ -20,20 +22,52 @@ pub fn routes() -> Router<AppState> {
 
 /// Unknown fields are refused, as on every other route: a typo such as `inputs` would
 /// otherwise run the action without its input.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
     integration: String,
     connection_id: String,
+    /// The action's input, as the provider's action documents it; null when absent.
     #[serde(default)]
     input: Value,
 }
 
+/// `POST /actions/{action}`'s answer.
+#[derive(Serialize, ToSchema)]
+struct ActionOutput {
+    /// What the action returned, as the provider's action documents it.
+    output: Value,
+}
+
+/// Run a provider action for a connection
+#[utoipa::path(
+    post,
+    path = "/actions/{action}",
+    operation_id = "run_action",
+    params(("action" = String, Path, description = "The action's name, such as `search-people`.")),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "The action's output.", body = ActionOutput),
+        (status = 400, description = "A body that is not JSON (`invalid_body`), or input the \
+            action refused (`invalid_input`).", body = ErrorBody),
+        (status = 404, description = "No such integration, action or connection \
+            (`integration_not_found`, `action_not_found`, `connection_not_found`), or the \
+            provider found nothing (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The provider refused the connection's credentials: the \
+            end user must connect again (`needs_reconnect`).", body = ErrorBody),
+        (status = 500, description = "The action failed inside Plugboard (`action_failed`, \
+            `action_panicked`) or the store failed (`store_error`).", body = ErrorBody),
+        (status = 502, description = "The provider answered with an error or could not be \
+            reached (`provider_error`, `provider_unavailable`), or the integration is \
+            misconfigured (`integration_misconfigured`).", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn run(
     State(state): State<AppState>,
     ApiPath(action): ApiPath<String>,
     ApiJson(body): ApiJson<ActionBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActionOutput>, ApiError> {
     let integration = state.integration(&body.integration)?.clone();
     if integration.spec().action(&action).is_none() {
         return Err(ApiError::new(
@@ -79,15 +113,29 @@ async fn run(
             .await
     })
     .await;
-    match joined {
-        Ok(Ok(output)) => Ok(Json(json!({ "output": output }))),
+    let answer = match joined {
+        Ok(Ok(output)) => Ok(Json(ActionOutput { output })),
         Ok(Err(error)) => Err(action_error(error)),
         Err(_) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "action_panicked",
             format!("the action `{action}` panicked; see the server log"),
         )),
-    }
+    };
+    let summary = match &answer {
+        Ok(_) => format!("action `{action}` succeeded"),
+        Err(error) => format!("action `{action}` failed: {}", error.message()),
+    };
+    activity::record(
+        state.connections.store().as_ref(),
+        ActivityKind::Action,
+        answer.is_ok(),
+        Some(&key),
+        summary,
+        None,
+    )
+    .await;
+    answer
 }
 
 fn action_error(error: ProviderError) -> ApiError {

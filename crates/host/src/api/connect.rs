@@ -11,36 +11,65 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, AppState, hash_token, random_token};
+use super::{ApiError, ApiJson, AppState, ErrorBody, hash_token, random_token};
 use crate::integrations::Integration;
 use plugboard_store::ConnectSession;
 
 /// How long a connect link works.
-const SESSION_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
+pub(super) const SESSION_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/connect/sessions", post(create))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// The integration to connect, as `[integrations.<name>]` names it.
     pub integration: String,
+    /// The caller's own key for the connection: 1 to 128 letters, digits, `-`, `_`, `.`, `:`
+    /// or `@`.
     pub connection_id: String,
+    /// Values for the provider's connection config, such as `tenant`; the spec's defaults fill
+    /// the rest.
     #[serde(default)]
     pub connection_config: BTreeMap<String, String>,
+    /// Where the browser goes when the flow ends, with the outcome in the query; its origin
+    /// must be in `[server] allowed_return_origins`.
     #[serde(default)]
     pub return_url: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionCreated {
+    /// The session's token, also in `connect_url`.
     pub token: String,
+    /// When the link stops working (30 minutes after its creation).
     pub expires_at: DateTime<Utc>,
+    /// The link to hand the end user's browser.
     pub connect_url: String,
 }
 
+/// Create a connect session
+///
+/// A link, valid for 30 minutes and once, that lets one end user connect one account of an
+/// OAuth integration.
+#[utoipa::path(
+    post,
+    path = "/connect/sessions",
+    operation_id = "create_connect_session",
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "The session.", body = SessionCreated),
+        (status = 400, description = "A body that is not JSON (`invalid_body`), an invalid \
+            `connection_id`, `connection_config` or `return_url`, or an integration that uses \
+            API keys (`api_key_integration`).", body = ErrorBody),
+        (status = 404, description = "No such integration (`integration_not_found`).", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateSession>,
@@ -73,7 +102,6 @@ pub async fn create_session(
     if let Some(url) = &request.return_url {
         check_return_url(&state.server.allowed_return_origins, url)?;
     }
-    let token = format!("pbcs_{}", random_token());
     let expires_at = Utc::now() + SESSION_LIFETIME;
     let session = ConnectSession {
         integration: request.integration.clone(),
@@ -82,11 +110,7 @@ pub async fn create_session(
         return_url: request.return_url,
         expires_at,
     };
-    state
-        .connections
-        .store()
-        .create_connect_session(&hash_token(&token), &session)
-        .await?;
+    let token = store_session(state, &session).await?;
     let connect_url = format!(
         "{}/oauth/connect/{}?session_token={token}",
         state.server.public_url.as_str().trim_end_matches('/'),
@@ -97,6 +121,20 @@ pub async fn create_session(
         expires_at,
         connect_url,
     })
+}
+
+/// Stores the session: its token, which only its hash is stored as and only the caller sees.
+pub(super) async fn store_session(
+    state: &AppState,
+    session: &ConnectSession,
+) -> Result<String, plugboard_store::StoreError> {
+    let token = format!("pbcs_{}", random_token());
+    state
+        .connections
+        .store()
+        .create_connect_session(&hash_token(&token), session)
+        .await?;
+    Ok(token)
 }
 
 /// What a new connection is made with, checked before anything is stored: its id, and its

@@ -16,29 +16,36 @@ use plugboard_core::ErrorKind;
 use plugboard_core::http::Credential;
 use secrecy::SecretString;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::account::fetch_account;
 use super::connect::new_connection_config;
 use super::connections::ConnectionView;
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, AppState, ErrorBody};
 use plugboard_store::{ConnectionKey, NewConnection, Tokens};
 
 /// Longest key accepted; real keys are well under 200 characters.
 const MAX_KEY_LEN: usize = 4096;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateConnection {
+    /// An integration whose provider authenticates with API keys.
     integration: String,
+    /// The caller's own key for the connection: 1 to 128 letters, digits, `-`, `_`, `.`, `:`
+    /// or `@`.
     connection_id: String,
+    /// Values for the provider's connection config; the spec's defaults fill the rest.
     #[serde(default)]
     connection_config: BTreeMap<String, String>,
     credentials: KeyCredentials,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyCredentials {
+    /// The key, printable ASCII without spaces, at most 4096 bytes.
+    #[schema(value_type = String)]
     api_key: SecretString,
 }
 
@@ -49,6 +56,29 @@ impl std::fmt::Debug for KeyCredentials {
     }
 }
 
+/// Create a connection from an API key
+///
+/// For integrations whose provider authenticates with API keys; when the provider's spec
+/// declares an account endpoint, the key is tried on it first. Creating a connection that
+/// exists replaces its key.
+#[utoipa::path(
+    post,
+    path = "/connections",
+    tag = "connections",
+    operation_id = "create_connection",
+    request_body = CreateConnection,
+    responses(
+        (status = 201, description = "The new connection (without its key).", body = ConnectionView),
+        (status = 200, description = "The connection existed; its key was replaced.", body = ConnectionView),
+        (status = 400, description = "A body that is not JSON (`invalid_body`), an invalid \
+            `connection_id`, `connection_config` or key (`invalid_credentials`), or an OAuth \
+            integration (`oauth_integration`).", body = ErrorBody),
+        (status = 404, description = "No such integration (`integration_not_found`).", body = ErrorBody),
+        (status = 422, description = "The body is not of the request's schema (`invalid_body`), \
+            or the provider rejected the key (`invalid_credentials`); nothing was stored.", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateConnection>,

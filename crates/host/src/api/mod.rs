@@ -13,29 +13,33 @@ mod connect;
 mod connections;
 mod key_connections;
 mod oauth;
+mod openapi;
+mod pages;
 mod proxy;
 mod records;
+mod requests;
 mod syncs;
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::{IncomingStream, Listener};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tower_service::Service;
+use utoipa::ToSchema;
 
 use crate::integrations::Integration;
 use crate::refresh::RefreshError;
@@ -43,6 +47,7 @@ pub use crate::state::AppState;
 use plugboard_store::StoreError;
 
 pub use connect::{CreateSession, create_session};
+pub(crate) use oauth::cookie;
 pub use records::record_json;
 
 impl AppState {
@@ -69,6 +74,9 @@ impl AppState {
 pub struct Api {
     router: Router,
     state: AppState,
+    /// The client's address on this clone's connection, for routes that need it (the
+    /// dashboard's sign-in slows failures down per address).
+    peer: Option<SocketAddr>,
 }
 
 impl Api {
@@ -76,12 +84,13 @@ impl Api {
         Api {
             router: router(state.clone()),
             state,
+            peer: None,
         }
     }
 }
 
-/// Every connection is served by a clone of the one [`Api`].
-impl<'a, L: Listener> Service<IncomingStream<'a, L>> for Api {
+/// Every connection is served by a clone of the one [`Api`], which knows its client's address.
+impl<'a, L: Listener<Addr = SocketAddr>> Service<IncomingStream<'a, L>> for Api {
     type Response = Api;
     type Error = Infallible;
     type Future = Ready<Result<Api, Infallible>>;
@@ -90,8 +99,10 @@ impl<'a, L: Listener> Service<IncomingStream<'a, L>> for Api {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _: IncomingStream<'a, L>) -> Self::Future {
-        ready(Ok(self.clone()))
+    fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
+        let mut api = self.clone();
+        api.peer = Some(*stream.remote_addr());
+        ready(Ok(api))
     }
 }
 
@@ -104,11 +115,14 @@ impl Service<Request> for Api {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         if proxy::handles(request.uri().path()) {
             let state = self.state.clone();
             Box::pin(async move { Ok(proxy::serve(state, request).await) })
         } else {
+            if let Some(peer) = self.peer {
+                request.extensions_mut().insert(ConnectInfo(peer));
+            }
             Box::pin(self.router.call(request))
         }
     }
@@ -128,16 +142,33 @@ fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi::document))
         .merge(oauth::routes())
+        .merge(crate::console::routes())
         .merge(authenticated)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(requests::observe))
         .with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /health`'s answer.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// Always `ok`: any answer at all means the server is up.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Whether the server is up
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "server",
+    responses((status = 200, description = "The server is up.", body = Health))
+)]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 async fn not_found() -> ApiError {
@@ -150,27 +181,6 @@ async fn method_not_allowed(method: Method) -> ApiError {
         "method_not_allowed",
         format!("this route does not take {method}"),
     )
-}
-
-async fn log_request(request: Request, next: Next) -> Response {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return next.run(request).await;
-    }
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "(no route)".to_owned(), |p| p.as_str().to_owned());
-    logged(method, &route, next.run(request)).await
-}
-
-/// The response, logged at debug level with the method, the route pattern, the status and the
-/// time it took.
-async fn logged(method: Method, route: &str, response: impl Future<Output = Response>) -> Response {
-    let started = Instant::now();
-    let response = response.await;
-    tracing::debug!(%method, %route, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
-    response
 }
 
 /// The API's one error type: `{"error": {"code": "snake_case", "message": "…"}}`.
@@ -190,6 +200,11 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, in words: for the dashboard, which shows it on a page.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -203,9 +218,32 @@ impl ApiError {
     }
 }
 
+// The wire form of an [`ApiError`], a type rather than a `json!` map so that the API
+// description (`openapi.rs`) shows its shape.
+/// Every error answer of the API.
+#[derive(Serialize, ToSchema)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// What went wrong, as a stable snake_case word to branch on, such as
+    /// `connection_not_found`.
+    #[schema(example = "connection_not_found")]
+    code: &'static str,
+    /// The same for people: what is wrong and where.
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -16,6 +16,8 @@
 //! `resolve_url` sees `%2e%2e` and friends and refuses them instead of their decoded form
 //! slipping through.
 
+use std::time::Instant;
+
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -25,8 +27,9 @@ use axum::response::{IntoResponse, Response};
 use plugboard_core::http::{RetryPolicy, resolve_url};
 use plugboard_core::spec::RetrySpec;
 
-use super::{ApiError, AppState, auth};
+use super::{ApiError, AppState, ErrorBody, auth};
 use crate::refresh::REFRESH_MARGIN;
+use crate::telemetry::metrics;
 use crate::upstream::UpstreamError;
 use plugboard_store::ConnectionKey;
 
@@ -53,13 +56,49 @@ pub fn handles(path: &str) -> bool {
 }
 
 /// A request to the proxy, answered as the router answers its routes: the API key checked,
-/// then [`forward`]ed, and logged at debug level.
+/// then [`forward`]ed, with its request id, log line and metrics.
+#[utoipa::path(
+    method(get, post, put, patch, delete, head, options),
+    path = "/proxy/{path}",
+    tag = "proxy",
+    operation_id = "proxy",
+    summary = "Call the provider's API for a connection",
+    description = "The request goes to the provider's API with the connection's token (or API \
+        key) added, its method, query, body and ordinary headers passed through; the answer \
+        streams back as it comes. A 401 from an OAuth provider gets one token refresh and one \
+        more attempt. The statuses below are Plugboard's own answers, with its error body; any \
+        status may also be the provider's answer, passed through with its own body.",
+    params(
+        ("path" = String, Path, description = "The path below the provider's API base URL, of \
+            one or more segments, such as `v1.0/me/people`; the query passes through too."),
+        ("Integration" = String, Header, description = "The connection's integration."),
+        ("Connection-Id" = String, Header, description = "The caller's key for the connection."),
+        ("Retries" = Option<u32>, Header, description = "Up to this many more attempts (0 to 10, \
+            default 0) after a 429 or 503, each after the provider's `Retry-After`."),
+    ),
+    request_body(content_type = "*/*", description = "Sent to the provider as it came."),
+    responses(
+        (status = "default", description = "The provider's answer: its status, headers (less \
+            hop-by-hop ones) and body as it sent them.", content(("*/*"))),
+        (status = 400, description = "No `Integration` or `Connection-Id` header \
+            (`missing_header`), a `Retries` header out of range (`invalid_header`), a path \
+            outside the provider's API (`path_refused`), or a body that could not be read \
+            (`invalid_body`).", body = ErrorBody),
+        (status = 404, description = "No such integration or connection \
+            (`integration_not_found`, `connection_not_found`).", body = ErrorBody),
+        (status = 409, description = "The provider refused a refresh: the end user must \
+            connect again (`needs_reconnect`).", body = ErrorBody),
+        (status = 502, description = "The integration is misconfigured \
+            (`integration_misconfigured`, `invalid_credential`), or the provider could not be \
+            reached (`upstream_unreachable`).", body = ErrorBody),
+        (status = 504, description = "The provider did not answer in time \
+            (`upstream_timeout`).", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn serve(state: AppState, request: Request) -> Response {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return answer(state, request).await;
-    }
-    let method = request.method().clone();
-    super::logged(method, ROUTE, answer(state, request)).await
+    let route = ::metrics::SharedString::const_str(ROUTE);
+    super::requests::observed(route, request, |request| answer(state, request)).await
 }
 
 async fn answer(state: AppState, request: Request) -> Response {
@@ -147,11 +186,13 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = request_uri(&url)?;
         *outgoing.headers_mut() = headers;
+        let sent = Instant::now();
         let response = state
             .upstream
             .send(outgoing)
             .await
             .map_err(upstream_error)?;
+        metrics::upstream_latency(integration_name, sent.elapsed());
         let status = response.status().as_u16();
         let replayable = body.replayable();
         // An API key cannot be refreshed: its 401 is the provider's answer.
@@ -186,6 +227,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
                 continue;
             }
         }
+        metrics::proxied(integration_name, response.status());
         return Ok(stream_back(response));
     }
 }

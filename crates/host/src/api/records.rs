@@ -5,10 +5,12 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::openapi::schema::{AdditionalProperties, Array, ArrayBuilder, ObjectBuilder};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::{ApiError, ApiQuery, AppState};
+use super::{ApiError, ApiQuery, AppState, ErrorBody};
 use plugboard_store::{
     ConnectionKey, MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordQuery, StoredRecord,
 };
@@ -21,22 +23,87 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/records", get(list))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     integration: String,
     connection_id: String,
+    /// One of the provider's models, such as `Person`.
     model: String,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Records per page, 1 to 10000 (default 100).
     limit: Option<u32>,
+    /// Only records modified after this RFC 3339 time.
     modified_after: Option<String>,
+    /// Only records whose last action is one of these: a comma list of `added`, `updated` and
+    /// `deleted`.
     filter: Option<String>,
+    /// Only the records with these ids: a comma list of at most 1000.
     ids: Option<String>,
 }
 
+/// `GET /records`' answer.
+#[derive(Serialize, ToSchema)]
+struct RecordList {
+    /// The cursor of the next page; null on the last page.
+    next_cursor: Option<String>,
+    #[schema(schema_with = records_schema)]
+    records: Vec<Value>,
+}
+
+/// The schema of [`RecordList::records`]: providers' records, each as [`record_json`] writes it.
+fn records_schema() -> Array {
+    let record = ObjectBuilder::new()
+        .description(Some(
+            "The record as the provider's sync saved it (a payload that is not an object sits \
+             under `data`, beside `id`), with `_metadata`.",
+        ))
+        .property("_metadata", RecordMetadata::schema())
+        .required("_metadata")
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+    ArrayBuilder::new().items(record).build()
+}
+
+// Fields in alphabetical order, as the JSON map this replaced wrote them.
+/// Plugboard's facts about a record, beside the provider's fields.
+#[derive(Serialize, ToSchema)]
+struct RecordMetadata {
+    /// A cursor that starts a page right after this record.
+    cursor: String,
+    #[schema(format = DateTime)]
+    deleted_at: Option<String>,
+    #[schema(format = DateTime)]
+    first_seen_at: String,
+    /// `ADDED`, `UPDATED` or `DELETED`.
+    #[schema(example = "ADDED")]
+    last_action: &'static str,
+    #[schema(format = DateTime)]
+    last_modified_at: String,
+}
+
+/// List a connection's records of one model
+///
+/// Oldest modification first, a page at a time; the cursor stays valid while syncs write.
+#[utoipa::path(
+    get,
+    path = "/records",
+    operation_id = "list_records",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of records.", body = RecordList),
+        (status = 400, description = "An unknown model (`invalid_model`), or a `limit`, \
+            `cursor`, `modified_after`, `filter` or `ids` that is not valid (`invalid_limit`, \
+            `invalid_cursor`, …), or a query that cannot be read (`invalid_query`).", body = ErrorBody),
+        (status = 404, description = "No such integration or connection \
+            (`integration_not_found`, `connection_not_found`).", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecordList>, ApiError> {
     let integration = state.integration(&q.integration)?;
     if !integration.spec().models.contains_key(&q.model) {
         let models: Vec<&str> = integration
@@ -127,13 +194,13 @@ async fn list(
             modified_after,
             actions,
             ids,
+            newest_first: false,
         })
         .await?;
-    let records: Vec<Value> = page.records.into_iter().map(record_json).collect();
-    Ok(Json(json!({
-        "records": records,
-        "next_cursor": page.next.map(|c| c.encode()),
-    })))
+    Ok(Json(RecordList {
+        next_cursor: page.next.map(|c| c.encode()),
+        records: page.records.into_iter().map(record_json).collect(),
+    }))
 }
 
 fn parse_filter(filter: Option<&str>) -> Result<Vec<RecordAction>, ApiError> {
@@ -166,13 +233,13 @@ fn time(t: DateTime<Utc>) -> String {
 
 /// The payload with `_metadata` added; a payload that is not an object sits under `data`.
 pub fn record_json(record: StoredRecord) -> Value {
-    let metadata = json!({
-        "first_seen_at": time(record.first_seen_at),
-        "last_modified_at": time(record.last_modified_at),
-        "last_action": record.last_action.as_str(),
-        "deleted_at": record.deleted_at.map(time),
-        "cursor": record.cursor.encode(),
-    });
+    let metadata = RecordMetadata {
+        cursor: record.cursor.encode(),
+        deleted_at: record.deleted_at.map(time),
+        first_seen_at: time(record.first_seen_at),
+        last_action: record.last_action.as_str(),
+        last_modified_at: time(record.last_modified_at),
+    };
     let mut object = match record.data {
         Value::Object(map) => map,
         other => Map::from_iter([
@@ -180,6 +247,6 @@ pub fn record_json(record: StoredRecord) -> Value {
             ("data".to_owned(), other),
         ]),
     };
-    object.insert("_metadata".to_owned(), metadata);
+    object.insert("_metadata".to_owned(), json!(metadata));
     Value::Object(object)
 }

@@ -10,6 +10,7 @@ mod interpolate;
 mod read;
 #[cfg(test)]
 mod tests;
+mod ui;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,6 +29,7 @@ use url::Url;
 
 use crate::registry::{Registry, Source};
 use read::{Ctx, ENV_PREFIX, Table};
+pub use ui::UiConfig;
 
 /// How far ahead an expiring client secret is announced.
 pub const SECRET_EXPIRY_WARNING_DAYS: i64 = 30;
@@ -44,6 +46,23 @@ pub struct Config {
     pub integrations: BTreeMap<String, IntegrationConfig>,
     /// Where sync and connection events are POSTed, if anywhere.
     pub webhooks: Option<WebhooksConfig>,
+    pub log: LogConfig,
+    /// `[ui]`: how the end-user pages present the application.
+    pub ui: UiConfig,
+}
+
+/// `[log]`: how log lines are written to stderr (their level comes from `RUST_LOG`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `[log] format`: lines for people, or one JSON object per line for a log pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `[webhooks]`: events are signed with `secret` (HMAC-SHA256 of the body).
@@ -75,6 +94,9 @@ pub struct SyncOverride {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
+    /// Where `/metrics` and `/health/live|ready` are served, apart from the public API so that
+    /// they are never exposed with it; none when unset.
+    pub management_bind: Option<SocketAddr>,
     /// Where browsers and providers reach this server; no trailing slash.
     pub public_url: Url,
     /// Origins (`scheme://host[:port]`) a connect session's `return_url` may point to.
@@ -309,6 +331,8 @@ fn read_config(
         None => Some(None),
         Some(f) => ctx.table(f).and_then(|t| read_webhooks(ctx, t)).map(Some),
     };
+    let log = section(ctx, &mut root, "log").and_then(|t| read_log(ctx, t));
+    let ui = section(ctx, &mut root, "ui").and_then(|t| ui::read_ui(ctx, t));
     root.finish(ctx);
     Some(Config {
         server: server?,
@@ -317,7 +341,28 @@ fn read_config(
         security: security?,
         integrations: integrations?,
         webhooks: webhooks?,
+        log: log?,
+        ui: ui?,
     })
+}
+
+fn read_log(ctx: &mut Ctx<'_>, mut t: Table) -> Option<LogConfig> {
+    let format = match t.take("format") {
+        None => Some(LogFormat::default()),
+        Some(f) => match ctx.string(&f, "\"text\" or \"json\"")?.as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            other => {
+                ctx.error(
+                    &f,
+                    format!("`{other}` is not a log format: \"text\" or \"json\""),
+                );
+                None
+            }
+        },
+    };
+    t.finish(ctx);
+    Some(LogConfig { format: format? })
 }
 
 fn read_webhooks(ctx: &mut Ctx<'_>, mut t: Table) -> Option<WebhooksConfig> {
@@ -455,17 +500,20 @@ fn section(ctx: &mut Ctx<'_>, root: &mut Table, name: &str) -> Option<Table> {
 fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
     let bind = t
         .required(ctx, "bind", "an address such as \"127.0.0.1:3003\"")
-        .and_then(|f| {
-            let text = ctx.string(&f, "an address")?;
-            let parsed = text.parse::<SocketAddr>();
-            if parsed.is_err() {
+        .and_then(|f| read_address(ctx, &f));
+    let management_bind = match t.take("management_bind") {
+        None => Some(None),
+        Some(f) => read_address(ctx, &f).and_then(|management| {
+            if bind.is_some_and(|bind| shares_port(bind, management)) {
                 ctx.error(
                     &f,
-                    format!("`{text}` is not an IP address and port such as \"127.0.0.1:3003\""),
+                    format!("{management} is where the API listens (server.bind): the management listener needs a port of its own"),
                 );
+                return None;
             }
-            parsed.ok()
-        });
+            Some(Some(management))
+        }),
+    };
     let public_url = t
         .required(
             ctx,
@@ -503,9 +551,29 @@ fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
     t.finish(ctx);
     Some(ServerConfig {
         bind: bind?,
+        management_bind: management_bind?,
         public_url: public_url?,
         allowed_return_origins: origins?,
     })
+}
+
+/// Whether two listeners would take the same port on the same interface.
+fn shares_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn read_address(ctx: &mut Ctx<'_>, f: &read::Field) -> Option<SocketAddr> {
+    let text = ctx.string(f, "an address")?;
+    let parsed = text.parse::<SocketAddr>();
+    if parsed.is_err() {
+        ctx.error(
+            f,
+            format!("`{text}` is not an IP address and port such as \"127.0.0.1:3003\""),
+        );
+    }
+    parsed.ok()
 }
 
 fn origin_only(text: &str) -> bool {
@@ -592,20 +660,24 @@ fn read_store(ctx: &mut Ctx<'_>, mut t: Table) -> Option<StoreConfig> {
     store
 }
 
+/// A key people or programs present to Plugboard (`security.secret_key`, `ui.admin_key`):
+/// long enough not to be guessed.
+fn read_key(ctx: &mut Ctx<'_>, f: &read::Field) -> Option<SecretString> {
+    let key = ctx.secret(f, "a string")?;
+    if key.expose_secret().chars().count() < MIN_SECRET_KEY_LEN {
+        ctx.error(
+            f,
+            format!("is too short: use at least {MIN_SECRET_KEY_LEN} random characters, e.g. from `openssl rand -base64 32`"),
+        );
+        return None;
+    }
+    Some(key)
+}
+
 fn read_security(ctx: &mut Ctx<'_>, mut t: Table) -> Option<SecurityConfig> {
     let secret_key = t
         .required(ctx, "secret_key", "the API's bearer key")
-        .and_then(|f| {
-            let key = ctx.secret(&f, "a string")?;
-            if key.expose_secret().chars().count() < MIN_SECRET_KEY_LEN {
-                ctx.error(
-                    &f,
-                    format!("is too short: use at least {MIN_SECRET_KEY_LEN} random characters, e.g. from `openssl rand -base64 32`"),
-                );
-                return None;
-            }
-            Some(key)
-        });
+        .and_then(|f| read_key(ctx, &f));
     let keys_expected = "a table of key ids to base64 keys, e.g. { k1 = \"…\" }";
     let keys_field = t.take("encryption_keys");
     if keys_field.is_none() {

@@ -467,3 +467,75 @@ fn a_syncs_frequency_is_bounded() {
         .collect();
     insta::assert_snapshot!(messages.join("\n\n"));
 }
+
+#[test]
+fn the_management_listener_and_the_log_format_are_read_and_checked() {
+    let loaded = load_with(VALID, &[]).unwrap();
+    assert_eq!(loaded.config.server.management_bind, None);
+    assert_eq!(loaded.config.log.format, LogFormat::Text);
+
+    let set = VALID.replace(
+        "bind = \"127.0.0.1:3003\"",
+        "bind = \"127.0.0.1:3003\"\nmanagement_bind = \"127.0.0.1:9464\"",
+    ) + "\n[log]\nformat = \"json\"\n";
+    let loaded = load_with(&set, &[]).unwrap();
+    assert_eq!(
+        loaded.config.server.management_bind,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    assert_eq!(loaded.config.log.format, LogFormat::Json);
+
+    let clash = VALID.replace(
+        "bind = \"127.0.0.1:3003\"",
+        "bind = \"0.0.0.0:3003\"\nmanagement_bind = \"127.0.0.1:3003\"",
+    ) + "\n[log]\nformat = \"xml\"\nlevel = \"debug\"\n";
+    insta::assert_snapshot!(errors(&clash, &[]));
+}
+
+#[test]
+fn the_ui_section_is_optional_and_checked() {
+    let ui = load_with(VALID, &[]).unwrap().config.ui;
+    assert_eq!(ui.app_name, "the application");
+    assert_eq!(ui.logo_url, None);
+    assert_eq!(ui.accent_color, "#2563eb");
+
+    let text = format!(
+        "{VALID}\n[ui]\napp_name = \" Contoso CRM \"\nlogo_url = \"https://cdn.contoso.example/logo.svg\"\naccent_color = \"#0A7\"\n"
+    );
+    let ui = load_with(&text, &[("PLUGBOARD__UI__ACCENT_COLOR", "#FF6600")])
+        .unwrap()
+        .config
+        .ui;
+    assert_eq!(ui.app_name, "Contoso CRM");
+    assert_eq!(
+        ui.logo_url.map(String::from).as_deref(),
+        Some("https://cdn.contoso.example/logo.svg")
+    );
+    assert_eq!(
+        ui.accent_color, "#ff6600",
+        "the variable overrides the file"
+    );
+    let loopback = format!("{VALID}\n[ui]\nlogo_url = \"http://127.0.0.1:3000/logo.png\"\n");
+    assert!(
+        load_with(&loopback, &[])
+            .unwrap()
+            .config
+            .ui
+            .logo_url
+            .is_some()
+    );
+
+    let bad = format!(
+        "{VALID}\n[ui]\napp_name = \"\"\nlogo_url = \"http://cdn.example.com/logo.png\"\naccent_color = \"red;}}body{{display:none\"\ntheme = \"dark\"\n"
+    );
+    let from_env = load_with(
+        VALID,
+        &[
+            ("PLUGBOARD__UI__ACCENT_COLOR", "#12345"),
+            ("PLUGBOARD__UI__LOGO_URL", "javascript:alert(1)"),
+        ],
+    )
+    .expect_err("the config should be refused")
+    .to_string();
+    insta::assert_snapshot!(format!("{}\n\n{from_env}", errors(&bad, &[])));
+}

@@ -7,10 +7,12 @@
 //!   log lines; a failed or panicking run keeps its checkpoint and deletes nothing.
 //! - [`scheduler`]: every enabled sync of every connection at its frequency, one run per
 //!   connection and sync at a time, plus the trigger, pause and start controls.
+//! - [`status`]: a sync's state for one connection, from the scheduler and the store.
 
 pub mod context;
 pub mod runner;
 pub mod scheduler;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -12,10 +12,14 @@ use plugboard_core::http::resolve_url;
 use plugboard_core::{PreviousRun, Record, RunInfo, SyncMode};
 use serde_json::{Value, json};
 
+use tracing::Instrument;
+
 use super::context::{HostContext, Progress, Purpose};
+use crate::activity;
 use crate::integrations::Integration;
 use crate::state::AppState;
-use plugboard_store::{ConnectionKey, RunCounts, RunLog, RunStatus, Store};
+use crate::telemetry::metrics;
+use plugboard_store::{ActivityKind, ConnectionKey, RunCounts, RunLog, RunStatus, Store};
 
 /// How long a run's lease lasts unless renewed: how long a sync stays blocked after its
 /// replica died mid-run.
@@ -78,7 +82,24 @@ impl From<String> for NotStarted {
 
 /// Runs the sync to its end. `Err` only when it could not start; every failure of the run
 /// itself is in the report, and recorded.
+///
+/// Everything it logs, the provider's own lines included, is written in a `sync_run` span
+/// that carries the run id once the run has one.
 pub async fn run_sync(
+    state: &AppState,
+    request: RunRequest,
+    progress: Option<&(dyn Fn(Arc<Progress>) + Sync)>,
+) -> Result<RunReport, NotStarted> {
+    let span = tracing::info_span!(
+        "sync_run",
+        integration = %request.integration.name,
+        sync = %request.sync,
+        run_id = tracing::field::Empty,
+    );
+    run(state, request, progress).instrument(span).await
+}
+
+async fn run(
     state: &AppState,
     request: RunRequest,
     progress: Option<&(dyn Fn(Arc<Progress>) + Sync)>,
@@ -140,6 +161,9 @@ pub async fn run_sync(
                 .ok_or_else(|| NotStarted::Busy(sync.clone()))?,
         )
     };
+    if let Some(run_id) = &run_id {
+        tracing::Span::current().record("run_id", run_id.as_str());
+    }
     let mut early_logs = Vec::new();
     if !dry_run {
         let checkpoint = store
@@ -208,8 +232,9 @@ pub async fn run_sync(
             let name = sync.clone();
             let task_ctx = ctx.clone();
             // Its own task, so a panic in provider code fails this run and nothing else.
-            let task =
-                tokio::spawn(async move { provider.run_sync(&name, task_ctx.as_ref()).await });
+            let task = tokio::spawn(
+                async move { provider.run_sync(&name, task_ctx.as_ref()).await }.in_current_span(),
+            );
             let joined = match &run_id {
                 Some(run_id) => holding_lease(store.as_ref(), run_id, task).await,
                 None => Ok(task.await),
@@ -266,6 +291,28 @@ pub async fn run_sync(
             .finish_run(run_id, status, counts, error.as_deref(), finished_at)
             .await
             .map_err(|e| e.to_string())?;
+        let took = (finished_at - started_at).to_std().unwrap_or_default();
+        metrics::sync_run(&key.integration, &sync, error.is_none(), took, counts);
+        let summary = match &error {
+            Some(error) => format!("sync `{sync}` failed: {error}"),
+            None => format!(
+                "sync `{sync}` ({} run): {} added, {} updated, {} deleted in {} ms",
+                mode_name(mode),
+                counts.added,
+                counts.updated,
+                counts.deleted,
+                took.as_millis()
+            ),
+        };
+        activity::record(
+            store.as_ref(),
+            ActivityKind::SyncRun,
+            error.is_none(),
+            Some(&key),
+            summary,
+            Some(run_id.clone()),
+        )
+        .await;
         match &error {
             Some(error) => {
                 tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, %sync, %error, "sync run failed");

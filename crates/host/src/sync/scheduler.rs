@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, Notify};
 use super::MAX_FREQUENCY;
 use super::runner::{NotStarted, RunRequest, run_sync};
 use crate::state::AppState;
+use crate::telemetry::metrics;
 use plugboard_store::{Connection, ConnectionKey, ConnectionStatus, RunStatus};
 
 /// How often the scheduler looks for new connections when nothing wakes it.
@@ -443,7 +444,11 @@ fn spawn_run(
                         }
                         return;
                     }
-                    Ok(_) => SyncMode::Incremental,
+                    Ok(due) => {
+                        let late = (Utc::now() - due).to_std().unwrap_or_default();
+                        metrics::run_start_delay(&key.integration, &sync, late);
+                        SyncMode::Incremental
+                    }
                     // The run lease still keeps runs apart; at worst the sync runs once more.
                     Err(error) => {
                         tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, %sync, %error, "reading the sync's last run failed; running it anyway");

@@ -17,7 +17,7 @@ use crate::support::{
 
 /// The gateway with the key in the query and an account endpoint, so a key is tried before a
 /// connection is stored. The shipped `azure-api-management` spec covers the header.
-const APIM_QUERY_SPEC: &str = r#"
+pub(crate) const APIM_QUERY_SPEC: &str = r#"
 id = "apim-query"
 display_name = "APIM (key in the query)"
 

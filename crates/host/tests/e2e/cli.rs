@@ -83,7 +83,7 @@ async fn dev_connects_the_demo_account_end_to_end() {
     let link = printed.recv().await.expect("a connect link");
     let key = printed.recv().await.expect("an API key");
 
-    let (response, _) = Browser::new().follow(&link).await;
+    let (response, _) = Browser::new().connect_through(&link).await;
     assert_eq!(response.status(), StatusCode::OK);
     let base = link.split("/oauth/").next().unwrap();
     // A `GET` of the dev server's API with the key it printed: the JSON body.

@@ -4,7 +4,7 @@ use plugboard_emulator::{AuthorizeErrorKind, NextOutcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Browser, World};
+use crate::support::{Browser, World, attribute_after, html_unescape};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_connects_an_account_end_to_end() {
@@ -140,16 +140,35 @@ async fn callbacks_are_refused_without_a_token_request_unless_everything_matches
 }
 
 /// A connect link starts one flow: opened again (it leaked, or the user went back), it is
-/// refused, so nobody can bind the connection to another account with it.
+/// refused, so nobody can bind the connection to another account with it. Only Continue uses
+/// it up: the connect page can be shown any number of times before.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connect_link_starts_one_flow() {
     let world = World::start().await;
     let link = world.host.connect_link("microsoft", "once", None).await;
+    let mut browser = Browser::new();
+    for _ in 0..2 {
+        assert_eq!(browser.get(&link).await.status(), StatusCode::OK);
+    }
     world.connect_with_link(&link).await;
     let (again, _) = Browser::new().follow(&link).await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     let page = again.text().await.unwrap();
     assert!(page.contains("This link is not valid"), "{page}");
+    // Continue pressed on a connect page left open from before.
+    let action = link.split('?').next().unwrap();
+    let token = link.split("session_token=").nth(1).unwrap().to_owned();
+    let stale = browser
+        .post_form(action, &[("session_token".to_owned(), token)])
+        .await;
+    assert_eq!(stale.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        stale
+            .text()
+            .await
+            .unwrap()
+            .contains("This link is not valid")
+    );
     assert_eq!(world.token_requests("authorization_code").await, 1);
 }
 
@@ -179,7 +198,7 @@ async fn provider_errors_are_shown_with_their_meaning() {
     ] {
         decline_next_sign_in(&world, error).await;
         let link = world.host.connect_link("microsoft", "declined", None).await;
-        let (response, _) = Browser::new().follow(&link).await;
+        let (response, _) = Browser::new().connect_through(&link).await;
         assert!(response.status().is_client_error() || response.status().is_server_error());
         let page = response.text().await.unwrap();
         assert!(page.contains(title), "{error:?}: {page}");
@@ -190,7 +209,7 @@ async fn provider_errors_are_shown_with_their_meaning() {
     }
     assert_eq!(world.token_requests("authorization_code").await, 0);
 
-    // With a return URL the application gets the outcome instead.
+    // With a return URL the page leads back to the application, with the outcome.
     decline_next_sign_in(&world, AuthorizeErrorKind::AccessDenied).await;
     let link = world
         .host
@@ -199,8 +218,11 @@ async fn provider_errors_are_shown_with_their_meaning() {
     let mut browser = Browser::new();
     let callback = browser.until_callback(&link).await;
     let response = browser.get(&callback).await;
-    let location = response.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with("http://localhost:3000/done?integration=microsoft&connection_id=declined&status=error&error=user_declined"), "{location}");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Access was declined"), "{page}");
+    let back = html_unescape(attribute_after(&page, "id=\"back\" href=\""));
+    assert!(back.starts_with("http://localhost:3000/done?integration=microsoft&connection_id=declined&status=error&error=user_declined&error_description=AADSTS65004"), "{back}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,8 +1,13 @@
 //! End-to-end tests: the `plugboard` binary over HTTP against the emulator over HTTP.
 
 mod api_keys;
+mod browser;
 mod cli;
 mod connect;
+mod connect_pages;
+mod console;
+mod observability;
+mod openapi;
 mod page_size;
 mod plugins;
 mod postgres;

@@ -158,10 +158,10 @@ impl World {
         self.connect_with_link(&link).await;
     }
 
-    /// Follows a connect link through the whole flow in a fresh browser and checks it
-    /// succeeded.
+    /// Opens a connect link in a fresh browser, presses the connect page's Continue, follows
+    /// the whole flow and checks it succeeded.
     pub async fn connect_with_link(&self, link: &str) {
-        let (response, _) = Browser::new().follow(link).await;
+        let (response, _) = Browser::new().connect_through(link).await;
         let status = response.status();
         let page = response.text().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -341,6 +341,7 @@ pub fn host_config_with(
         r#"
 [server]
 bind = "127.0.0.1:{port}"
+management_bind = "127.0.0.1:{management}"
 public_url = "http://127.0.0.1:{port}"
 allowed_return_origins = ["http://localhost:3000"]
 
@@ -389,6 +390,19 @@ api_base_url = "{echo}/api"
 {extra}"#,
         keys = keys.join(", "),
         active = key_ids.last().unwrap(),
+        management = free_port(),
+    )
+}
+
+/// `[server] management_bind` of a host's configuration.
+fn management_address(config: &str) -> Option<String> {
+    let config: toml::Table = config.parse().ok()?;
+    Some(
+        config
+            .get("server")?
+            .get("management_bind")?
+            .as_str()?
+            .to_owned(),
     )
 }
 
@@ -396,6 +410,8 @@ api_base_url = "{echo}/api"
 pub struct Host {
     child: Child,
     pub url: String,
+    /// Where metrics and health checks are served (`[server] management_bind`), if anywhere.
+    pub management_url: Option<String>,
     pub db_path: PathBuf,
     logs: Arc<Mutex<String>>,
     http: reqwest::Client,
@@ -444,6 +460,7 @@ impl Host {
         let host = Host {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            management_url: management_address(config).map(|address| format!("http://{address}")),
             db_path: dir.join("plugboard.db"),
             logs,
             http: reqwest::Client::builder()
@@ -631,8 +648,18 @@ impl Browser {
     }
 
     pub async fn get(&mut self, url: &str) -> Response {
+        self.send(url, self.http.get(url)).await
+    }
+
+    /// Posts a form, as a browser submits one.
+    pub async fn post_form(&mut self, url: &str, fields: &[(String, String)]) -> Response {
+        self.send(url, self.http.post(url).form(fields)).await
+    }
+
+    /// Sends the request to `url` with this browser's cookies for its host, and keeps the
+    /// cookies the answer sets.
+    async fn send(&mut self, url: &str, mut request: RequestBuilder) -> Response {
         let host = host_of(url);
-        let mut request = self.http.get(url);
         if let Some(jar) = self.cookies.get(&host).filter(|jar| !jar.is_empty()) {
             let header: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
             request = request.header(COOKIE, header.join("; "));
@@ -651,8 +678,13 @@ impl Browser {
 
     /// Follows redirects; the final response and every URL visited.
     pub async fn follow(&mut self, url: &str) -> (Response, Vec<String>) {
+        let response = self.get(url).await;
+        self.follow_from(url, response).await
+    }
+
+    /// Follows the redirects that `response`, the answer to `url`, starts.
+    async fn follow_from(&mut self, url: &str, mut response: Response) -> (Response, Vec<String>) {
         let mut visited = vec![url.to_owned()];
-        let mut response = self.get(url).await;
         while response.status().is_redirection() {
             let next = location(&response);
             assert!(visited.len() < 10, "redirect loop: {visited:?}");
@@ -662,12 +694,39 @@ impl Browser {
         (response, visited)
     }
 
-    /// Follows redirects from a connect link until the provider sends the browser to the host's
-    /// callback, and returns that callback URL without visiting it.
-    pub async fn until_callback(&mut self, url: &str) -> String {
-        let mut next = url.to_owned();
+    /// Opens a connect link, checks that it shows the connect page, and presses its Continue:
+    /// the answer (a redirect to the provider) and the URL the form posted to.
+    pub async fn press_continue(&mut self, link: &str) -> (Response, String) {
+        let page = self.get(link).await;
+        let status = page.status();
+        let page = page.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "the connect page: {page}");
+        let action = html_unescape(attribute_after(&page, "<form method=\"post\" action=\""));
+        let token = html_unescape(attribute_after(&page, "name=\"session_token\" value=\""));
+        let response = self
+            .post_form(&action, &[("session_token".to_owned(), token)])
+            .await;
+        (response, action)
+    }
+
+    /// Opens a connect link, presses Continue and follows the flow to its end: the final
+    /// response and every URL visited after the connect page.
+    pub async fn connect_through(&mut self, link: &str) -> (Response, Vec<String>) {
+        let (response, action) = self.press_continue(link).await;
+        self.follow_from(&action, response).await
+    }
+
+    /// Opens a connect link and presses Continue, then follows redirects until the provider
+    /// sends the browser to the host's callback, and returns that callback URL without
+    /// visiting it.
+    pub async fn until_callback(&mut self, link: &str) -> String {
+        let (response, mut next) = self.press_continue(link).await;
+        let mut response = Some(response);
         for _ in 0..10 {
-            let response = self.get(&next).await;
+            let response = match response.take() {
+                Some(response) => response,
+                None => self.get(&next).await,
+            };
             assert!(
                 response.status().is_redirection(),
                 "expected a redirect from {next}: {}",
@@ -706,6 +765,27 @@ pub async fn all_answered(
         bodies.push(body);
     }
     bodies
+}
+
+/// An attribute's value as written in the page: the text from the first `marker` (which ends
+/// with the attribute's opening quote) to the next quote.
+pub fn attribute_after<'p>(page: &'p str, marker: &str) -> &'p str {
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no `{marker}` in {page}"))
+        + marker.len();
+    let length = page[start..].find('"').expect("a closed attribute");
+    &page[start..start + length]
+}
+
+/// Text as a browser reads it from HTML escaped by the pages' templates (askama writes
+/// `"&'<>` as numeric references).
+pub fn html_unescape(text: &str) -> String {
+    text.replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
 }
 
 fn location(response: &Response) -> String {
@@ -1060,8 +1140,13 @@ impl World {
         let config = std::fs::read_to_string(self.dir.0.join("plugboard.toml")).unwrap();
         let own = self.host.url.trim_start_matches("http://");
         let port = free_port();
-        // `bind` and `public_url`, each ending in the port and a quote.
-        let config = config.replace(&format!("{own}\""), &format!("127.0.0.1:{port}\""));
+        // `bind` and `public_url`, each ending in the port and a quote; and a management
+        // listener of its own.
+        let mut config = config.replace(&format!("{own}\""), &format!("127.0.0.1:{port}\""));
+        if let Some(management) = &self.host.management_url {
+            let own = management.trim_start_matches("http://");
+            config = config.replace(own, &format!("127.0.0.1:{}", free_port()));
+        }
         let dir = self.dir.0.join(format!("replica-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut replica = Host::start(

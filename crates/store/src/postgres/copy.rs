@@ -128,6 +128,15 @@ impl PostgresStore {
         }
         let mut tx = self.pool.begin().await?;
         query.execute(&mut *tx).await?;
+        if table.name == "activity" {
+            // The copied ids were given, not drawn from the identity: move it past them, so
+            // the next entry follows them.
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('activity', 'id'), MAX(id)) FROM activity",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

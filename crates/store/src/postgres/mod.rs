@@ -8,6 +8,7 @@
 //! starting together apply each one once.
 
 mod changes;
+mod console;
 mod copy;
 mod records;
 mod rotation;
@@ -32,10 +33,11 @@ use crate::rotation::reencrypt_all;
 use crate::rows;
 use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
-    ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, NewConnection,
-    OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
-    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TakenState, TokenUpdate,
-    Tokens, WebhookDelivery,
+    Activity, ActivityFilter, ConnectSession, Connection, ConnectionChanges, ConnectionFilter,
+    ConnectionHealth, ConnectionKey, ConnectionStatus, ConnectionSummaryPage, NewActivity,
+    NewConnection, OAuthState, RecordCount, RecordJson, RecordPage, RecordQuery, Rotation,
+    RunCounts, RunLog, RunStatus, SaveOutcome, SchemaVersion, Store, StoreError, StoreResult,
+    SyncRun, SyncState, TakenState, TokenUpdate, Tokens, WebhookDelivery,
 };
 
 /// How long a request waits for a pooled connection before the store answers
@@ -45,14 +47,25 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Attempts at a transaction that keeps losing races (deadlocks, serialization failures).
 const ATTEMPTS: u32 = 5;
 
+/// The migrations, in order: each file of `migrations/` once, by its number.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "schema".into(),
-        MigrationType::Simple,
-        include_str!("migrations/0001_schema.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version: i64, name: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.to_owned().into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "schema", include_str!("migrations/0001_schema.sql")),
+        migration(
+            2,
+            "operator dashboard",
+            include_str!("migrations/0002_console.sql"),
+        ),
+    ])
 }
 
 pub struct PostgresStore {
@@ -205,6 +218,13 @@ where
 impl Store for PostgresStore {
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn schema_version(&self) -> StoreResult<SchemaVersion> {
+        let applied: Option<i64> = sqlx::query_scalar(crate::schema::APPLIED)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(SchemaVersion::of(applied, &migrator()))
     }
 
     async fn save_connection(
@@ -426,6 +446,22 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn connect_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>> {
+        let row = sqlx::query(
+            "SELECT integration, connection_id, connection_config, return_url, expires_at \
+             FROM connect_sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| rows::connect_session(&row)).transpose()
+    }
+
     async fn take_connect_session(
         &self,
         token_hash: &str,
@@ -512,20 +548,20 @@ impl Store for PostgresStore {
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let now = millis(now);
         let sessions = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= $1")
-            .bind(now)
+            .bind(millis(now))
             .execute(&self.pool)
             .await?;
         let states = sqlx::query("DELETE FROM oauth_states WHERE expires_at <= $1")
-            .bind(now)
+            .bind(millis(now))
             .execute(&self.pool)
             .await?;
         sqlx::query("DELETE FROM connection_changes WHERE changed_at <= $1")
-            .bind(now - crate::CHANGES_KEPT_MS)
+            .bind(millis(now) - crate::CHANGES_KEPT_MS)
             .execute(&self.pool)
             .await?;
-        Ok(sessions.rows_affected() + states.rows_affected())
+        let console = self.purge_console_pg(now).await?;
+        Ok(sessions.rows_affected() + states.rows_affected() + console)
     }
 
     async fn reencrypt_all(&self) -> StoreResult<Rotation> {
@@ -656,6 +692,55 @@ impl Store for PostgresStore {
 
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
         self.webhook_deliveries_pg(limit).await
+    }
+
+    async fn webhook_delivery(&self, id: &str) -> StoreResult<Option<WebhookDelivery>> {
+        self.webhook_delivery_pg(id).await
+    }
+
+    async fn create_console_session(
+        &self,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.create_console_session_pg(token_hash, expires_at, now)
+            .await
+    }
+
+    async fn console_session_valid(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.console_session_valid_pg(token_hash, now).await
+    }
+
+    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
+        self.delete_console_session_pg(token_hash).await
+    }
+
+    async fn connection_summaries(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> StoreResult<ConnectionSummaryPage> {
+        self.connection_summaries_pg(filter).await
+    }
+
+    async fn connection_health_counts(&self) -> StoreResult<Vec<(String, ConnectionHealth, u64)>> {
+        self.connection_health_counts_pg().await
+    }
+
+    async fn record_counts(&self, connection: &str) -> StoreResult<Vec<RecordCount>> {
+        self.record_counts_pg(connection).await
+    }
+
+    async fn record_activity(&self, entry: &NewActivity) -> StoreResult<()> {
+        self.record_activity_pg(entry).await
+    }
+
+    async fn activity(&self, filter: &ActivityFilter) -> StoreResult<Vec<Activity>> {
+        self.activity_pg(filter).await
     }
 
     async fn count_rows(&self, table: &crate::copy::Table) -> StoreResult<u64> {

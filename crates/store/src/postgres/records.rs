@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::{PostgresStore, retrying};
 use crate::batch::{Prepared, prepare};
@@ -396,16 +396,18 @@ impl PostgresStore {
         };
         let actions: Vec<&str> = q.actions.iter().map(|a| a.as_str()).collect();
         let ids: Vec<&[u8]> = q.ids.iter().map(|id| id.as_bytes()).collect();
-        // The row comparison keeps the keyset scan inside `records_by_modification`.
-        let rows = sqlx::query(
+        // The row comparison keeps the keyset scan inside `records_by_modification`, read
+        // backwards when newest first.
+        let (past, direction) = q.direction();
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT record_id, payload, sealed, first_seen_at, last_modified_at, last_action, \
              deleted_at FROM records WHERE connection_row = $1 AND model = $2 \
-             AND ($3::bigint IS NULL OR (last_modified_at, record_id) > ($3, $4::bytea)) \
+             AND ($3::bigint IS NULL OR (last_modified_at, record_id) {past} ($3, $4::bytea)) \
              AND ($5::bigint IS NULL OR last_modified_at > $5) \
              AND (cardinality($6::text[]) = 0 OR last_action = ANY($6)) \
              AND (cardinality($7::bytea[]) = 0 OR record_id = ANY($7)) \
-             ORDER BY last_modified_at, record_id LIMIT $8",
-        )
+             ORDER BY last_modified_at {direction}, record_id {direction} LIMIT $8"
+        )))
         .bind(&q.connection)
         .bind(&q.model)
         .bind(after_stamp)

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::PgConnection;
 
 use super::changes::log_change_of_row;
 use super::{PostgresStore, retrying};
@@ -9,6 +10,26 @@ use crate::columns::micros;
 use crate::records::INTERRUPTED;
 use crate::rows;
 use crate::{RunCounts, RunLog, RunStatus, StoreResult, SyncRun, SyncState, WebhookDelivery};
+
+/// Notes on the sync's state whether its latest finished run failed (the dashboard's "sync
+/// failing"), inside the transaction that finished or failed a run of it. Read back from the
+/// runs rather than set from the run at hand, so a run finishing after a newer one (its lease
+/// had expired) leaves the newer one's outcome.
+async fn note_last_run(tx: &mut PgConnection, connection: &str, sync: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE sync_states SET last_run_failed = COALESCE((\
+         SELECT runs.status = 'failed' FROM sync_runs AS runs \
+         WHERE runs.connection_row = sync_states.connection_row \
+         AND runs.sync_name = sync_states.sync_name AND runs.status <> 'running' \
+         ORDER BY runs.started_at DESC, runs.seq DESC LIMIT 1), FALSE) \
+         WHERE connection_row = $1 AND sync_name = $2",
+    )
+    .bind(connection)
+    .bind(sync)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
 
 impl PostgresStore {
     pub(super) async fn sync_state_pg(
@@ -128,7 +149,7 @@ impl PostgresStore {
                 return Ok(None);
             }
         }
-        sqlx::query(
+        let interrupted = sqlx::query(
             "UPDATE sync_runs SET status = 'failed', finished_at = $1, error = $2 \
              WHERE connection_row = $3 AND sync_name = $4 AND status = 'running'",
         )
@@ -138,6 +159,9 @@ impl PostgresStore {
         .bind(sync)
         .execute(&mut *tx)
         .await?;
+        if interrupted.rows_affected() > 0 {
+            note_last_run(&mut tx, connection, sync).await?;
+        }
         sqlx::query(
             "INSERT INTO sync_runs (id, connection_row, sync_name, mode, started_at, status) \
              VALUES ($1, $2, $3, $4, $5, 'running')",
@@ -176,9 +200,9 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let run: Option<(String, String)> = sqlx::query_as(
             "UPDATE sync_runs SET status = $1, added = $2, updated = $3, deleted = $4, \
-             error = $5, finished_at = $6 WHERE id = $7",
+             error = $5, finished_at = $6 WHERE id = $7 RETURNING connection_row, sync_name",
         )
         .bind(status.as_str())
         .bind(counts.added as i64)
@@ -187,8 +211,11 @@ impl PostgresStore {
         .bind(error)
         .bind(micros(now))
         .bind(run_id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some((connection, sync)) = run {
+            note_last_run(&mut tx, &connection, &sync).await?;
+        }
         sqlx::query(
             "UPDATE sync_states SET run_lease_owner = NULL, run_lease_until = NULL \
              WHERE run_lease_owner = $1",
@@ -201,16 +228,23 @@ impl PostgresStore {
     }
 
     pub(super) async fn fail_interrupted_runs_pg(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let failed: Vec<(String, String)> = sqlx::query_as(
             "UPDATE sync_runs SET status = 'failed', finished_at = $1, error = $2 \
              WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM sync_states \
-             WHERE run_lease_owner = sync_runs.id AND run_lease_until > $1)",
+             WHERE run_lease_owner = sync_runs.id AND run_lease_until > $1) \
+             RETURNING connection_row, sync_name",
         )
         .bind(micros(now))
         .bind(INTERRUPTED)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        let syncs: std::collections::BTreeSet<&(String, String)> = failed.iter().collect();
+        for (connection, sync) in syncs {
+            note_last_run(&mut tx, connection, sync).await?;
+        }
+        tx.commit().await?;
+        Ok(failed.len() as u64)
     }
 
     pub(super) async fn append_run_logs_pg(
@@ -274,7 +308,7 @@ impl PostgresStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, event_type, created_at, attempts, status, error, \
-             delivered) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
+             delivered, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
              attempts = EXCLUDED.attempts, status = EXCLUDED.status, error = EXCLUDED.error, \
              delivered = EXCLUDED.delivered",
         )
@@ -285,6 +319,7 @@ impl PostgresStore {
         .bind(delivery.status.map(i64::from))
         .bind(&delivery.error)
         .bind(delivery.delivered)
+        .bind(&delivery.body)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -294,13 +329,23 @@ impl PostgresStore {
         &self,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>> {
-        let rows = sqlx::query(
-            "SELECT id, event_type, created_at, attempts, status, error, delivered \
-             FROM webhook_deliveries ORDER BY created_at DESC, id LIMIT $1",
-        )
+        let rows = sqlx::query(rows::select_deliveries!(
+            "ORDER BY created_at DESC, id LIMIT $1"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::webhook_delivery).collect()
+    }
+
+    pub(super) async fn webhook_delivery_pg(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<WebhookDelivery>> {
+        let row = sqlx::query(rows::select_deliveries!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| rows::webhook_delivery(&row)).transpose()
     }
 }

@@ -5,6 +5,7 @@
 //! alongside (WAL lets readers see the last committed state while a write is in progress).
 
 mod changes;
+mod console;
 mod copy;
 mod records;
 mod rotation;
@@ -31,10 +32,11 @@ use crate::rotation::reencrypt_all;
 use crate::rows;
 use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
 use crate::{
-    ConnectSession, Connection, ConnectionChanges, ConnectionKey, ConnectionStatus, NewConnection,
-    OAuthState, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
-    SaveOutcome, Store, StoreError, StoreResult, SyncRun, SyncState, TakenState, TokenUpdate,
-    Tokens, WebhookDelivery,
+    Activity, ActivityFilter, ConnectSession, Connection, ConnectionChanges, ConnectionFilter,
+    ConnectionHealth, ConnectionKey, ConnectionStatus, ConnectionSummaryPage, NewActivity,
+    NewConnection, OAuthState, RecordCount, RecordJson, RecordPage, RecordQuery, Rotation,
+    RunCounts, RunLog, RunStatus, SaveOutcome, SchemaVersion, Store, StoreError, StoreResult,
+    SyncRun, SyncState, TakenState, TokenUpdate, Tokens, WebhookDelivery,
 };
 
 /// The migrations, in order: each file of `migrations/` once, by its number.
@@ -65,6 +67,11 @@ fn migrator() -> Migrator {
             5,
             "record clocks and connection changes",
             include_str!("migrations/0005_clocks_changes.sql"),
+        ),
+        migration(
+            6,
+            "operator dashboard",
+            include_str!("migrations/0006_console.sql"),
         ),
     ])
 }
@@ -156,6 +163,13 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    async fn schema_version(&self) -> StoreResult<SchemaVersion> {
+        let applied: Option<i64> = sqlx::query_scalar(crate::schema::APPLIED)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(SchemaVersion::of(applied, &migrator()))
     }
 
     async fn save_connection(
@@ -424,6 +438,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn connect_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>> {
+        let row = sqlx::query(
+            "SELECT integration, connection_id, connection_config, return_url, expires_at \
+             FROM connect_sessions WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(millis(now))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| rows::connect_session(&row)).transpose()
+    }
+
     async fn take_connect_session(
         &self,
         token_hash: &str,
@@ -510,20 +540,20 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let now = millis(now);
         let sessions = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= ?")
-            .bind(now)
+            .bind(millis(now))
             .execute(&self.writer)
             .await?;
         let states = sqlx::query("DELETE FROM oauth_states WHERE expires_at <= ?")
-            .bind(now)
+            .bind(millis(now))
             .execute(&self.writer)
             .await?;
         sqlx::query("DELETE FROM connection_changes WHERE changed_at <= ?")
-            .bind(now - crate::CHANGES_KEPT_MS)
+            .bind(millis(now) - crate::CHANGES_KEPT_MS)
             .execute(&self.writer)
             .await?;
-        Ok(sessions.rows_affected() + states.rows_affected())
+        let console = self.purge_console_sqlite(now).await?;
+        Ok(sessions.rows_affected() + states.rows_affected() + console)
     }
 
     async fn reencrypt_all(&self) -> StoreResult<Rotation> {
@@ -656,6 +686,55 @@ impl Store for SqliteStore {
 
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
         self.webhook_deliveries_sqlite(limit).await
+    }
+
+    async fn webhook_delivery(&self, id: &str) -> StoreResult<Option<WebhookDelivery>> {
+        self.webhook_delivery_sqlite(id).await
+    }
+
+    async fn create_console_session(
+        &self,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.create_console_session_sqlite(token_hash, expires_at, now)
+            .await
+    }
+
+    async fn console_session_valid(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.console_session_valid_sqlite(token_hash, now).await
+    }
+
+    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
+        self.delete_console_session_sqlite(token_hash).await
+    }
+
+    async fn connection_summaries(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> StoreResult<ConnectionSummaryPage> {
+        self.connection_summaries_sqlite(filter).await
+    }
+
+    async fn connection_health_counts(&self) -> StoreResult<Vec<(String, ConnectionHealth, u64)>> {
+        self.connection_health_counts_sqlite().await
+    }
+
+    async fn record_counts(&self, connection: &str) -> StoreResult<Vec<RecordCount>> {
+        self.record_counts_sqlite(connection).await
+    }
+
+    async fn record_activity(&self, entry: &NewActivity) -> StoreResult<()> {
+        self.record_activity_sqlite(entry).await
+    }
+
+    async fn activity(&self, filter: &ActivityFilter) -> StoreResult<Vec<Activity>> {
+        self.activity_sqlite(filter).await
     }
 
     async fn count_rows(&self, table: &crate::copy::Table) -> StoreResult<u64> {

@@ -338,8 +338,9 @@ impl SqliteStore {
             "SELECT record_id, payload, sealed, first_seen_at, last_modified_at, last_action, \
              deleted_at FROM records WHERE connection_row = ? AND model = ?",
         );
+        let (past, direction) = q.direction();
         if q.after.is_some() {
-            sql.push_str(" AND (last_modified_at, record_id) > (?, ?)");
+            sql.push_str(&format!(" AND (last_modified_at, record_id) {past} (?, ?)"));
         }
         if q.modified_after.is_some() {
             sql.push_str(" AND last_modified_at > ?");
@@ -356,7 +357,9 @@ impl SqliteStore {
                 placeholders(q.ids.len())
             ));
         }
-        sql.push_str(" ORDER BY last_modified_at, record_id LIMIT ?");
+        sql.push_str(&format!(
+            " ORDER BY last_modified_at {direction}, record_id {direction} LIMIT ?"
+        ));
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(&q.connection)
             .bind(&q.model);

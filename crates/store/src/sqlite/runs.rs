@@ -10,6 +10,30 @@ use crate::records::INTERRUPTED;
 use crate::rows;
 use crate::{RunCounts, RunLog, RunStatus, StoreResult, SyncRun, SyncState, WebhookDelivery};
 
+/// Notes on the sync's state whether its latest finished run failed (the dashboard's "sync
+/// failing"), inside the transaction that finished or failed a run of it. Read back from the
+/// runs rather than set from the run at hand, so a run finishing after a newer one (its lease
+/// had expired) leaves the newer one's outcome.
+async fn note_last_run(
+    tx: &mut sqlx::SqliteConnection,
+    connection: &str,
+    sync: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE sync_states SET last_run_failed = COALESCE((\
+         SELECT runs.status = 'failed' FROM sync_runs AS runs \
+         WHERE runs.connection_row = sync_states.connection_row \
+         AND runs.sync_name = sync_states.sync_name AND runs.status <> 'running' \
+         ORDER BY runs.started_at DESC, runs.rowid DESC LIMIT 1), FALSE) \
+         WHERE connection_row = ? AND sync_name = ?",
+    )
+    .bind(connection)
+    .bind(sync)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub(super) async fn sync_state_sqlite(
         &self,
@@ -110,7 +134,7 @@ impl SqliteStore {
         }
         // Holding the lease, no other run of this sync can be alive: runs still marked running
         // were left by a holder whose lease expired.
-        sqlx::query(
+        let interrupted = sqlx::query(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?, error = ? \
              WHERE connection_row = ? AND sync_name = ? AND status = 'running'",
         )
@@ -120,6 +144,9 @@ impl SqliteStore {
         .bind(sync)
         .execute(&mut *tx)
         .await?;
+        if interrupted.rows_affected() > 0 {
+            note_last_run(&mut tx, connection, sync).await?;
+        }
         sqlx::query(
             "INSERT INTO sync_runs (id, connection_row, sync_name, mode, started_at, status) \
              VALUES (?, ?, ?, ?, ?, 'running')",
@@ -158,9 +185,9 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        sqlx::query(
+        let run: Option<(String, String)> = sqlx::query_as(
             "UPDATE sync_runs SET status = ?, added = ?, updated = ?, deleted = ?, error = ?, \
-             finished_at = ? WHERE id = ?",
+             finished_at = ? WHERE id = ? RETURNING connection_row, sync_name",
         )
         .bind(status.as_str())
         .bind(counts.added as i64)
@@ -169,8 +196,11 @@ impl SqliteStore {
         .bind(error)
         .bind(micros(now))
         .bind(run_id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some((connection, sync)) = run {
+            note_last_run(&mut tx, &connection, &sync).await?;
+        }
         sqlx::query(
             "UPDATE sync_states SET run_lease_owner = NULL, run_lease_until = NULL \
              WHERE run_lease_owner = ?",
@@ -186,16 +216,23 @@ impl SqliteStore {
         &self,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let failed: Vec<(String, String)> = sqlx::query_as(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?1, error = ?2 \
              WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM sync_states \
-             WHERE run_lease_owner = sync_runs.id AND run_lease_until > ?1)",
+             WHERE run_lease_owner = sync_runs.id AND run_lease_until > ?1) \
+             RETURNING connection_row, sync_name",
         )
         .bind(micros(now))
         .bind(INTERRUPTED)
-        .execute(&self.writer)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        let syncs: std::collections::BTreeSet<&(String, String)> = failed.iter().collect();
+        for (connection, sync) in syncs {
+            note_last_run(&mut tx, connection, sync).await?;
+        }
+        tx.commit().await?;
+        Ok(failed.len() as u64)
     }
 
     pub(super) async fn append_run_logs_sqlite(
@@ -263,7 +300,7 @@ impl SqliteStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, event_type, created_at, attempts, status, error, \
-             delivered) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+             delivered, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
              attempts = excluded.attempts, status = excluded.status, error = excluded.error, \
              delivered = excluded.delivered",
         )
@@ -274,6 +311,7 @@ impl SqliteStore {
         .bind(delivery.status.map(i64::from))
         .bind(&delivery.error)
         .bind(delivery.delivered)
+        .bind(&delivery.body)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -283,14 +321,24 @@ impl SqliteStore {
         &self,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>> {
-        let rows = sqlx::query(
-            "SELECT id, event_type, created_at, attempts, status, error, delivered \
-             FROM webhook_deliveries ORDER BY created_at DESC, id LIMIT ?",
-        )
+        let rows = sqlx::query(rows::select_deliveries!(
+            "ORDER BY created_at DESC, id LIMIT ?"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(rows::webhook_delivery).collect()
+    }
+
+    pub(super) async fn webhook_delivery_sqlite(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<WebhookDelivery>> {
+        let row = sqlx::query(rows::select_deliveries!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| rows::webhook_delivery(&row)).transpose()
     }
 }
 

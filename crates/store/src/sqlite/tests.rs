@@ -124,10 +124,81 @@ async fn cursors_handed_out_before_the_records_clocks_keep_working() {
             modified_after: None,
             actions: vec![],
             ids: vec![],
+            newest_first: false,
         })
         .await
         .unwrap();
     let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["b", "c"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Health after the upgrade that keeps `sync_states.last_run_failed` (migration 6): the flag is
+/// filled from the runs already stored, so a sync whose latest finished run failed shows as
+/// failing at once, and one that recovered since a failure does not.
+#[tokio::test]
+async fn sync_health_is_read_from_the_runs_stored_before_the_upgrade() {
+    use crate::{ConnectionFilter, ConnectionHealth};
+
+    let dir = temp_dir("health");
+    let path = dir.join("store.db");
+    let pool = database_at(&path, 5).await;
+    sqlx::query(
+        "INSERT INTO connections (id, integration, connection_id, provider, \
+         connection_config, status, access_token, scopes, token_version, created_at, \
+         updated_at) VALUES ('c2', 'microsoft', 'c2', 'microsoft-people', '{}', 'ok', \
+         'sealed', '[]', 1, 1, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // c1's people failed, then succeeded; c2's contacts succeeded, then failed, and run again.
+    for (run, connection, sync, started, status) in [
+        ("r1", "c1", "people", 1, "failed"),
+        ("r2", "c1", "people", 2, "success"),
+        ("r3", "c2", "contacts", 1, "success"),
+        ("r4", "c2", "contacts", 2, "failed"),
+        ("r5", "c2", "contacts", 3, "running"),
+    ] {
+        sqlx::query("INSERT OR IGNORE INTO sync_states (connection_row, sync_name) VALUES (?, ?)")
+            .bind(connection)
+            .bind(sync)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO sync_runs (id, connection_row, sync_name, mode, started_at, status) \
+             VALUES (?, ?, ?, 'full', ?, ?)",
+        )
+        .bind(run)
+        .bind(connection)
+        .bind(sync)
+        .bind(started)
+        .bind(status)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let store = SqliteStore::open(&path, ring()).await.unwrap();
+    let page = store
+        .connection_summaries(&ConnectionFilter {
+            limit: 10,
+            ..ConnectionFilter::default()
+        })
+        .await
+        .unwrap();
+    let health: Vec<(&str, ConnectionHealth)> = page
+        .connections
+        .iter()
+        .map(|c| (c.row.as_str(), c.health))
+        .collect();
+    assert_eq!(
+        health,
+        [
+            ("c1", ConnectionHealth::Healthy),
+            ("c2", ConnectionHealth::SyncFailing)
+        ]
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -254,16 +254,25 @@ pub async fn a_connect_session_is_taken_once_until_it_expires(b: &Backend) {
         store.take_connect_session("other", now).await.unwrap(),
         None
     );
+    // Looking at a session (the connect page) leaves it for the flow to take.
+    for _ in 0..2 {
+        assert_eq!(
+            store.connect_session("h1", now).await.unwrap(),
+            Some(session.clone())
+        );
+    }
     assert_eq!(
         store.take_connect_session("h1", now).await.unwrap(),
         Some(session.clone())
     );
+    assert_eq!(store.connect_session("h1", now).await.unwrap(), None);
     assert_eq!(
         store.take_connect_session("h1", now).await.unwrap(),
         None,
         "one link, one flow"
     );
     let late = now + chrono::Duration::minutes(31);
+    assert_eq!(store.connect_session("h2", late).await.unwrap(), None);
     assert_eq!(store.take_connect_session("h2", late).await.unwrap(), None);
     assert_eq!(store.purge_expired(late).await.unwrap(), 1);
     assert_eq!(b.rows("connect_sessions").await, 0);

@@ -3,6 +3,7 @@
 //! backend that passes them is one the host can run on.
 
 mod connections;
+mod console;
 mod records;
 mod replicas;
 mod support;
@@ -57,4 +58,13 @@ conformance! {
     replicas::connection_changes_reach_other_replicas,
     replicas::concurrent_saves_of_one_connection_keep_one_row,
     replicas::a_refresh_lease_has_one_winner_among_replicas,
+    replicas::an_open_store_has_a_current_schema,
+    console::console_sessions_expire_and_end_at_sign_out,
+    console::health_follows_reconnects_failed_runs_and_pauses,
+    console::a_search_takes_wildcards_literally,
+    console::keyset_paging_lists_every_connection_once_with_filters_combined,
+    console::record_counts_split_live_and_deleted_per_model,
+    console::newest_first_pages_list_each_record_once_while_records_are_written,
+    console::activity_is_filtered_and_paged_newest_first,
+    console::purging_drops_activity_past_the_kept_window,
 }

@@ -480,6 +480,7 @@ pub async fn webhook_deliveries_are_updated_in_place_and_listed_newest_first(b: 
         status: None,
         error: Some("connection refused".into()),
         delivered: false,
+        body: format!(r#"{{"id":"{id}","type":"sync.completed","data":{{"n":"é\u0000"}}}}"#),
     };
     let older = delivery("d1", now - chrono::Duration::seconds(5));
     store.save_webhook_delivery(&older).await.unwrap();
@@ -500,4 +501,25 @@ pub async fn webhook_deliveries_are_updated_in_place_and_listed_newest_first(b: 
     assert_eq!(listed[0].id, "d2");
     assert_eq!(listed[1], retried);
     assert_eq!(store.webhook_deliveries(1).await.unwrap().len(), 1);
+
+    // One delivery, its body byte for byte, to send again; an attempt saved with another body
+    // keeps the one first sent.
+    assert_eq!(
+        store.webhook_delivery("d1").await.unwrap(),
+        Some(retried.clone())
+    );
+    assert!(
+        retried.body.starts_with(r#"{"id":"d1""#),
+        "{}",
+        retried.body
+    );
+    let other = WebhookDelivery {
+        attempts: 3,
+        body: "{}".into(),
+        ..retried.clone()
+    };
+    store.save_webhook_delivery(&other).await.unwrap();
+    let kept = store.webhook_delivery("d1").await.unwrap().unwrap();
+    assert_eq!((kept.attempts, kept.body), (3, retried.body));
+    assert_eq!(store.webhook_delivery("unknown").await.unwrap(), None);
 }

@@ -211,3 +211,12 @@ pub async fn a_refresh_lease_has_one_winner_among_replicas(b: &Backend) {
     .await;
     assert_eq!(won.iter().filter(|w| **w).count(), 1);
 }
+
+/// The readiness check's view: a store just opened has every migration this build carries.
+pub async fn an_open_store_has_a_current_schema(b: &Backend) {
+    let store = b.open(ring(&[("k1", 1)], "k1")).await;
+    let version = store.schema_version().await.unwrap();
+    assert!(version.is_current(), "{version:?}");
+    assert!(version.expected >= 1, "{version:?}");
+    store.close().await;
+}

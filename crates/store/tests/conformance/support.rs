@@ -167,6 +167,7 @@ pub fn query(connection: &str) -> RecordQuery {
         modified_after: None,
         actions: vec![],
         ids: vec![],
+        newest_first: false,
     }
 }
 
