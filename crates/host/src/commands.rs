@@ -198,6 +198,7 @@ pub async fn records(command: RecordsCommand) -> Result<(), String> {
                 actions: Vec::new(),
                 ids: Vec::new(),
                 newest_first: false,
+                scan_limit: None,
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -134,9 +134,17 @@ pub const TABLES: &[Table] = &[
         ],
         key_len: 3,
     },
+    // A model's clock, with its counts of live and deleted records: copied as they are, as
+    // the records they count are.
     Table {
         name: "record_clocks",
-        columns: &[("connection_row", Text), ("model", Text), ("stamp", Int)],
+        columns: &[
+            ("connection_row", Text),
+            ("model", Text),
+            ("stamp", Int),
+            ("live", Int),
+            ("deleted", Int),
+        ],
         key_len: 2,
     },
     Table {
@@ -396,7 +404,8 @@ mod tests {
         let clocks = TABLES.iter().find(|t| t.name == "record_clocks").unwrap();
         assert_eq!(
             insert_sql(clocks, 2, Placeholders::Question),
-            "INSERT INTO record_clocks (connection_row, model, stamp) VALUES (?, ?, ?), (?, ?, ?)"
+            "INSERT INTO record_clocks (connection_row, model, stamp, live, deleted) \
+             VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)"
         );
     }
 }

@@ -448,8 +448,10 @@ pub trait Store: Send + Sync + 'static {
     /// non-zero counts, ordered by integration and health.
     async fn connection_health_counts(&self) -> StoreResult<Vec<(String, ConnectionHealth, u64)>>;
 
-    /// The connection's live and deleted records per model, by model: the dashboard's records
-    /// tab, counted by the database without reading a payload.
+    /// The connection's live and deleted records per model, by model (models without records
+    /// left out): the dashboard's records tab. Read from counts that every write of records
+    /// keeps in its transaction, not counted, so it costs the same with a million records as
+    /// with ten.
     async fn record_counts(&self, connection: &str) -> StoreResult<Vec<RecordCount>>;
 
     /// Notes an operation in the activity log, the dashboard's one view of what the deployment

@@ -148,6 +148,12 @@ pub struct RecordQuery {
     /// repeated: the listing shows the records as they were when it began, except those
     /// rewritten since (they moved ahead, to the top of a listing begun again).
     pub newest_first: bool,
+    /// At most this many records, in the listing's order from `after`, are examined for the
+    /// page; `next` then continues after the last one examined, even when fewer than `limit`
+    /// matched. Without an index on `last_action` (one more index on every record write), a
+    /// filter matching few records would otherwise read all of a model's records for one page:
+    /// a bounded read per page keeps the dashboard's filtered listing quick at any size.
+    pub scan_limit: Option<u32>,
 }
 
 impl RecordQuery {
@@ -159,6 +165,26 @@ impl RecordQuery {
         } else {
             (">", "ASC")
         }
+    }
+
+    /// How records within the examined window compare with its last record: at or before it
+    /// in the listing's order.
+    pub(crate) fn within_window(&self) -> &'static str {
+        if self.newest_first { ">=" } else { "<=" }
+    }
+}
+
+/// Where the next page starts: after the last record listed when more matched, else after
+/// the last record examined when the page's scan stopped at its limit (`window_end`).
+pub(crate) fn next_page(
+    more: bool,
+    records: &[StoredRecord],
+    window_end: Option<RecordCursor>,
+) -> Option<RecordCursor> {
+    if more {
+        records.last().map(|r| r.cursor.clone())
+    } else {
+        window_end
     }
 }
 
@@ -257,3 +283,36 @@ pub struct WebhookDelivery {
 /// The error of a run whose process stopped (its lease expired) before it finished.
 pub(crate) const INTERRUPTED: &str =
     "the host stopped during the run; the next run resumes from its checkpoint";
+
+/// How one write moves its model's counts of live and deleted records, which each backend
+/// keeps on the model's `record_clocks` row in the writing transaction, so that
+/// [`Store::record_counts`](crate::Store::record_counts) reads them instead of counting records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CountChange {
+    pub live: i64,
+    pub deleted: i64,
+}
+
+impl CountChange {
+    /// A saved batch: its `added` records became live, `revived` of them having been deleted.
+    /// Updated records stay live, unchanged ones stay as they were.
+    pub fn saved(added: u64, revived: u64) -> Self {
+        CountChange {
+            live: added as i64,
+            deleted: -(revived as i64),
+        }
+    }
+
+    /// Live records marked deleted.
+    pub fn deleted(marked: u64) -> Self {
+        CountChange {
+            live: -(marked as i64),
+            deleted: marked as i64,
+        }
+    }
+
+    /// Whether the counts stay as they are, so the write need not touch them.
+    pub fn is_none(&self) -> bool {
+        self.live == 0 && self.deleted == 0
+    }
+}

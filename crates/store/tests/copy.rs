@@ -10,8 +10,8 @@ use plugboard_store::crypto::KeyRing;
 use plugboard_store::testing::TestDatabase;
 use plugboard_store::{
     ActivityFilter, ActivityKind, ConnectSession, ConnectionFilter, ConnectionKey, Flow, Location,
-    NewActivity, NewConnection, OAuthState, RecordJson, RecordQuery, RunCounts, RunLog, RunStatus,
-    Store, TakenState, Tokens, WebhookDelivery,
+    NewActivity, NewConnection, OAuthState, RecordCount, RecordJson, RecordQuery, RunCounts,
+    RunLog, RunStatus, Store, TakenState, Tokens, WebhookDelivery,
 };
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::json;
@@ -219,6 +219,7 @@ async fn view(store: &Arc<dyn Store>, c: &str) -> String {
                     actions: vec![],
                     ids: vec![],
                     newest_first: false,
+                    scan_limit: None,
                 })
                 .await
                 .unwrap();
@@ -231,6 +232,7 @@ async fn view(store: &Arc<dyn Store>, c: &str) -> String {
             }
         }
     }
+    out += &format!("{:?}\n", store.record_counts(c).await.unwrap());
     out += &format!("{:?}\n", store.sync_state(c, "people").await.unwrap());
     for run in store.runs(c, "people", 10).await.unwrap() {
         out += &format!("{run:?} {:?}\n", store.run_logs(&run.id).await.unwrap());
@@ -251,6 +253,14 @@ async fn view(store: &Arc<dyn Store>, c: &str) -> String {
     };
     out += &format!("{:?}\n", store.activity(&activity).await.unwrap());
     out
+}
+
+fn count(model: &str, live: u64, deleted: u64) -> RecordCount {
+    RecordCount {
+        model: model.into(),
+        live,
+        deleted,
+    }
 }
 
 /// Copies, reporting progress; the counts.
@@ -316,6 +326,11 @@ async fn a_store_moves_to_postgres_and_back_unchanged() {
             .unwrap();
         assert_eq!(newest[0].summary, "after the copy");
         assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(601));
+        // The copied counters carry on from the records they counted.
+        assert_eq!(
+            store.record_counts(&c).await.unwrap(),
+            [count("Group", 1, 0), count("Person", 601, 601)]
+        );
         // The connect session came along, and the OAuth flow with its sealed verifier.
         let session = store
             .take_connect_session("session-hash", now)

@@ -195,6 +195,7 @@ async fn list(
             actions,
             ids,
             newest_first: false,
+            scan_limit: None,
         })
         .await?;
     Ok(Json(RecordList {

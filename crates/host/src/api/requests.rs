@@ -1,10 +1,12 @@
-//! What happens around every API request, the proxy's included: its request id, the span its
-//! log lines are written in, its debug log line and its metrics.
+//! What happens around every API request, the proxy's included: its request id, which its log
+//! lines carry, its debug log line and its metrics.
 //!
 //! The id is the caller's `X-Request-Id` when that is a plain token (so one id follows a call
 //! through the caller's systems and ours), a new random one otherwise, and is echoed in the
 //! response so that a caller can quote it in a support request.
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use ::metrics::SharedString;
@@ -12,9 +14,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
 
-use crate::telemetry::metrics;
+use crate::telemetry::{logs, metrics};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -35,8 +36,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
     observed(route, request, |request| next.run(request)).await
 }
 
-/// `answer(request)`, inside a span carrying the request id, with the id in the response,
-/// a debug log line and the request's metrics.
+/// `answer(request)` as the request's id (its log lines carry it), with the id in the
+/// response, a debug log line and the request's metrics.
 pub async fn observed<F>(
     route: SharedString,
     request: Request,
@@ -47,23 +48,21 @@ where
 {
     let id = request_id(request.headers());
     let method = request.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id.to_str().unwrap_or_default(),
-        %method,
-        route = %route,
-    );
     let started = Instant::now();
-    let mut response = answer(request).instrument(span.clone()).await;
-    let elapsed = started.elapsed();
-    let status = response.status();
-    span.in_scope(|| {
+    let (mut response, elapsed) = logs::with_request_id(id.clone(), async {
+        let response = answer(request).await;
+        let elapsed = started.elapsed();
         tracing::debug!(
-            status = status.as_u16(),
+            %method,
+            %route,
+            status = response.status().as_u16(),
             elapsed_us = elapsed.as_micros() as u64,
             "request"
         );
-    });
+        (response, elapsed)
+    })
+    .await;
+    let status = response.status();
     metrics::http_request(&method, route, status, elapsed);
     response.headers_mut().insert(REQUEST_ID, id);
     response
@@ -85,9 +84,24 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         .unwrap_or_else(new_request_id)
 }
 
+/// A new id: this process's random prefix and a counter, 32 hex digits. Unique across
+/// processes and requests, and made without formatting or a random draw per request; an id
+/// is not a secret.
 fn new_request_id() -> HeaderValue {
-    let id = format!("{:032x}", rand::random::<u128>());
-    HeaderValue::from_str(&id).expect("hex digits are a valid header value")
+    static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut id = [0u8; 32];
+    hex(&mut id[..16], *PREFIX);
+    hex(&mut id[16..], NEXT.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
+}
+
+/// `value` as 16 lowercase hex digits into `out`.
+fn hex(out: &mut [u8], value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
+    }
 }
 
 #[cfg(test)]

@@ -265,6 +265,11 @@ pub async fn redeliver(
         .ok_or_else(|| {
             ConsoleError::not_found(format!("There is no webhook delivery `{}`.", form.delivery))
         })?;
+    if delivery.body.is_empty() {
+        return Err(ConsoleError::bad_request(
+            "This event was recorded before Plugboard kept the events it sends, so it cannot be sent again.",
+        ));
+    }
     webhooks.redeliver(delivery);
     Ok(see_other(
         "/ui/activity?kind=webhook_delivery&window=24h&refresh=on",

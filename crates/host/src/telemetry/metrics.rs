@@ -6,11 +6,15 @@
 //! integration and sync names from the configuration, statuses and outcomes. Never a
 //! connection id, a URL or anything a caller chooses freely.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use metrics::{SharedString, counter, describe_counter, describe_histogram, histogram};
+use metrics::{
+    Counter, Histogram, SharedString, counter, describe_counter, describe_histogram, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use plugboard_store::RunCounts;
 
@@ -122,23 +126,90 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// `"100"` to `"599"`, made once, so that a status label costs no allocation per request.
+static STATUS_LABELS: LazyLock<Vec<String>> =
+    LazyLock::new(|| (100..600).map(|status: u16| status.to_string()).collect());
+
+fn status_label(status: StatusCode) -> SharedString {
+    match STATUS_LABELS.get(usize::from(status.as_u16()).wrapping_sub(100)) {
+        Some(label) => SharedString::const_str(label),
+        None => SharedString::from(status.as_str().to_owned()),
+    }
+}
+
+// The metrics of every request — and every proxied one, the hot path — come from handles kept
+// per worker thread by their labels: the registry is looked up once per label set and thread,
+// instead of a key built (a list of labels, allocated) and hashed on every request. Handles are
+// only kept once the recorder is installed; before, the macros hand out ones that do nothing.
+/// A method and status's request handles, by route pattern.
+type ByRoute = HashMap<String, (Counter, Histogram)>;
+
+thread_local! {
+    static HTTP_HANDLES: RefCell<HashMap<(&'static str, u16), ByRoute>> = RefCell::default();
+    static PROXY_HANDLES: RefCell<HashMap<u16, HashMap<String, Counter>>> = RefCell::default();
+    static UPSTREAM_HANDLES: RefCell<HashMap<String, Histogram>> = RefCell::default();
+}
+
+fn installed() -> bool {
+    HANDLE.get().is_some()
+}
+
 /// One answered API request; `route` is its pattern (`/connections/{connection_id}`).
 pub fn http_request(method: &Method, route: SharedString, status: StatusCode, elapsed: Duration) {
     let method = method_label(method);
-    counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.as_str().to_owned())
-        .increment(1);
-    histogram!(HTTP_DURATION, "method" => method, "route" => route).record(elapsed);
+    let make = || {
+        (
+            counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status_label(status)),
+            histogram!(HTTP_DURATION, "method" => method, "route" => route.clone()),
+        )
+    };
+    let record = |(counter, histogram): &(Counter, Histogram)| {
+        counter.increment(1);
+        histogram.record(elapsed);
+    };
+    if !installed() {
+        return record(&make());
+    }
+    HTTP_HANDLES.with_borrow_mut(|handles| {
+        let by_route = handles.entry((method, status.as_u16())).or_default();
+        match by_route.get(&*route) {
+            Some(handles) => record(handles),
+            None => record(by_route.entry(route.to_string()).or_insert_with(make)),
+        }
+    });
 }
 
 /// A proxied request answered by the provider, with the status the caller got.
 pub fn proxied(integration: &str, status: StatusCode) {
-    counter!(PROXY_REQUESTS, "integration" => integration.to_owned(), "status" => status.as_str().to_owned())
-        .increment(1);
+    let make = || counter!(PROXY_REQUESTS, "integration" => integration.to_owned(), "status" => status_label(status));
+    if !installed() {
+        return make().increment(1);
+    }
+    PROXY_HANDLES.with_borrow_mut(|handles| {
+        let by_integration = handles.entry(status.as_u16()).or_default();
+        match by_integration.get(integration) {
+            Some(counter) => counter.increment(1),
+            None => by_integration
+                .entry(integration.to_owned())
+                .or_insert_with(make)
+                .increment(1),
+        }
+    });
 }
 
 /// One attempt at the provider, from sending to its response head.
 pub fn upstream_latency(integration: &str, elapsed: Duration) {
-    histogram!(UPSTREAM_DURATION, "integration" => integration.to_owned()).record(elapsed);
+    let make = || histogram!(UPSTREAM_DURATION, "integration" => integration.to_owned());
+    if !installed() {
+        return make().record(elapsed);
+    }
+    UPSTREAM_HANDLES.with_borrow_mut(|handles| match handles.get(integration) {
+        Some(histogram) => histogram.record(elapsed),
+        None => handles
+            .entry(integration.to_owned())
+            .or_insert_with(make)
+            .record(elapsed),
+    });
 }
 
 /// One redemption of a refresh token at the provider.
@@ -180,4 +251,20 @@ pub fn webhook_delivery(delivered: bool) {
 pub fn run_start_delay(integration: &str, sync: &str, late: Duration) {
     histogram!(RUN_START_DELAY, "integration" => integration.to_owned(), "sync" => sync.to_owned())
         .record(late);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels_are_the_codes_digits() {
+        for status in [
+            StatusCode::OK,
+            StatusCode::NOT_FOUND,
+            StatusCode::from_u16(599).unwrap(),
+        ] {
+            assert_eq!(&*status_label(status), status.as_str());
+        }
+    }
 }

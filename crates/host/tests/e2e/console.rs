@@ -111,7 +111,9 @@ async fn an_operator_finds_a_connection_runs_its_sync_and_reads_its_records() {
 
     // A new frequency, saved from the form.
     browser.click("#tab-syncs").await;
-    browser.fill("#sync-people input[name=frequency]", "30m").await;
+    browser
+        .fill("#sync-people input[name=frequency]", "30m")
+        .await;
     browser.click("#sync-people button.small").await;
     assert!(browser.text(".notice").await.contains("frequency is saved"));
     assert_eq!(
@@ -318,8 +320,14 @@ async fn forged_forms_are_refused_and_guessing_the_key_is_slowed_down() {
         overview.contains("Client secret: set, expires") && overview.contains("(in 10 days)"),
         "{overview}"
     );
-    assert!(overview.contains("`offline_access` is missing"), "{overview}");
-    assert!(!overview.contains("not-used-anywhere"), "a client secret is rendered");
+    assert!(
+        overview.contains("`offline_access` is missing"),
+        "{overview}"
+    );
+    assert!(
+        !overview.contains("not-used-anywhere"),
+        "a client secret is rendered"
+    );
 
     // Forms posted without the session's CSRF token, or with another, change nothing.
     for form in [vec![], vec![("csrf", "0".repeat(64))]] {

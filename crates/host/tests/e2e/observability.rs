@@ -327,10 +327,16 @@ async fn json_logs_parse_carry_the_request_id_and_no_secret() {
         assert!(
             lines
                 .iter()
-                .any(|line| spans_of(line, "request", "request_id") == [id]),
+                .any(|line| line["request_id"] == id && line["message"] == "request"),
             "no line of request {id}:\n{logs}"
         );
     }
+    // A line written deep inside a request carries its id too: the forced refresh's.
+    assert!(
+        lines.iter().any(|line| line["message"] == "token refreshed"
+            && line["request_id"].as_str().is_some_and(|id| id.len() == 32)),
+        "the refresh's line has no request id:\n{logs}"
+    );
     let run_id = world.host.latest_run(CONNECTION).await["id"]
         .as_str()
         .unwrap()

@@ -91,10 +91,12 @@ impl PostgresStore {
     }
 
     pub(super) async fn record_counts_pg(&self, connection: &str) -> StoreResult<Vec<RecordCount>> {
+        // The counts every write keeps on the model's clock row (see the SQLite backend),
+        // ordered by the bytes of the model's name as `records.model` and SQLite order it.
         let rows = sqlx::query(
-            "SELECT model, COUNT(*) FILTER (WHERE deleted_at IS NULL) AS live, \
-             COUNT(*) FILTER (WHERE deleted_at IS NOT NULL) AS deleted \
-             FROM records WHERE connection_row = $1 GROUP BY model ORDER BY model",
+            "SELECT model, live, deleted FROM record_clocks \
+             WHERE connection_row = $1 AND (live > 0 OR deleted > 0) \
+             ORDER BY model COLLATE \"C\"",
         )
         .bind(connection)
         .fetch_all(&self.pool)

@@ -65,6 +65,11 @@ fn migrator() -> Migrator {
             "operator dashboard",
             include_str!("migrations/0002_console.sql"),
         ),
+        migration(
+            3,
+            "record counts",
+            include_str!("migrations/0003_record_counts.sql"),
+        ),
     ])
 }
 

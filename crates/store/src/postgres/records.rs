@@ -4,8 +4,9 @@
 //! arrays (`UNNEST`): advance the model's clock, compare the batch's hashes with the stored
 //! ones (answering only the positions of new and changed records), upsert those, and append
 //! the batch's ids to the crawl's seen log. An unchanged record writes nothing but its id in
-//! that log. Ids are stored as bytes (`BYTEA`), so any id a provider uses survives, NUL
-//! included, and sorts as SQLite sorts it.
+//! that log. The model's clock row also counts its live and deleted records, moved in the same
+//! transaction by each write that changes them ([`count_records`]). Ids are stored as bytes
+//! (`BYTEA`), so any id a provider uses survives, NUL included, and sorts as SQLite sorts it.
 //!
 //! `end_crawl` finds the live records the crawl did not see with one anti-join, then marks
 //! them deleted a thousand at a time, each batch its own short transaction.
@@ -17,10 +18,11 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use super::{PostgresStore, retrying};
 use crate::batch::{Prepared, prepare};
 use crate::columns::micros;
+use crate::records::{CountChange, next_page};
 use crate::rows;
 use crate::{
-    RecordAction, RecordJson, RecordPage, RecordQuery, SaveOutcome, StoreError, StoreResult,
-    StoredRecord,
+    RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, SaveOutcome, StoreError,
+    StoreResult, StoredRecord,
 };
 
 /// The columns of records to write, as arrays bound to one statement.
@@ -95,6 +97,30 @@ async fn next_stamp(
     .bind(micros(now))
     .fetch_one(tx)
     .await?)
+}
+
+/// Moves the model's counts of live and deleted records by what a write changed, in its
+/// transaction, whose first statement advanced (and locked) the clock row holding them.
+async fn count_records(
+    tx: &mut PgConnection,
+    connection: &str,
+    model: &str,
+    change: CountChange,
+) -> StoreResult<()> {
+    if change.is_none() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE record_clocks SET live = live + $3, deleted = deleted + $4 \
+         WHERE connection_row = $1 AND model = $2",
+    )
+    .bind(connection)
+    .bind(model)
+    .bind(change.live)
+    .bind(change.deleted)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The generation of the model's crawl in progress, if any.
@@ -198,6 +224,10 @@ impl PostgresStore {
             };
             rows.push(record, payload, sealed, action);
         }
+        let revived = changed
+            .iter()
+            .filter(|(_, found, deleted)| *found && *deleted)
+            .count() as u64;
         let outcome = SaveOutcome {
             added: changed
                 .iter()
@@ -250,6 +280,8 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        let counted = CountChange::saved(outcome.added, revived);
+        count_records(&mut tx, connection, model, counted).await?;
         tx.commit().await?;
         self.ensure_statistics().await?;
         Ok(outcome)
@@ -304,7 +336,7 @@ impl PostgresStore {
     ) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         let stamp = next_stamp(&mut tx, connection, model, now).await?;
-        let done = sqlx::query(
+        let marked = sqlx::query(
             "UPDATE records SET last_action = 'DELETED', deleted_at = $3, last_modified_at = $4 \
              WHERE connection_row = $1 AND model = $2 AND deleted_at IS NULL \
              AND record_id = ANY($5::bytea[])",
@@ -315,9 +347,11 @@ impl PostgresStore {
         .bind(stamp)
         .bind(ids)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        count_records(&mut tx, connection, model, CountChange::deleted(marked)).await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(marked)
     }
 
     pub(super) async fn begin_crawl_pg(&self, connection: &str, model: &str) -> StoreResult<()> {
@@ -399,6 +433,11 @@ impl PostgresStore {
         // The row comparison keeps the keyset scan inside `records_by_modification`, read
         // backwards when newest first.
         let (past, direction) = q.direction();
+        let within = q.within_window();
+        let window_end = match q.scan_limit {
+            Some(scanned) => self.window_end(q, scanned).await?,
+            None => None,
+        };
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT record_id, payload, sealed, first_seen_at, last_modified_at, last_action, \
              deleted_at FROM records WHERE connection_row = $1 AND model = $2 \
@@ -406,6 +445,7 @@ impl PostgresStore {
              AND ($5::bigint IS NULL OR last_modified_at > $5) \
              AND (cardinality($6::text[]) = 0 OR last_action = ANY($6)) \
              AND (cardinality($7::bytea[]) = 0 OR record_id = ANY($7)) \
+             AND ($9::bigint IS NULL OR (last_modified_at, record_id) {within} ($9, $10::bytea)) \
              ORDER BY last_modified_at {direction}, record_id {direction} LIMIT $8"
         )))
         .bind(&q.connection)
@@ -416,6 +456,8 @@ impl PostgresStore {
         .bind(&actions)
         .bind(&ids)
         .bind(i64::from(limit) + 1)
+        .bind(window_end.as_ref().map(|end| end.modified))
+        .bind(window_end.as_ref().map(|end| end.id.as_bytes()))
         .fetch_all(&self.pool)
         .await?;
         let more = rows.len() > limit as usize;
@@ -424,12 +466,34 @@ impl PostgresStore {
             .take(limit as usize)
             .map(|row| self.record_from_row(&q.connection, &q.model, row))
             .collect::<StoreResult<Vec<_>>>()?;
-        let next = if more {
-            records.last().map(|r| r.cursor.clone())
-        } else {
-            None
-        };
+        let next = next_page(more, &records, window_end);
         Ok(RecordPage { records, next })
+    }
+
+    /// The last of the `scanned` records a page may examine, from its cursor in its order; none
+    /// when fewer remain (the page then examines them all).
+    async fn window_end(&self, q: &RecordQuery, scanned: u32) -> StoreResult<Option<RecordCursor>> {
+        let (past, direction) = q.direction();
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT last_modified_at, record_id FROM records \
+             WHERE connection_row = $1 AND model = $2 \
+             AND ($3::bigint IS NULL OR (last_modified_at, record_id) {past} ($3, $4::bytea)) \
+             ORDER BY last_modified_at {direction}, record_id {direction} LIMIT 1 OFFSET $5"
+        )))
+        .bind(&q.connection)
+        .bind(&q.model)
+        .bind(q.after.as_ref().map(|after| after.modified))
+        .bind(q.after.as_ref().map(|after| after.id.as_bytes()))
+        .bind(i64::from(scanned.max(1)) - 1)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(RecordCursor {
+                modified: row.try_get("last_modified_at")?,
+                id: id_text(row.try_get("record_id")?)?,
+            })
+        })
+        .transpose()
     }
 
     fn record_from_row(

@@ -93,10 +93,12 @@ impl SqliteStore {
         &self,
         connection: &str,
     ) -> StoreResult<Vec<RecordCount>> {
+        // The counts every write keeps on the model's clock row: a few rows per connection
+        // however many records it holds. A clock without records (a deletion of ids never
+        // stored) is left out, as a model without records always was.
         let rows = sqlx::query(
-            "SELECT model, COUNT(*) FILTER (WHERE deleted_at IS NULL) AS live, \
-             COUNT(*) FILTER (WHERE deleted_at IS NOT NULL) AS deleted \
-             FROM records WHERE connection_row = ? GROUP BY model ORDER BY model",
+            "SELECT model, live, deleted FROM record_clocks \
+             WHERE connection_row = ? AND (live > 0 OR deleted > 0) ORDER BY model",
         )
         .bind(connection)
         .fetch_all(&self.reader)

@@ -73,6 +73,11 @@ fn migrator() -> Migrator {
             "operator dashboard",
             include_str!("migrations/0006_console.sql"),
         ),
+        migration(
+            7,
+            "record counts",
+            include_str!("migrations/0007_record_counts.sql"),
+        ),
     ])
 }
 

@@ -9,7 +9,9 @@
 //! `last_modified_at` is one stamp per write transaction from the model's clock in
 //! `record_clocks`, advanced by the transaction's first statement: SQLite lets one transaction
 //! write at a time, in whichever process, so stamps are issued in commit order and a listing
-//! that has passed a (stamp, id) position never misses a record committed later.
+//! that has passed a (stamp, id) position never misses a record committed later. The same row
+//! counts the model's live and deleted records, moved by each write that changes them
+//! ([`count_records`]).
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -18,10 +20,11 @@ use sqlx::{AssertSqlSafe, Row};
 use super::{BEGIN_WRITE, SCAN_CACHE_KIB, SqliteStore, WRITER_CACHE_KIB};
 use crate::batch::{Prepared, prepare};
 use crate::columns::micros;
+use crate::records::{CountChange, next_page};
 use crate::rows;
 use crate::{
-    RecordAction, RecordJson, RecordPage, RecordQuery, SaveOutcome, StoreError, StoreResult,
-    StoredRecord,
+    RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, SaveOutcome, StoreError,
+    StoreResult, StoredRecord,
 };
 
 /// Ids per `IN (…)` list, well below SQLite's limit on bound parameters.
@@ -30,26 +33,29 @@ const IDS_PER_QUERY: usize = 500;
 const ROWS_PER_UPSERT: usize = 80;
 
 /// Which records of a batch to write, by position in the batch and in its order: the new ones
-/// (or ones deleted before) as added, those whose content hash differs as updated. SQLite
-/// compares them in one statement — ids go in as a JSON array, hashes as one blob of 32 bytes
-/// each — and answers with one row of positions, because sqlx hands over each result row
-/// through a channel, and a row per unchanged record cost more than the lookup itself. The
-/// hash index is named because the planner otherwise picks the primary key's, which makes it
-/// read the table's rows (encrypted payloads and all) instead of the index alone.
+/// (or ones deleted before) as added, those whose content hash differs as updated; and how
+/// many of the added were deleted before, which move from the model's deleted count to its
+/// live one. SQLite compares them in one statement — ids go in as a JSON array, hashes as one
+/// blob of 32 bytes each — and answers with one row of positions, because sqlx hands over each
+/// result row through a channel, and a row per unchanged record cost more than the lookup
+/// itself. The hash index is named because the planner otherwise picks the primary key's,
+/// which makes it read the table's rows (encrypted payloads and all) instead of the index
+/// alone; it holds `deleted_at`, so counting the deleted ones reads nothing more.
 async fn changed_positions(
     tx: &mut sqlx::SqliteConnection,
     connection: &str,
     model: &str,
     ids: &str,
     hashes: &[u8],
-) -> StoreResult<Vec<(usize, RecordAction)>> {
-    let (added, updated): (String, String) = sqlx::query_as(
+) -> StoreResult<(Vec<(usize, RecordAction)>, u64)> {
+    let (added, updated, revived): (String, String, i64) = sqlx::query_as(
         "SELECT \
            json_group_array(batch.key) FILTER (WHERE stored.record_id IS NULL \
              OR stored.deleted_at IS NOT NULL), \
            json_group_array(batch.key) FILTER (WHERE stored.record_id IS NOT NULL \
              AND stored.deleted_at IS NULL \
-             AND stored.hash IS NOT substr(?4, batch.key * 32 + 1, 32)) \
+             AND stored.hash IS NOT substr(?4, batch.key * 32 + 1, 32)), \
+           COUNT(stored.deleted_at) \
          FROM json_each(?3) AS batch \
          LEFT JOIN records AS stored INDEXED BY records_hashes \
            ON stored.connection_row = ?1 AND stored.model = ?2 AND stored.record_id = batch.value",
@@ -74,7 +80,7 @@ async fn changed_positions(
         )
         .collect();
     changed.sort_unstable_by_key(|(at, _)| *at);
-    Ok(changed)
+    Ok((changed, revived as u64))
 }
 
 /// Clears a connection's seen log for a model: when its crawl ends, and when a new crawl
@@ -113,6 +119,30 @@ async fn next_stamp(
     .await?)
 }
 
+/// Moves the model's counts of live and deleted records by what a write changed, in its
+/// transaction; its clock row exists, as `next_stamp` began the transaction.
+async fn count_records(
+    tx: &mut sqlx::SqliteConnection,
+    connection: &str,
+    model: &str,
+    change: CountChange,
+) -> StoreResult<()> {
+    if change.is_none() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE record_clocks SET live = live + ?, deleted = deleted + ? \
+         WHERE connection_row = ? AND model = ?",
+    )
+    .bind(change.live)
+    .bind(change.deleted)
+    .bind(connection)
+    .bind(model)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 fn placeholders(n: usize) -> String {
     let mut text = "?,".repeat(n);
     text.pop();
@@ -146,7 +176,8 @@ impl SqliteStore {
         let ids = serde_json::to_string(&batch.iter().map(|r| r.id.as_ref()).collect::<Vec<_>>())
             .map_err(|e| StoreError::Database(format!("encoding record ids: {e}")))?;
         let hashes: Vec<u8> = batch.iter().flat_map(|record| record.hash).collect();
-        let changed = changed_positions(&mut tx, connection, model, &ids, &hashes).await?;
+        let (changed, revived) =
+            changed_positions(&mut tx, connection, model, &ids, &hashes).await?;
 
         let now_us = micros(now);
         let added = changed
@@ -192,6 +223,13 @@ impl SqliteStore {
             }
             query.execute(&mut *tx).await?;
         }
+        count_records(
+            &mut tx,
+            connection,
+            model,
+            CountChange::saved(added, revived),
+        )
+        .await?;
 
         if generation > 0 {
             // Every record of the batch, changed or not, is seen by the crawl in progress.
@@ -236,6 +274,7 @@ impl SqliteStore {
             }
             deleted += query.execute(&mut *tx).await?.rows_affected();
         }
+        count_records(&mut tx, connection, model, CountChange::deleted(deleted)).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -323,6 +362,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        count_records(&mut tx, connection, model, CountChange::deleted(deleted)).await?;
         forget_seen(&mut tx, connection, model).await?;
         sqlx::query("UPDATE crawls SET in_progress = 0 WHERE connection_row = ? AND model = ?")
             .bind(connection)
@@ -341,6 +381,16 @@ impl SqliteStore {
         let (past, direction) = q.direction();
         if q.after.is_some() {
             sql.push_str(&format!(" AND (last_modified_at, record_id) {past} (?, ?)"));
+        }
+        let window_end = match q.scan_limit {
+            Some(scanned) => self.window_end(q, scanned).await?,
+            None => None,
+        };
+        if window_end.is_some() {
+            let within = q.within_window();
+            sql.push_str(&format!(
+                " AND (last_modified_at, record_id) {within} (?, ?)"
+            ));
         }
         if q.modified_after.is_some() {
             sql.push_str(" AND last_modified_at > ?");
@@ -366,6 +416,9 @@ impl SqliteStore {
         if let Some(after) = &q.after {
             query = query.bind(after.modified).bind(&after.id);
         }
+        if let Some(end) = &window_end {
+            query = query.bind(end.modified).bind(&end.id);
+        }
         if let Some(modified_after) = q.modified_after {
             query = query.bind(micros(modified_after));
         }
@@ -386,12 +439,34 @@ impl SqliteStore {
             .take(limit as usize)
             .map(|row| self.record_from_row(&q.connection, &q.model, row))
             .collect::<StoreResult<Vec<_>>>()?;
-        let next = if more {
-            records.last().map(|r| r.cursor.clone())
-        } else {
-            None
-        };
+        let next = next_page(more, &records, window_end);
         Ok(RecordPage { records, next })
+    }
+
+    /// The last of the `scanned` records a page may examine, from its cursor in its order; none
+    /// when fewer remain (the page then examines them all).
+    async fn window_end(&self, q: &RecordQuery, scanned: u32) -> StoreResult<Option<RecordCursor>> {
+        let (past, direction) = q.direction();
+        let after = if q.after.is_some() {
+            format!(" AND (last_modified_at, record_id) {past} (?, ?)")
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT last_modified_at, record_id FROM records WHERE connection_row = ? AND model = ?{after} \
+             ORDER BY last_modified_at {direction}, record_id {direction} LIMIT 1 OFFSET ?"
+        );
+        let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql))
+            .bind(&q.connection)
+            .bind(&q.model);
+        if let Some(after) = &q.after {
+            query = query.bind(after.modified).bind(&after.id);
+        }
+        let end = query
+            .bind(i64::from(scanned.max(1)) - 1)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(end.map(|(modified, id)| RecordCursor { modified, id }))
     }
 
     fn record_from_row(

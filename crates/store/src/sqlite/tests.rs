@@ -125,6 +125,7 @@ async fn cursors_handed_out_before_the_records_clocks_keep_working() {
             actions: vec![],
             ids: vec![],
             newest_first: false,
+            scan_limit: None,
         })
         .await
         .unwrap();
@@ -199,6 +200,86 @@ async fn sync_health_is_read_from_the_runs_stored_before_the_upgrade() {
             ("c1", ConnectionHealth::Healthy),
             ("c2", ConnectionHealth::SyncFailing)
         ]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Record counts after the upgrade that keeps them on the clocks (migration 7): counted from
+/// the records stored, per connection and model, live and deleted apart, a model's clock
+/// keeping its stamp; writes after the upgrade move them on from there.
+#[tokio::test]
+async fn record_counts_are_counted_from_the_records_stored_before_the_upgrade() {
+    use crate::RecordCount;
+
+    let dir = temp_dir("counts");
+    let path = dir.join("store.db");
+    let pool = database_at(&path, 6).await;
+    let future = micros(Utc::now()) + 3_600_000_000;
+    for (model, id, deleted_at) in [
+        ("Person", "a", None),
+        ("Person", "b", Some(2)),
+        ("Person", "c", None),
+        ("Group", "g", Some(2)),
+    ] {
+        sqlx::query(
+            "INSERT INTO records (connection_row, model, record_id, payload, sealed, hash, \
+             first_seen_at, last_modified_at, last_action, deleted_at) \
+             VALUES ('c1', ?, ?, '{}', 0, x'00', 1, ?, 'ADDED', ?)",
+        )
+        .bind(model)
+        .bind(id)
+        .bind(future)
+        .bind(deleted_at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // Person's clock, as writes left it; a clock without records (a deletion of ids never
+    // stored) stays out of the counts.
+    for (model, stamp) in [("Person", future), ("Nobody", 5)] {
+        sqlx::query("INSERT INTO record_clocks (connection_row, model, stamp) VALUES ('c1', ?, ?)")
+            .bind(model)
+            .bind(stamp)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&path, ring()).await.unwrap();
+    let count = |model: &str, live, deleted| RecordCount {
+        model: model.into(),
+        live,
+        deleted,
+    };
+    assert_eq!(
+        store.record_counts("c1").await.unwrap(),
+        [count("Group", 0, 1), count("Person", 2, 1)]
+    );
+    let stamps: Vec<(String, i64)> =
+        sqlx::query_as("SELECT model, stamp FROM record_clocks ORDER BY model")
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+    let expected = [("Group", future), ("Nobody", 5), ("Person", future)];
+    let expected: Vec<(String, i64)> = expected.map(|(m, s)| (m.to_owned(), s)).into();
+    assert_eq!(stamps, expected);
+
+    let saved = ["b", "d"].map(|id| {
+        RecordJson::encode(plugboard_core::Record::new(id, serde_json::json!({}))).unwrap()
+    });
+    let now = Utc::now();
+    store
+        .save_records("c1", "Person", saved.into(), now)
+        .await
+        .unwrap();
+    store
+        .delete_records("c1", "Group", &["g".to_owned()], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.record_counts("c1").await.unwrap(),
+        [count("Group", 0, 1), count("Person", 4, 0)]
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -407,6 +407,177 @@ pub async fn record_counts_split_live_and_deleted_per_model(b: &Backend) {
     );
 }
 
+/// Checks the connection's record counts against its records counted one by one, and against
+/// what the test expects (model, live, deleted).
+async fn counts_are(b: &Backend, store: &Arc<dyn Store>, c: &str, expected: &[(&str, u64, u64)]) {
+    let counts = store.record_counts(c).await.unwrap();
+    assert_eq!(
+        counts,
+        b.counted_records(c).await,
+        "counters against the records"
+    );
+    let expected: Vec<RecordCount> = expected
+        .iter()
+        .map(|&(model, live, deleted)| RecordCount {
+            model: model.into(),
+            live,
+            deleted,
+        })
+        .collect();
+    assert_eq!(counts, expected);
+}
+
+/// The counts are kept by every write instead of counted, and match the records after each kind
+/// of write, from two processes: adds, unchanged and changed saves, an id twice in a batch,
+/// deletions (of unknown and repeated ids too, and over several statements), crawls deleting
+/// what they did not see, records saved again after their deletion, an abandoned crawl, and a
+/// connection deleted with its records.
+pub async fn record_counts_follow_every_write_of_records(b: &Backend) {
+    let (store, c) = with_connection(b).await;
+    let other = b.open(ring(&[("k1", 7)], "k1")).await;
+    let now = Utc::now();
+    let people = |ids: &[&str], n: i64| -> Vec<RecordJson<'static>> {
+        ids.iter().map(|id| rec(id, n)).collect()
+    };
+    let first: Vec<String> = (0..10).map(|i| format!("p{i:02}")).collect();
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    store
+        .save_records(&c, "Person", people(&first, 0), now)
+        .await
+        .unwrap();
+    counts_are(b, &store, &c, &[("Person", 10, 0)]).await;
+
+    let unchanged = other
+        .save_records(&c, "Person", people(&first, 0), now)
+        .await
+        .unwrap();
+    assert_eq!(unchanged.unchanged, 10);
+    counts_are(b, &store, &c, &[("Person", 10, 0)]).await;
+
+    // Two changed, two new, each new and one changed saved twice in the batch.
+    let batch = vec![
+        rec("p00", 1),
+        rec("p10", 1),
+        rec("p11", 1),
+        rec("p01", 1),
+        rec("p11", 2),
+        rec("p01", 2),
+    ];
+    let saved = store.save_records(&c, "Person", batch, now).await.unwrap();
+    assert_eq!((saved.added, saved.updated), (2, 2));
+    counts_are(b, &store, &c, &[("Person", 12, 0)]).await;
+
+    let gone: Vec<String> = ["p01", "p02", "p01", "unknown"].map(String::from).into();
+    assert_eq!(
+        other
+            .delete_records(&c, "Person", &gone, now)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .delete_records(&c, "Person", &gone, now)
+            .await
+            .unwrap(),
+        0
+    );
+    // Deleting from a model without records leaves it out of the counts.
+    assert_eq!(
+        store
+            .delete_records(&c, "Nobody", &gone, now)
+            .await
+            .unwrap(),
+        0
+    );
+    counts_are(b, &store, &c, &[("Person", 10, 2)]).await;
+
+    // A crawl sees five, p02 among them saved again after its deletion, and deletes the other
+    // six live ones.
+    store.begin_crawl(&c, "Person").await.unwrap();
+    let revived = store
+        .save_records(&c, "Person", people(&["p00", "p02", "p03"], 0), now)
+        .await
+        .unwrap();
+    assert_eq!((revived.added, revived.updated), (1, 1));
+    other
+        .save_records(&c, "Person", people(&["p04", "p05"], 0), now)
+        .await
+        .unwrap();
+    counts_are(b, &store, &c, &[("Person", 11, 1)]).await;
+    assert_eq!(store.end_crawl(&c, "Person", now).await.unwrap(), Some(6));
+    counts_are(b, &store, &c, &[("Person", 5, 7)]).await;
+
+    // Records the crawl deleted come back, unchanged or not, next to a new one.
+    let back = other
+        .save_records(
+            &c,
+            "Person",
+            vec![rec("p06", 0), rec("p07", 5), rec("p12", 0)],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.added, 3);
+    counts_are(b, &store, &c, &[("Person", 8, 5)]).await;
+
+    // A crawl abandoned by a new one: only what the new one saw survives its end.
+    store.begin_crawl(&c, "Person").await.unwrap();
+    store
+        .save_records(&c, "Person", people(&["p00"], 0), now)
+        .await
+        .unwrap();
+    other.begin_crawl(&c, "Person").await.unwrap();
+    other
+        .save_records(&c, "Person", people(&["p00", "p01"], 0), now)
+        .await
+        .unwrap();
+    counts_are(b, &store, &c, &[("Person", 9, 4)]).await;
+    assert_eq!(other.end_crawl(&c, "Person", now).await.unwrap(), Some(7));
+    counts_are(b, &store, &c, &[("Person", 2, 11)]).await;
+
+    // Enough records that deletions and a crawl's end take several statements (or
+    // transactions) each.
+    let groups: Vec<RecordJson> = (0..2100).map(|i| rec(&format!("g{i:04}"), 0)).collect();
+    store.save_records(&c, "Group", groups, now).await.unwrap();
+    let gone: Vec<String> = (0..1050).map(|i| format!("g{i:04}")).collect();
+    assert_eq!(
+        store.delete_records(&c, "Group", &gone, now).await.unwrap(),
+        1050
+    );
+    store.begin_crawl(&c, "Group").await.unwrap();
+    let seen: Vec<RecordJson> = (1050..1060).map(|i| rec(&format!("g{i:04}"), 0)).collect();
+    store.save_records(&c, "Group", seen, now).await.unwrap();
+    assert_eq!(store.end_crawl(&c, "Group", now).await.unwrap(), Some(1040));
+    counts_are(b, &store, &c, &[("Group", 10, 2090), ("Person", 2, 11)]).await;
+
+    // Another connection's records are its own, and go with it.
+    let second = connect(&store, "microsoft", "c2", None).await;
+    store
+        .save_records(&second, "Person", people(&["x", "y"], 0), now)
+        .await
+        .unwrap();
+    other
+        .delete_records(&second, "Person", &["y".to_owned()], now)
+        .await
+        .unwrap();
+    counts_are(b, &store, &second, &[("Person", 1, 1)]).await;
+    assert!(
+        other
+            .delete_connection(&ConnectionKey::new("microsoft", "c2"))
+            .await
+            .unwrap()
+    );
+    counts_are(b, &store, &second, &[]).await;
+    let again = connect(&store, "microsoft", "c2", None).await;
+    store
+        .save_records(&again, "Person", people(&["x"], 0), now)
+        .await
+        .unwrap();
+    counts_are(b, &store, &again, &[("Person", 1, 0)]).await;
+    counts_are(b, &store, &c, &[("Group", 10, 2090), ("Person", 2, 11)]).await;
+}
+
 /// Newest first pages backwards through the records cursor's order: records written between
 /// pages (new ones, and ones already listed rewritten) are neither listed nor repeated, and
 /// every other record is listed once.
@@ -419,6 +590,7 @@ pub async fn newest_first_pages_list_each_record_once_while_records_are_written(
     store.save_records(&c, "Person", newer, now).await.unwrap();
     let newest = |after: Option<RecordCursor>| RecordQuery {
         newest_first: true,
+        scan_limit: None,
         limit: 4,
         after,
         ..query(&c)
@@ -454,6 +626,68 @@ pub async fn newest_first_pages_list_each_record_once_while_records_are_written(
     // The oldest-first order is untouched by the option.
     let oldest = store.records(&query(&c)).await.unwrap();
     assert_eq!(oldest.records[0].id, "r00");
+}
+
+/// A page examines at most its scan limit of records: a filter that matches few of them
+/// comes back with fewer records (or none) and a cursor that goes on from the last record
+/// examined, so paging on finds every match once, in order, whichever way the listing goes.
+pub async fn a_scan_limit_bounds_each_page_and_paging_finds_every_match(b: &Backend) {
+    let (store, c) = with_connection(b).await;
+    let now = Utc::now();
+    let first: Vec<RecordJson> = (0..100).map(|i| rec(&format!("r{i:03}"), 0)).collect();
+    store.save_records(&c, "Person", first, now).await.unwrap();
+    let gone = ["r010".to_owned(), "r020".to_owned(), "r030".to_owned()];
+    store
+        .delete_records(&c, "Person", &gone, now)
+        .await
+        .unwrap();
+    let later: Vec<RecordJson> = (100..150).map(|i| rec(&format!("r{i:03}"), 0)).collect();
+    store.save_records(&c, "Person", later, now).await.unwrap();
+
+    for newest_first in [true, false] {
+        let page = |after: Option<RecordCursor>| RecordQuery {
+            newest_first,
+            scan_limit: Some(20),
+            limit: 2,
+            actions: vec![RecordAction::Deleted],
+            after,
+            ..query(&c)
+        };
+        let (mut found, mut pages, mut after) = (Vec::new(), 0, None);
+        loop {
+            let listed = store.records(&page(after)).await.unwrap();
+            pages += 1;
+            assert!(listed.records.len() <= 2);
+            found.extend(listed.records.iter().map(|r| r.id.clone()));
+            match listed.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        // The three deleted records sit between the older and the later ones.
+        let mut expected = gone.to_vec();
+        if newest_first {
+            expected.reverse();
+        }
+        assert_eq!(found, expected, "newest first: {newest_first}");
+        // 150 records, 20 examined a page: every page but the last examines a full window.
+        assert!(
+            (8..=9).contains(&pages),
+            "{pages} pages, newest first: {newest_first}"
+        );
+    }
+    // Without a filter the window never cuts a page short.
+    let unfiltered = store
+        .records(&RecordQuery {
+            newest_first: true,
+            scan_limit: Some(20),
+            limit: 5,
+            ..query(&c)
+        })
+        .await
+        .unwrap();
+    assert_eq!(unfiltered.records.len(), 5);
+    assert_eq!(unfiltered.records[0].id, "r149");
 }
 
 /// The activity log lists newest first, filtered by kind, outcome, integration, connection

@@ -64,7 +64,9 @@ conformance! {
     console::a_search_takes_wildcards_literally,
     console::keyset_paging_lists_every_connection_once_with_filters_combined,
     console::record_counts_split_live_and_deleted_per_model,
+    console::record_counts_follow_every_write_of_records,
     console::newest_first_pages_list_each_record_once_while_records_are_written,
+    console::a_scan_limit_bounds_each_page_and_paging_finds_every_match,
     console::activity_is_filtered_and_paged_newest_first,
     console::purging_drops_activity_past_the_kept_window,
 }

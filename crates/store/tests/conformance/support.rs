@@ -11,8 +11,8 @@ use plugboard_store::Location;
 pub use plugboard_store::crypto::KeyRing;
 use plugboard_store::testing::TestDatabase;
 pub use plugboard_store::{
-    ConnectionKey, Flow, NewConnection, OAuthState, RecordJson, RecordQuery, Rotation, Store,
-    TokenUpdate, Tokens,
+    ConnectionKey, Flow, NewConnection, OAuthState, RecordCount, RecordJson, RecordQuery, Rotation,
+    Store, TokenUpdate, Tokens,
 };
 use secrecy::{SecretBox, SecretString};
 use sqlx::Connection;
@@ -84,6 +84,39 @@ impl Backend {
                     .unwrap()
             }
         }
+    }
+
+    /// The connection's records counted row by row, live and deleted per model, by model: what
+    /// `Store::record_counts` must answer from its counters.
+    pub async fn counted_records(&self, connection: &str) -> Vec<RecordCount> {
+        let sql = "SELECT model, COUNT(*) FILTER (WHERE deleted_at IS NULL), \
+             COUNT(*) FILTER (WHERE deleted_at IS NOT NULL) FROM records \
+             WHERE connection_row = $1 GROUP BY model ORDER BY model";
+        let rows: Vec<(String, i64, i64)> = match self {
+            Backend::Sqlite { .. } => {
+                let mut db = self.sqlite_connection().await;
+                sqlx::query_as(sql)
+                    .bind(connection)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres { database } => {
+                let mut db = sqlx::PgConnection::connect(database.url()).await.unwrap();
+                sqlx::query_as(sql)
+                    .bind(connection)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap()
+            }
+        };
+        rows.into_iter()
+            .map(|(model, live, deleted)| RecordCount {
+                model,
+                live: live as u64,
+                deleted: deleted as u64,
+            })
+            .collect()
     }
 
     async fn raw_strings(&self, sql: &'static str) -> Vec<String> {
@@ -168,6 +201,7 @@ pub fn query(connection: &str) -> RecordQuery {
         actions: vec![],
         ids: vec![],
         newest_first: false,
+        scan_limit: None,
     }
 }
 

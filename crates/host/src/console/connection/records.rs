@@ -14,6 +14,9 @@ use crate::state::AppState;
 
 /// Records per page on the Records tab.
 const RECORDS_PAGE: u32 = 25;
+/// Records a page examines at most: a last-action filter that few records match then still
+/// answers quickly, with a Next page that looks further back.
+const RECORDS_SCANNED: u32 = 5_000;
 
 #[derive(Template)]
 #[template(path = "console/records.html")]
@@ -38,6 +41,8 @@ struct RecordList {
     filters: Vec<(&'static str, &'static str, String)>,
     records: Vec<RecordRow>,
     next_url: Option<String>,
+    /// Whether the page stopped at [`RECORDS_SCANNED`] before it was full.
+    cut_short: bool,
 }
 
 struct RecordRow {
@@ -111,6 +116,7 @@ pub(super) async fn tab(
                 actions,
                 ids: Vec::new(),
                 newest_first: true,
+                scan_limit: Some(RECORDS_SCANNED),
             })
             .await?;
         let in_list = |extra: &[(&str, &str)]| {
@@ -142,6 +148,7 @@ pub(super) async fn tab(
                     modified: format::moment(Some(r.last_modified_at), now, ""),
                 })
                 .collect(),
+            cut_short: page.records.len() < RECORDS_PAGE as usize && page.next.is_some(),
             next_url: page
                 .next
                 .as_ref()
@@ -160,6 +167,7 @@ pub(super) async fn tab(
                     actions: Vec::new(),
                     ids: vec![id.clone()],
                     newest_first: false,
+                    scan_limit: None,
                 })
                 .await?
                 .records
