@@ -212,11 +212,25 @@ pub async fn a_refresh_lease_has_one_winner_among_replicas(b: &Backend) {
     assert_eq!(won.iter().filter(|w| **w).count(), 1);
 }
 
-/// The readiness check's view: a store just opened has every migration this build carries.
+/// The readiness check's view: a store just opened has every migration this build carries;
+/// once a newer build has migrated the database further, it is no longer current.
 pub async fn an_open_store_has_a_current_schema(b: &Backend) {
     let store = b.open(ring(&[("k1", 1)], "k1")).await;
     let version = store.schema_version().await.unwrap();
     assert!(version.is_current(), "{version:?}");
     assert!(version.expected >= 1, "{version:?}");
+    let checksum = match b {
+        Backend::Postgres { .. } => "'\\x00'::bytea",
+        _ => "X'00'",
+    };
+    b.execute(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ({}, 'a newer build', TRUE, {checksum}, 0)",
+        version.expected + 1
+    ))
+    .await;
+    let newer = store.schema_version().await.unwrap();
+    assert!(!newer.is_current(), "{newer:?}");
+    assert_eq!(newer.applied, Some(version.expected + 1));
     store.close().await;
 }

@@ -70,7 +70,7 @@ impl Backend {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         match self {
             Backend::Sqlite { .. } => {
-                let mut db = self.sqlite_connection().await;
+                let mut db = self.sqlite_connection_for(false).await;
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(&mut db)
                     .await
@@ -86,6 +86,21 @@ impl Backend {
         }
     }
 
+    /// Runs a statement as another program would (a newer build's migration, say).
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Backend::Sqlite { .. } => {
+                let mut db = self.sqlite_connection_for(true).await;
+                sqlx::query(sql).execute(&mut db).await.unwrap();
+            }
+            Backend::Postgres { database } => {
+                let mut db = sqlx::PgConnection::connect(database.url()).await.unwrap();
+                sqlx::query(sql).execute(&mut db).await.unwrap();
+            }
+        }
+    }
+
     /// The connection's records counted row by row, live and deleted per model, by model: what
     /// `Store::record_counts` must answer from its counters.
     pub async fn counted_records(&self, connection: &str) -> Vec<RecordCount> {
@@ -94,7 +109,7 @@ impl Backend {
              WHERE connection_row = $1 GROUP BY model ORDER BY model";
         let rows: Vec<(String, i64, i64)> = match self {
             Backend::Sqlite { .. } => {
-                let mut db = self.sqlite_connection().await;
+                let mut db = self.sqlite_connection_for(false).await;
                 sqlx::query_as(sql)
                     .bind(connection)
                     .fetch_all(&mut db)
@@ -122,7 +137,7 @@ impl Backend {
     async fn raw_strings(&self, sql: &'static str) -> Vec<String> {
         match self {
             Backend::Sqlite { .. } => {
-                let mut db = self.sqlite_connection().await;
+                let mut db = self.sqlite_connection_for(false).await;
                 sqlx::query_scalar(sql).fetch_all(&mut db).await.unwrap()
             }
             Backend::Postgres { database } => {
@@ -132,13 +147,14 @@ impl Backend {
         }
     }
 
-    async fn sqlite_connection(&self) -> sqlx::SqliteConnection {
+    /// A connection of its own to the SQLite file: read-only unless `writes`.
+    async fn sqlite_connection_for(&self, writes: bool) -> sqlx::SqliteConnection {
         let Backend::Sqlite { dir } = self else {
             unreachable!("called for SQLite only")
         };
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(dir.join("store.db"))
-            .read_only(true);
+            .read_only(!writes);
         sqlx::SqliteConnection::connect_with(&options)
             .await
             .unwrap()
