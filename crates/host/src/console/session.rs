@@ -42,6 +42,8 @@ const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Failures older than this are forgotten.
 const FAILURES_KEPT: Duration = Duration::from_secs(15 * 60);
+/// Addresses whose failures are kept at most.
+const MAX_ADDRESSES: usize = 10_000;
 
 /// A signed-in request: its session token, from which its forms' CSRF token is derived.
 pub struct SignedIn {
@@ -130,6 +132,14 @@ impl SignInThrottle {
     fn failed(&self, address: IpAddr) {
         if let Ok(mut failures) = self.failures.lock() {
             failures.retain(|_, f| f.last.elapsed() < FAILURES_KEPT);
+            // Guessing from many addresses must not grow the table without end: the address
+            // that failed longest ago makes room.
+            if failures.len() >= MAX_ADDRESSES && !failures.contains_key(&address) {
+                let oldest = failures.iter().min_by_key(|(_, f)| f.last).map(|(a, _)| *a);
+                if let Some(oldest) = oldest {
+                    failures.remove(&oldest);
+                }
+            }
             let entry = failures.entry(address).or_insert(Failures {
                 count: 0,
                 last: Instant::now(),
@@ -316,6 +326,17 @@ mod tests {
                 Some(60)
             ]
         );
+    }
+
+    #[test]
+    fn failures_from_many_addresses_keep_a_bounded_table() {
+        let throttle = SignInThrottle::default();
+        for n in 0..=MAX_ADDRESSES as u32 {
+            throttle.failed(IpAddr::from(n.to_be_bytes()));
+        }
+        let failures = throttle.failures.lock().unwrap();
+        assert_eq!(failures.len(), MAX_ADDRESSES);
+        assert!(failures.contains_key(&IpAddr::from((MAX_ADDRESSES as u32).to_be_bytes())));
     }
 
     #[test]
