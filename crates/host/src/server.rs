@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::changes;
-use crate::config::{Config, SECRET_EXPIRY_WARNING_DAYS};
+use crate::config::{Config, secret_expiring};
 use crate::integrations::Integrations;
 use crate::refresh::Connections;
 use crate::registry::Registry;
@@ -135,8 +135,7 @@ async fn watch_client_secrets(state: AppState) {
             let Some(expires) = integration.client_secret_expires_at else {
                 continue;
             };
-            let days = (expires - today).num_days();
-            if days <= SECRET_EXPIRY_WARNING_DAYS {
+            if let Some(days) = secret_expiring(expires, today) {
                 tracing::warn!(integration = %integration.name, %expires, days, "the integration's client secret expires soon (or has expired): create a new one and update the config");
             }
         }

@@ -6,7 +6,9 @@
 //! what was expected, so one run of `plugboard check-config` shows everything to fix. Secret
 //! values are never repeated in messages.
 
+mod integrations;
 mod interpolate;
+mod providers;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -15,24 +17,38 @@ mod ui;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::NaiveDate;
 use config::{Environment, File, FileFormat};
-use plugboard_core::Provider;
-use plugboard_plugin::{LoadedProvider, PluginError};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
-use crate::registry::{Registry, Source};
+use crate::registry::Registry;
+use integrations::read_integrations;
+use providers::read_providers;
 use read::{Ctx, ENV_PREFIX, Table};
 pub use ui::UiConfig;
 
 /// How far ahead an expiring client secret is announced.
 pub const SECRET_EXPIRY_WARNING_DAYS: i64 = 30;
+/// Days until a client secret expires (negative once it has) when that is within
+/// [`SECRET_EXPIRY_WARNING_DAYS`]: when the operator must be told, by `check-config`, the
+/// server's log and the dashboard alike.
+pub fn secret_expiring(expires: NaiveDate, today: NaiveDate) -> Option<i64> {
+    let days = (expires - today).num_days();
+    (days <= SECRET_EXPIRY_WARNING_DAYS).then_some(days)
+}
+
+/// Whether `scopes` leave out `offline_access` although the provider offers it: the
+/// integration's connections then get no refresh token, and need a person to reconnect when
+/// their access token expires.
+pub fn misses_offline_access(oauth: &plugboard_core::spec::OAuth2Spec, scopes: &[String]) -> bool {
+    oauth.scope("offline_access").is_some() && !scopes.iter().any(|s| s == "offline_access")
+}
+
 /// A bearer key shorter than this is guessable.
 const MIN_SECRET_KEY_LEN: usize = 32;
 
@@ -389,105 +405,6 @@ fn read_webhooks(ctx: &mut Ctx<'_>, mut t: Table) -> Option<WebhooksConfig> {
     })
 }
 
-fn read_sync_overrides(
-    ctx: &mut Ctx<'_>,
-    table: Table,
-    spec: Option<&plugboard_core::ProviderSpec>,
-) -> Option<BTreeMap<String, SyncOverride>> {
-    let mut syncs = BTreeMap::new();
-    let mut ok = true;
-    for (name, f) in table.drain() {
-        if let Some(spec) = spec
-            && spec.sync(&name).is_none()
-        {
-            let declared: Vec<&str> = spec.syncs.iter().map(|s| s.name.as_str()).collect();
-            ctx.error(
-                &f,
-                format!(
-                    "provider `{}` has no sync `{name}` (it has: {})",
-                    spec.id,
-                    declared.join(", ")
-                ),
-            );
-            ok = false;
-            continue;
-        }
-        let Some(mut t) = ctx.table(f) else {
-            ok = false;
-            continue;
-        };
-        let mut settings = SyncOverride::default();
-        if let Some(f) = t.take("enabled") {
-            match ctx.boolean(&f) {
-                Some(enabled) => settings.enabled = Some(enabled),
-                None => ok = false,
-            }
-        }
-        if let Some(f) = t.take("frequency") {
-            let parsed = ctx
-                .string(&f, "a duration such as \"30s\", \"15m\", \"1h\" or \"1d\"")
-                .map(|text| crate::sync::parse_frequency(&text));
-            match parsed {
-                Some(Ok(frequency)) => settings.frequency = Some(frequency),
-                Some(Err(e)) => {
-                    ctx.error(&f, e);
-                    ok = false;
-                }
-                None => ok = false,
-            }
-        }
-        if let Some(f) = t.take("page_size") {
-            match read_page_size(ctx, &f, spec) {
-                Some(size) => settings.page_size = Some(size),
-                None => ok = false,
-            }
-        }
-        t.finish(ctx);
-        syncs.insert(name, settings);
-    }
-    ok.then_some(syncs)
-}
-
-/// A sync's `page_size`: at least 1 and at most what the provider's spec says it serves
-/// (`max_page_size`), so a page size the provider would refuse or silently cut fails here, at
-/// start-up, rather than in every run.
-fn read_page_size(
-    ctx: &mut Ctx<'_>,
-    f: &read::Field,
-    spec: Option<&plugboard_core::ProviderSpec>,
-) -> Option<u32> {
-    let max = match spec.map(|spec| (spec, spec.max_page_size())) {
-        Some((_, Some(max))) => max,
-        Some((spec, None)) => {
-            ctx.error(
-                f,
-                format!(
-                    "provider `{}` declares no `max_page_size` in its pagination presets, so its syncs' page size cannot be chosen",
-                    spec.id
-                ),
-            );
-            return None;
-        }
-        // An unknown provider is reported on its own key.
-        None => u32::MAX,
-    };
-    let expected = format!("a whole number from 1 to {max}");
-    let size = ctx.integer(f, &expected)?;
-    match u32::try_from(size) {
-        Ok(size) if (1..=max).contains(&size) => Some(size),
-        _ => {
-            let provider = spec.map_or_else(String::new, |spec| {
-                format!(", the most provider `{}` serves per page", spec.id)
-            });
-            ctx.error(
-                f,
-                format!("{size} is out of range: expected 1 to {max}{provider}"),
-            );
-            None
-        }
-    }
-}
-
 /// A section's table; a missing section reads as empty, so each of its required keys is
 /// reported with the variable that could set it.
 fn section(ctx: &mut Ctx<'_>, root: &mut Table, name: &str) -> Option<Table> {
@@ -750,434 +667,4 @@ fn is_key_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-/// `[[providers]]`: the providers integrations may use, each built in (`builtin = "<id>"`), a
-/// plugin (`path = "<library>"`) or every `*.toml` spec file of a directory
-/// (`spec_dir = "<dir>"`). The first provider with an id wins; a later one is refused.
-fn read_providers(
-    ctx: &mut Ctx<'_>,
-    root: &mut Table,
-    registry: &Registry,
-    dir: &Path,
-) -> Registry {
-    let mut enabled = Enabled {
-        registry: Registry::empty(),
-        keys: BTreeMap::new(),
-    };
-    let Some(items) = root.take("providers").and_then(|f| ctx.array(f)) else {
-        return enabled.registry;
-    };
-    for item in items {
-        let Some(mut t) = ctx.table(item) else {
-            continue;
-        };
-        match (t.take("builtin"), t.take("path"), t.take("spec_dir")) {
-            (None, Some(f), None) => {
-                if let Some(plugin) = load_plugin(ctx, &f, dir, &enabled) {
-                    let path = plugin.path().to_owned();
-                    enabled.insert(&f, Arc::new(plugin), Source::Plugin { path });
-                }
-            }
-            (Some(f), None, None) => enable_builtin(ctx, &f, registry, &mut enabled),
-            (None, None, Some(f)) => load_spec_dir(ctx, &f, dir, &mut enabled),
-            (None, None, None) => ctx.missing(
-                &t.key_of("builtin"),
-                "a built-in provider's id (or `path`, a plugin's library, or `spec_dir`, a \
-                 directory of spec files)",
-            ),
-            (builtin, path, spec_dir) => {
-                let f = spec_dir
-                    .or(path)
-                    .or(builtin)
-                    .expect("two of the three are set");
-                ctx.error(
-                    &f,
-                    "an entry is one of `builtin`, `path` or `spec_dir`; split it into one \
-                     [[providers]] entry each",
-                );
-            }
-        }
-        t.finish(ctx);
-    }
-    enabled.registry
-}
-
-/// The providers enabled so far, and the key that enabled each, to name it when another
-/// provider claims its id.
-struct Enabled {
-    registry: Registry,
-    keys: BTreeMap<String, String>,
-}
-
-impl Enabled {
-    fn insert(&mut self, field: &read::Field, provider: Arc<dyn Provider>, source: Source) {
-        self.keys
-            .insert(provider.spec().id.clone(), field.key.clone());
-        self.registry.insert(provider, source);
-    }
-
-    /// The provider that has `id` already, described for a message.
-    fn holder(&self, id: &str) -> Option<String> {
-        let source = self.registry.source(id)?;
-        let key = self.keys.get(id).map_or("", String::as_str);
-        Some(match source {
-            Source::BuiltIn => format!("the built-in provider ({key})"),
-            Source::Plugin { path } => format!("plugin {} ({key})", path.display()),
-            Source::Spec { path } => format!("spec {} ({key})", path.display()),
-        })
-    }
-}
-
-fn enable_builtin(ctx: &mut Ctx<'_>, f: &read::Field, registry: &Registry, enabled: &mut Enabled) {
-    let Some(id) = ctx.string(f, "a provider id") else {
-        return;
-    };
-    let Some(provider) = registry.get(&id) else {
-        ctx.error(
-            f,
-            format!(
-                "no built-in provider `{id}` (built in: {})",
-                registry.ids().join(", ")
-            ),
-        );
-        return;
-    };
-    match enabled.registry.source(&id) {
-        None => enabled.insert(f, Arc::clone(provider), Source::BuiltIn),
-        Some(Source::BuiltIn) => ctx.error(f, format!("provider `{id}` is listed twice")),
-        Some(Source::Plugin { .. } | Source::Spec { .. }) => {
-            let holder = enabled.holder(&id).unwrap_or_default();
-            ctx.error(
-                f,
-                format!("provider id `{id}` is already taken by {holder}; remove one of the two"),
-            );
-        }
-    }
-}
-
-/// Loads every `*.toml` file of the directory `f` names (relative to the config file's
-/// directory, like a plugin's path) as a spec-only provider, in file-name order. A file that is
-/// not a valid spec-only spec, or whose id is taken, is refused naming the file.
-fn load_spec_dir(ctx: &mut Ctx<'_>, f: &read::Field, dir: &Path, enabled: &mut Enabled) {
-    let Some(text) = ctx.string(f, "a directory of provider spec files") else {
-        return;
-    };
-    if text.trim().is_empty() {
-        ctx.error(f, "must not be empty");
-        return;
-    }
-    let spec_dir = dir.join(&text);
-    let entries = match std::fs::read_dir(&spec_dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            let hint = match Path::new(&text).is_relative() {
-                true => "; a relative path starts from the directory of the config file",
-                false => "",
-            };
-            ctx.error(f, format!("cannot read {}: {e}{hint}", spec_dir.display()));
-            return;
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "toml") && path.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        ctx.warn(
-            f,
-            format!("{} holds no *.toml spec files", spec_dir.display()),
-        );
-    }
-    for path in files {
-        let source = path.display().to_string();
-        let provider = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {source}: {e}"))
-            .and_then(|text| {
-                plugboard_core::SpecOnlyProvider::parse(&source, &text).map_err(|e| e.to_string())
-            });
-        let provider = match provider {
-            Ok(provider) => provider,
-            Err(message) => {
-                ctx.error(f, message);
-                continue;
-            }
-        };
-        let id = provider.spec().id.clone();
-        if let Some(holder) = enabled.holder(&id) {
-            ctx.error(
-                f,
-                format!("spec {source}: provider id `{id}` is already taken by {holder}; remove one of the two"),
-            );
-            continue;
-        }
-        enabled.insert(f, Arc::new(provider), Source::Spec { path });
-    }
-}
-
-/// Loads the plugin at the path `f` names. Its declaration is checked (a Plugboard plugin, of
-/// this ABI, `plugboard-core` and compiler) and its id compared with the providers enabled
-/// before it, all before any of its code runs; only then is the provider built.
-fn load_plugin(
-    ctx: &mut Ctx<'_>,
-    f: &read::Field,
-    dir: &Path,
-    enabled: &Enabled,
-) -> Option<LoadedProvider> {
-    let text = ctx.string(f, "the path of a plugin's library")?;
-    if text.trim().is_empty() {
-        ctx.error(f, "must not be empty");
-        return None;
-    }
-    // Relative to the config file, not to wherever the server happens to be started: the
-    // same file must always load the same code.
-    let relative = Path::new(&text).is_relative();
-    let path = dir.join(&text);
-    let mut refuse = |error: PluginError| {
-        let hint = match error {
-            PluginError::NotFound { .. } if relative => {
-                "; a relative path starts from the directory of the config file"
-            }
-            _ => "",
-        };
-        ctx.error(f, format!("{error}{hint}"));
-        None
-    };
-    let plugin = match plugboard_plugin::open(&path) {
-        Ok(plugin) => plugin,
-        Err(error) => return refuse(error),
-    };
-    if let Some(other) = enabled.holder(plugin.id()) {
-        let id = plugin.id().to_owned();
-        return refuse(PluginError::DuplicateId { path, id, other });
-    }
-    plugin.instantiate().map_or_else(refuse, Some)
-}
-
-fn read_integrations(
-    ctx: &mut Ctx<'_>,
-    root: &mut Table,
-    registry: &Registry,
-    providers: &Registry,
-    today: NaiveDate,
-) -> Option<BTreeMap<String, IntegrationConfig>> {
-    let Some(table) = root.take("integrations").and_then(|f| ctx.table(f)) else {
-        return Some(BTreeMap::new());
-    };
-    let mut integrations = BTreeMap::new();
-    let mut ok = true;
-    for (name, f) in table.drain() {
-        if !is_integration_name(&name) {
-            ctx.error(&f, "integration names are lowercase letters, digits, `-` and `_`, starting with a letter");
-            ok = false;
-            continue;
-        }
-        match ctx
-            .table(f)
-            .and_then(|t| read_integration(ctx, t, registry, providers, today))
-        {
-            Some(integration) => {
-                integrations.insert(name, integration);
-            }
-            None => ok = false,
-        }
-    }
-    ok.then_some(integrations)
-}
-
-fn is_integration_name(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-fn read_integration(
-    ctx: &mut Ctx<'_>,
-    mut t: Table,
-    registry: &Registry,
-    providers: &Registry,
-    today: NaiveDate,
-) -> Option<IntegrationConfig> {
-    let provider = t
-        .required(ctx, "provider", "a provider id from [[providers]]")
-        .and_then(|f| {
-            let id = ctx.string(&f, "a provider id")?;
-            if providers.get(&id).is_some() {
-                return Some(id);
-            }
-            if registry.get(&id).is_none() {
-                ctx.error(
-                    &f,
-                    format!(
-                        "no provider `{id}` (built in: {})",
-                        registry.ids().join(", ")
-                    ),
-                );
-                return None;
-            }
-            ctx.error(
-                &f,
-                format!("provider `{id}` is not enabled; add [[providers]] builtin = \"{id}\""),
-            );
-            None
-        });
-    let spec = provider
-        .as_deref()
-        .and_then(|id| providers.get(id))
-        .map(|p| p.spec());
-    // An API-key provider's connections each bring their key: the integration has no client.
-    let keyed = spec.is_some_and(|s| s.auth.as_api_key().is_some());
-    if keyed {
-        for name in [
-            "client_id",
-            "client_secret",
-            "client_secret_expires_at",
-            "scopes",
-        ] {
-            if let Some(f) = t.take(name) {
-                ctx.error(
-                    &f,
-                    format!(
-                        "not used: provider `{}` authenticates with API keys, which each \
-                         connection brings (POST /connections); remove it",
-                        provider.as_deref().unwrap_or_default()
-                    ),
-                );
-            }
-        }
-    }
-    let client_id = if keyed {
-        Some(String::new())
-    } else {
-        t.required(ctx, "client_id", "the OAuth client id")
-            .and_then(|f| {
-                let id = ctx.string(&f, "a string")?;
-                if id.trim().is_empty() {
-                    ctx.error(&f, "must not be empty");
-                    return None;
-                }
-                Some(id)
-            })
-    };
-    let client_secret = if keyed {
-        Some(SecretString::from(String::new()))
-    } else {
-        t.required(ctx, "client_secret", "the OAuth client secret")
-            .and_then(|f| {
-                let secret = ctx.secret(&f, "a string")?;
-                if secret.expose_secret().is_empty() {
-                    ctx.error(&f, "must not be empty");
-                    return None;
-                }
-                Some(secret)
-            })
-    };
-    let expires = match t.take("client_secret_expires_at") {
-        None => Some(None),
-        Some(f) => ctx.string(&f, "a date").and_then(|text| {
-            match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
-                Ok(date) => {
-                    let days = (date - today).num_days();
-                    if days < 0 {
-                        ctx.warn(&f, format!("the client secret expired on {date}: token requests fail until it is replaced"));
-                    } else if days <= SECRET_EXPIRY_WARNING_DAYS {
-                        ctx.warn(&f, format!("the client secret expires on {date}, in {days} days: create a new one and update the config"));
-                    }
-                    Some(Some(date))
-                }
-                Err(_) => {
-                    ctx.error(&f, format!("`{text}` is not a date such as \"2028-05-01\""));
-                    None
-                }
-            }
-        }),
-    };
-    let scopes = match t.take("scopes") {
-        None => Some(None),
-        Some(f) => ctx.strings(&f, "scope names").map(|scopes| {
-            if let Some(oauth) = spec.and_then(|s| s.auth.as_oauth2()) {
-                if oauth.scope("offline_access").is_some() && !scopes.iter().any(|s| s == "offline_access") {
-                    ctx.warn(&f, "`offline_access` is missing: connections get no refresh token and need a person to reconnect when the access token expires");
-                }
-                for scope in &scopes {
-                    if oauth.scope(scope).is_none() {
-                        ctx.warn(&f, format!("scope `{scope}` is not declared by provider `{}`", provider.as_deref().unwrap_or_default()));
-                    }
-                }
-            }
-            Some(scopes)
-        }),
-    };
-    let overrides = match t.take("overrides") {
-        None => Some(Overrides::default()),
-        Some(f) => ctx.table(f).and_then(|o| read_overrides(ctx, o, spec)),
-    };
-    let syncs = match t.take("syncs") {
-        None => Some(BTreeMap::new()),
-        Some(f) => ctx.table(f).and_then(|s| read_sync_overrides(ctx, s, spec)),
-    };
-    t.finish(ctx);
-    let scopes = match scopes? {
-        Some(scopes) => scopes,
-        None => spec
-            .and_then(|s| s.auth.as_oauth2())
-            .map(|o| o.default_scopes())
-            .unwrap_or_default(),
-    };
-    Some(IntegrationConfig {
-        provider: provider?,
-        client_id: client_id?,
-        client_secret: client_secret?,
-        client_secret_expires_at: expires?,
-        scopes,
-        overrides: overrides?,
-        syncs: syncs?,
-    })
-}
-
-fn read_overrides(
-    ctx: &mut Ctx<'_>,
-    mut t: Table,
-    spec: Option<&plugboard_core::ProviderSpec>,
-) -> Option<Overrides> {
-    let mut ok = true;
-    let mut read = |ctx: &mut Ctx<'_>, t: &mut Table, name: &str| -> Option<String> {
-        let f = t.take(name)?;
-        let template = ctx.string(&f, "a URL template");
-        let checked = template.and_then(|template| {
-            let names = match plugboard_core::spec::template_placeholders(&template) {
-                Ok(names) => names,
-                Err(e) => {
-                    ctx.error(&f, e.to_string());
-                    return None;
-                }
-            };
-            let mut sample = template.clone();
-            for placeholder in &names {
-                let declared = spec.is_none_or(|s| s.connection_config.contains_key(placeholder));
-                if !declared {
-                    ctx.error(&f, format!("placeholder `{{{placeholder}}}` is not a connection parameter of the provider"));
-                    return None;
-                }
-                sample = sample.replace(&format!("{{{placeholder}}}"), "x");
-            }
-            check_url(ctx, &f, &sample)?;
-            Some(template)
-        });
-        if checked.is_none() {
-            ok = false;
-        }
-        checked
-    };
-    let overrides = Overrides {
-        authorization_url: read(ctx, &mut t, "authorization_url"),
-        token_url: read(ctx, &mut t, "token_url"),
-        admin_consent_url: read(ctx, &mut t, "admin_consent_url"),
-        api_base_url: read(ctx, &mut t, "api_base_url").map(|u| u.trim_end_matches('/').to_owned()),
-    };
-    t.finish(ctx);
-    ok.then_some(overrides)
 }

@@ -1,11 +1,14 @@
 //! Configuration loading: what is accepted, and every error message, as snapshots.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::registry::Source;
+use plugboard_core::Provider;
 
 const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";

@@ -11,7 +11,7 @@ use super::activity::{ActivityRow, activity_rows};
 use super::connections::list_url;
 use super::session::SignedIn;
 use super::{Chrome, ConsoleError, format, render};
-use crate::config::SECRET_EXPIRY_WARNING_DAYS;
+use crate::config::{misses_offline_access, secret_expiring};
 use crate::integrations::Integration;
 use crate::state::AppState;
 
@@ -84,25 +84,21 @@ pub async fn page(
 }
 
 /// What the operator should fix before connections fail: a client secret expiring within
-/// [`SECRET_EXPIRY_WARNING_DAYS`] (or expired), `offline_access` missing from the scopes.
+/// the warning window of [`secret_expiring`] (or expired), `offline_access` missing from the
+/// scopes.
 fn warnings(integration: &Integration) -> Vec<String> {
     let mut warnings = Vec::new();
     let today = Utc::now().date_naive();
     if let Some(expires) = integration.client_secret_expires_at
-        && (expires - today).num_days() <= SECRET_EXPIRY_WARNING_DAYS
+        && secret_expiring(expires, today).is_some()
     {
         warnings.push(format!(
             "Client secret: {}",
             format::client_secret(Some(expires), today)
         ));
     }
-    if let Ok(oauth) = integration.oauth()
-        && integration
-            .spec()
-            .auth
-            .as_oauth2()
-            .is_some_and(|spec| spec.scope("offline_access").is_some())
-        && !oauth.config().scopes.iter().any(|s| s == "offline_access")
+    if let (Ok(oauth), Some(spec)) = (integration.oauth(), integration.spec().auth.as_oauth2())
+        && misses_offline_access(spec, &oauth.config().scopes)
     {
         warnings.push(
             "`offline_access` is missing from the scopes: connections get no refresh token"

@@ -100,6 +100,20 @@ async fn an_operator_finds_a_connection_runs_its_sync_and_reads_its_records() {
     let second_page = browser.texts(".record-link").await;
     assert_eq!(second_page.len(), 25);
     assert!(second_page.iter().all(|id| !first_page.contains(id)));
+    let second_url = browser.url().await;
+    // Filtered by last action: every record was added, none deleted.
+    let filtered = |action: &str| {
+        format!(
+            "{base}/ui/connection/records?integration=microsoft&connection_id={CONNECTION}&model=Person&action={action}"
+        )
+    };
+    browser.open(&filtered("ADDED")).await;
+    let actions = browser.texts("#records td:nth-child(2)").await;
+    assert_eq!(actions.len(), 25);
+    assert!(actions.iter().all(|a| a == "ADDED"), "{actions:?}");
+    browser.open(&filtered("DELETED")).await;
+    assert!(browser.texts(".record-link").await.is_empty());
+    browser.open(&second_url).await;
     browser.click(".record-link").await;
     let record = browser.text("#record-json").await;
     assert!(record.contains("\"_metadata\""), "{record}");
@@ -252,8 +266,11 @@ async fn sign_in(http: &reqwest::Client, base: &str, key: &str) -> reqwest::Resp
         .unwrap()
 }
 
+/// The dashboard's own sign-in key.
+const ADMIN_KEY: &str = "console-admin-key-0123456789-0123456789";
+
 /// An integration whose client secret expires in ten days and which asks for no refresh
-/// token: both are warnings on the overview.
+/// token (both are warnings on the overview), and a sign-in key of the dashboard's own.
 fn needing_attention() -> String {
     let expires = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
     format!(
@@ -264,6 +281,9 @@ client_id = "00000000-0000-0000-0000-000000000002"
 client_secret = "not-used-anywhere-0123456789"
 client_secret_expires_at = "{expires}"
 scopes = ["People.Read"]
+
+[ui]
+admin_key = "{ADMIN_KEY}"
 "#
     )
 }
@@ -297,7 +317,10 @@ async fn forged_forms_are_refused_and_guessing_the_key_is_slowed_down() {
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
-    let signed_in = sign_in(&http, &base, API_KEY).await;
+    // With an admin key of its own, the dashboard no longer takes the API key.
+    let api_key = sign_in(&http, &base, API_KEY).await;
+    assert_eq!(api_key.status(), StatusCode::UNAUTHORIZED);
+    let signed_in = sign_in(&http, &base, ADMIN_KEY).await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     let cookie = set_cookie(&signed_in, "plugboard_console").expect("a session cookie");
     for flag in ["HttpOnly", "SameSite=Lax", "Path=/ui"] {
@@ -346,14 +369,15 @@ async fn forged_forms_are_refused_and_guessing_the_key_is_slowed_down() {
         "still signed in"
     );
 
-    // Five wrong keys are told so; after that each attempt must wait, the right key too.
+    // Five wrong keys are told so (the sign-in above forgot the refused API key); after that
+    // each attempt must wait, the right key too.
     for _ in 0..5 {
         assert_eq!(
             sign_in(&http, &base, "guess").await.status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    let slowed = sign_in(&http, &base, API_KEY).await;
+    let slowed = sign_in(&http, &base, ADMIN_KEY).await;
     assert_eq!(slowed.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(
         slowed
