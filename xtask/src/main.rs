@@ -1,28 +1,9 @@
 //! Project chores: `cargo xtask <task>`. Only the standard library, so xtask builds in seconds;
 //! the heavy lifting runs in the workspace's own crates, built in release mode.
 //!
-//! Tasks:
-//! - `bench proxy [--seconds N] [--rounds N]`: requests/s and p50/p99 latency of two Graph
-//!   calls sent straight to the emulator, through a bare TCP relay and a bare hyper reverse
-//!   proxy (the floors) and through Plugboard's proxy, at concurrency 1 and 16. The results
-//!   belong in `BENCHMARKS.md`.
-//! - `bench sync [--sizes 10000,100000] [--store sqlite|postgres]`: people synced from the
-//!   emulator into SQLite (or PostgreSQL) by a bare fetch-parse-insert pipeline into the same
-//!   backend, by Plugboard's initial sync and by a sync with nothing changed, all in pages of 1,000, with records/s, Plugboard's CPU time and peak memory. The
-//!   results belong in `BENCHMARKS.md`.
-//! - `bench console [--store sqlite|postgres] [--requests 50]`: the time of each dashboard page
-//!   with 10,000 connections and 1,000,000 records in the store, next to `GET /health`'s. The
-//!   results belong in `BENCHMARKS.md`.
-//! - `bench plugin [--sizes 100000] [--rounds 3]`: the same sync with the people provider built
-//!   in and loaded from its release plugin, alternating, to measure the plugin boundary. The
-//!   results belong in `BENCHMARKS.md`.
-//! - `plugins [--release]`: builds every provider under `providers/` that has a `plugin` feature
-//!   as a plugin, in one `cargo build`, and copies the libraries to `target/plugins/`, where
-//!   `[[providers]] path = …` can name them.
-//! - `new-provider <id> [options]`: scaffolds a provider ([`new_provider`]).
-//! - `codegen [--check]`: the host's generated list of built-in providers ([`codegen`]).
-//! - `check-providers`: the conformance checks of every provider ([`checks`]).
-//! - `ci`: what CI runs, read from `.ci/run` ([`checks`]).
+//! [`TASKS`] lists every task with its options and an example; `cargo xtask --help` and
+//! `cargo xtask <task> --help` print it ([`help`]). The benchmarks' results belong in
+//! `BENCHMARKS.md`.
 //!
 //! The tasks that change, check or build the sources (`plugins`, `new-provider`, `codegen`,
 //! `check-providers`, `ci`) act on the workspace around the current directory, so
@@ -31,14 +12,161 @@
 
 mod checks;
 mod codegen;
+mod help;
 mod new_provider;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use help::{Opt, Task};
+
+const STORE: Opt = Opt {
+    flag: "--store sqlite|postgres",
+    help: "the store backend (default sqlite; postgres uses 127.0.0.1:5432, database test)",
+};
+
+/// Every task, in the order `cargo xtask --help` lists them.
+pub const TASKS: &[Task] = &[
+    Task {
+        name: "bench proxy",
+        summary: "the proxy's throughput and latency against bare floors",
+        about: "Requests/s and p50/p99 latency of two Graph calls sent straight to the emulator,\n\
+                through a bare TCP relay and a bare hyper reverse proxy (the floors) and through\n\
+                Plugboard's proxy, at concurrency 1 and 16. Builds in release mode first.",
+        args: "",
+        options: &[
+            Opt {
+                flag: "--seconds N",
+                help: "how long each measurement runs (default 3)",
+            },
+            Opt {
+                flag: "--rounds N",
+                help: "how many times each measurement runs (default 3)",
+            },
+        ],
+        examples: &["cargo xtask bench proxy --seconds 10 --rounds 2"],
+    },
+    Task {
+        name: "bench sync",
+        summary: "sync throughput, CPU and memory against a bare pipeline",
+        about: "People synced from the emulator into the store by a bare fetch-parse-insert pipeline\n\
+                (the floor), by Plugboard's initial sync and by a sync with nothing changed, with\n\
+                records/s, Plugboard's CPU time and peak memory.",
+        args: "",
+        options: &[
+            Opt {
+                flag: "--sizes N,N",
+                help: "how many people, one measurement each (default 10000,100000)",
+            },
+            Opt {
+                flag: "--rounds N",
+                help: "how many times each measurement runs (default 3)",
+            },
+            STORE,
+        ],
+        examples: &["cargo xtask bench sync --sizes 10000 --store postgres"],
+    },
+    Task {
+        name: "bench console",
+        summary: "the dashboard pages' server time with a large store",
+        about: "The server time of each dashboard page with 10,000 connections and 1,000,000 records\n\
+                in the store, next to `GET /health`'s.",
+        args: "",
+        options: &[
+            STORE,
+            Opt {
+                flag: "--requests N",
+                help: "requests per page (default 50)",
+            },
+        ],
+        examples: &["cargo xtask bench console --store postgres --requests 100"],
+    },
+    Task {
+        name: "bench plugin",
+        summary: "the people sync built in against loaded as a plugin",
+        about: "The people sync with its provider built in and loaded from its release plugin,\n\
+                alternating, to measure the plugin boundary.",
+        args: "",
+        options: &[
+            Opt {
+                flag: "--sizes N",
+                help: "how many people (default 100000)",
+            },
+            Opt {
+                flag: "--rounds N",
+                help: "how many alternations (default 3)",
+            },
+        ],
+        examples: &["cargo xtask bench plugin --sizes 10000 --rounds 5"],
+    },
+    Task {
+        name: "plugins",
+        summary: "builds the providers as plugins into target/plugins/",
+        about: "Builds every provider under providers/ that has a `plugin` feature as a plugin, in one\n\
+                `cargo build`, and copies the libraries to target/plugins/, where\n\
+                `[[providers]] path = \"…\"` can name them.",
+        args: "",
+        options: &[Opt {
+            flag: "--release",
+            help: "build in release mode (default: debug)",
+        }],
+        examples: &["cargo xtask plugins", "cargo xtask plugins --release"],
+    },
+    new_provider::TASK,
+    Task {
+        name: "codegen",
+        summary: "regenerates the host's list of built-in providers",
+        about: "Rewrites the host's generated list of built-in providers\n\
+                (crates/host/src/builtin_providers.rs and the marked block of crates/host/Cargo.toml)\n\
+                from the crates under providers/.",
+        args: "",
+        options: &[Opt {
+            flag: "--check",
+            help: "change nothing; fail if the generated files are not up to date",
+        }],
+        examples: &["cargo xtask codegen", "cargo xtask codegen --check"],
+    },
+    Task {
+        name: "check-providers",
+        summary: "the conformance checks of every provider",
+        about: "The conformance checks of every provider: each spec file valid and without blanks\n\
+                left by the scaffold, and each provider crate's tests/conformance.rs. Reports every\n\
+                problem at once, each naming the provider and the key.",
+        args: "",
+        options: &[],
+        examples: &["cargo xtask check-providers"],
+    },
+    Task {
+        name: "ci",
+        summary: "runs what CI runs (.ci/run)",
+        about: "What CI runs, read from .ci/run: formatting, clippy with warnings denied, the doc\n\
+                links and `cargo test --workspace`, with the services it needs.",
+        args: "",
+        options: &[],
+        examples: &["cargo xtask ci"],
+    },
+];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if args.is_empty() || args == ["help"] || args == ["--help"] || args == ["-h"] {
+        print!("{}", help::overview(TASKS));
+        return ExitCode::SUCCESS;
+    }
+    let task = help::find(TASKS, &args);
+    if help::wants_help(&args) {
+        return match task {
+            Some(task) => {
+                print!("{}", task.help());
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprint!("{}", help::overview(TASKS));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match args.as_slice() {
         ["bench", "proxy", rest @ ..] => bench("proxy", rest),
         ["bench", "sync", rest @ ..] => bench("sync", rest),
@@ -52,14 +180,15 @@ fn main() -> ExitCode {
         ["codegen", "--check"] => current_workspace().and_then(|root| codegen::run(&root, true)),
         ["check-providers"] => current_workspace().and_then(|root| checks::check_providers(&root)),
         ["ci"] => current_workspace().and_then(|root| checks::ci(&root)),
-        _ => Err(format!(
-            "usage: cargo xtask bench proxy [--seconds N] [--rounds N]\n       cargo xtask bench sync [--sizes N,N] [--store sqlite|postgres]\n       \
-             cargo xtask bench console [--store sqlite|postgres] [--requests N]\n       \
-             cargo xtask bench plugin [--sizes N] [--rounds N]\n       \
-             cargo xtask plugins [--release]\n       {}\n       cargo xtask codegen [--check]\n       \
-             cargo xtask check-providers\n       cargo xtask ci",
-            new_provider::USAGE
-        )),
+        _ => Err(match task {
+            Some(task) => format!(
+                "`cargo xtask {}` does not take those arguments\nusage: {}\n(`cargo xtask {} --help` explains the options)",
+                args.join(" "),
+                task.usage(),
+                task.name
+            ),
+            None => format!("unknown task `{}`\n\n{}", args[0], help::overview(TASKS)),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,6 +381,39 @@ fn run(command: &mut Command) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every task's `--help`, pinned: a change in a task's options shows in review.
+    #[test]
+    fn help_texts() {
+        insta::assert_snapshot!("overview", help::overview(TASKS));
+        for task in TASKS {
+            insta::assert_snapshot!(format!("help_{}", task.name.replace(' ', "_")), task.help());
+        }
+    }
+
+    /// Every task `main` dispatches is in the table `--help` is written from.
+    #[test]
+    fn every_task_has_help() {
+        let source = include_str!("main.rs");
+        let dispatch = &source[source.find("let result = match").unwrap()
+            ..source.find("_ => Err(match task").unwrap()];
+        for arm in dispatch.lines().filter_map(|l| l.trim().strip_prefix('[')) {
+            let words: Vec<&str> = arm
+                .split(']')
+                .next()
+                .unwrap()
+                .split(", ")
+                .filter_map(|w| w.strip_prefix('"')?.strip_suffix('"'))
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            let task = help::find(TASKS, &words);
+            assert!(
+                task.is_some_and(|t| t.name == words.join(" ")),
+                "`{}` has no entry in TASKS",
+                words.join(" ")
+            );
+        }
+    }
 
     #[test]
     fn a_manifest_with_a_plugin_feature_names_its_package() {

@@ -1,8 +1,9 @@
 //! The `xtask` binary run as people run it, in a workspace of its own: `ci` runs a fixture's
 //! `.ci/run` (never the real test suite, which would run this test again), `plugins` builds a
 //! fixture's provider into its `target/plugins/`, and `check-providers` passes on the real
-//! workspace. (`check-providers` failing on a broken spec is run by the scaffold test in
-//! `src/new_provider.rs`, on its copy of the workspace.)
+//! workspace, and every task answers `--help`. (`check-providers` failing on blanks, and the
+//! scaffold's crates building and passing their tests, are run by the guide's walk in
+//! `crates/host/tests/e2e/guide.rs`, on its copy of the workspace.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -178,5 +179,47 @@ fn check_providers_passes_on_the_real_workspace() {
     assert!(
         printed.contains("test every_provider_of_the_workspace_conforms ... ok"),
         "{printed}"
+    );
+}
+
+/// `--help` after any task prints that task's help with an example and succeeds, and changes
+/// nothing: `new-provider --help` scaffolds no provider called `--help`.
+#[test]
+fn every_task_answers_help() {
+    let root = scratch("help");
+    for task in [
+        &["new-provider", "--help"][..],
+        &["new-provider", "acme", "-h"],
+        &["bench", "sync", "--help"],
+        &["codegen", "--help"],
+    ] {
+        let output = xtask(&root, task);
+        let printed = text(&output);
+        assert!(output.status.success(), "{task:?}: {printed}");
+        assert!(
+            printed.contains(&format!(
+                "Usage: cargo xtask {}",
+                task[..task.len() - 1].join(" ").trim_end_matches(" acme")
+            )) && printed.contains("Examples:"),
+            "{task:?}: {printed}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "help wrote files"
+    );
+    let overview = xtask(&root, &["--help"]);
+    assert!(
+        text(&overview).contains("new-provider"),
+        "{}",
+        text(&overview)
+    );
+    let unknown = xtask(&root, &["frobnicate"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).starts_with("unknown task `frobnicate`"),
+        "{}",
+        text(&unknown)
     );
 }

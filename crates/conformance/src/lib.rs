@@ -5,25 +5,34 @@
 //!   scaffold (`cargo xtask new-provider`) left is still there.
 //! - [`Conformance`]: a Rust provider runs every sync and action it declares against a
 //!   [`Script`] of canned HTTP responses, through a context that records what it is asked. A
-//!   declared name without code, a failed run, a record without an id or of an undeclared model
-//!   is a problem.
+//!   declared name without code, a failed run, a record without an id or of an undeclared model,
+//!   a request the script does not answer and a crawl begun but never ended are problems.
+//!
+//! A provider's `tests/conformance.rs` builds a [`Script`]: [`Script::respond`] answers one
+//! request (several calls to the same request answer in turn), [`Script::pages`] answers a list
+//! in pages shaped as a pagination preset of the spec says, and [`Script::action_input`] gives
+//! an action its input. [`Report::calls`] then shows what each sync and action asked of its
+//! context ([`Call`]), for assertions of its own.
 //!
 //! Every problem names the provider and the key, and all are reported at once. No network and
 //! no runtime: the scripted context answers at once, so a tiny executor ([`block_on`]) is
 //! enough, and provider crates can use this harness in their tests without tokio.
 
 mod context;
+mod page;
 mod spec;
 
 pub use context::{Call, ScriptedContext};
-pub use spec::{BLANK, PLACEHOLDER_HOST, check_spec};
+pub use page::page_body;
+pub use spec::{BLANK, PLACEHOLDER_HOST, TOKEN_BLANK, check_spec};
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use plugboard_core::{ErrorKind, HttpRequest, Provider, Record};
+use plugboard_core::spec::PaginationSpec;
+use plugboard_core::{ErrorKind, HttpRequest, Provider, ProviderSpec, Record};
 use serde_json::Value;
 
 /// Canned answers for a provider's requests, and the input each action runs with.
@@ -50,6 +59,39 @@ impl Script {
         self
     }
 
+    /// Answers `GET path` with `pages` in turn, each body shaped as the spec's pagination
+    /// preset `preset` says: the entries where its `records` pointer points, and a cursor
+    /// (`page-2`, …) or a next link below the API base URL pointing at the next page; the last
+    /// page has none. A sync that follows the preset reads every page and ends its crawl.
+    ///
+    /// # Panics
+    /// If the spec has no such preset: the test names one the provider does not declare.
+    pub fn pages(
+        mut self,
+        spec: &ProviderSpec,
+        preset: &str,
+        path: &str,
+        pages: Vec<Vec<Value>>,
+    ) -> Self {
+        let preset = spec.pagination(preset).unwrap_or_else(|| {
+            panic!(
+                "the spec of `{}` declares no api.pagination.{preset}",
+                spec.id
+            )
+        });
+        let count = pages.len();
+        for (i, entries) in pages.into_iter().enumerate() {
+            let next = (i + 1 < count).then(|| match preset {
+                PaginationSpec::Cursor { .. } => format!("page-{}", i + 2),
+                PaginationSpec::NextLink { .. } => {
+                    format!("{}{path}?page={}", spec.api.base_url, i + 2)
+                }
+            });
+            self = self.respond("GET", path, 200, page_body(preset, entries, next));
+        }
+        self
+    }
+
     /// The input the action runs with; `{}` when not set.
     pub fn action_input(mut self, action: &str, input: Value) -> Self {
         self.inputs.insert(action.to_owned(), input);
@@ -68,7 +110,8 @@ pub struct Conformance<'a> {
 pub struct Report {
     /// Every problem, each naming the provider and the sync, action or key.
     pub problems: Vec<String>,
-    /// Per sync or action (`sync people`, `action search-people`): the context calls it made.
+    /// Per sync or action (``sync `people` ``, ``action `search-people` ``, the name in
+    /// backticks): the context calls it made.
     pub calls: BTreeMap<String, Vec<Call>>,
 }
 
@@ -110,6 +153,7 @@ impl<'a> Conformance<'a> {
                 problems.extend(record_problems(model, records, &sync.model));
             }
             problems.extend(ctx.unanswered());
+            problems.extend(unended_crawls(&ctx.calls()));
             report.add(&spec.id, &label, problems, ctx.calls());
         }
         for action in &spec.actions {
@@ -149,6 +193,27 @@ fn outcome_problems(error: Option<plugboard_core::ProviderError>, kind: &str) ->
         )],
         Some(e) => vec![format!("failed against the scripted responses: {e}")],
     }
+}
+
+/// A crawl begun and not ended by a run that succeeded: the sync stopped before the last page
+/// (it never follows the pages), so its deletions would never happen.
+fn unended_crawls(calls: &[Call]) -> Vec<String> {
+    let mut open: Vec<&str> = Vec::new();
+    for call in calls {
+        match call {
+            Call::BeginCrawl(model) => open.push(model),
+            Call::EndCrawl(model) => open.retain(|m| m != model),
+            _ => {}
+        }
+    }
+    open.into_iter()
+        .map(|model| {
+            format!(
+                "began a crawl of `{model}` and never ended it: read every page the script \
+                 answers (script the last page without a next cursor or link) and call end_crawl"
+            )
+        })
+        .collect()
 }
 
 fn record_problems(model: &str, records: &[Record], declared: &str) -> Vec<String> {

@@ -6,6 +6,9 @@ use plugboard_core::{ProviderSpec, SpecOnlyProvider};
 /// what a scope grants).
 pub const BLANK: &str = "TODO(provider-author)";
 
+/// The blank where the value must be an HTTP token (a header name cannot hold parentheses).
+pub const TOKEN_BLANK: &str = "TODO-provider-author";
+
 /// The host of the URLs the scaffold writes when it was not told them. `.invalid` is reserved
 /// (RFC 2606), so such a URL can never reach a real server, yet the spec still parses and the
 /// new provider's tests run before the facts are filled in.
@@ -57,7 +60,11 @@ pub fn check_spec(source: &str, text: &str, spec_only: bool) -> Vec<String> {
 /// A problem per string still holding a scaffold blank, named by its key.
 fn blanks(problems: &mut Vec<String>, key: &str, value: &toml::Value) {
     match value {
-        toml::Value::String(text) if text.contains(BLANK) || text.contains(PLACEHOLDER_HOST) => {
+        toml::Value::String(text)
+            if text.contains(BLANK)
+                || text.contains(TOKEN_BLANK)
+                || text.contains(PLACEHOLDER_HOST) =>
+        {
             problems.push(format!(
                 "{key}: `{text}` is a blank left by the scaffold; fill it in"
             ));

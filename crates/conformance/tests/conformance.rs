@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use plugboard_conformance::check_spec;
+use plugboard_conformance::{BLANK, check_spec};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -49,6 +49,10 @@ fn every_provider_of_the_workspace_conforms() {
             Ok(text) => problems.extend(check_spec(&source, &text, false)),
             Err(e) => problems.push(format!("{source}: a provider crate needs its spec: {e}")),
         }
+        problems.extend(source_blanks(
+            &dir.join("src"),
+            &format!("providers/{name}/src"),
+        ));
         if !dir.join("tests/conformance.rs").is_file() {
             problems.push(format!(
                 "providers/{name}: no tests/conformance.rs running the conformance harness on \
@@ -67,6 +71,30 @@ fn every_provider_of_the_workspace_conforms() {
         "providers do not conform:\n  - {}",
         problems.join("\n  - ")
     );
+}
+
+/// A problem per line of a provider's Rust sources that still holds a scaffold blank (the
+/// list path the sync reads, say), named by file and line.
+fn source_blanks(dir: &Path, shown: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for path in files(dir) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            problems.extend(source_blanks(&path, &format!("{shown}/{name}")));
+        } else if name.ends_with(".rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.contains(BLANK) {
+                    problems.push(format!(
+                        "{shown}/{name}:{}: `{}` is a blank left by the scaffold; fill it in",
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// Provider crates use the harness in their tests, which must stay free of tokio and reqwest

@@ -54,6 +54,10 @@ impl Provider for Acme {
     async fn run_sync(&self, name: &str, ctx: &dyn Context) -> Result<(), ProviderError> {
         match name {
             "contacts" | "blank-ids" => {
+                if name == "blank-ids" {
+                    // Begun, and never ended: the run stops after one page.
+                    ctx.begin_crawl("Contact").await?;
+                }
                 let page = ctx.get_json(HttpRequest::get("/contacts")).await?;
                 let records = page["data"]
                     .as_array()
@@ -112,6 +116,7 @@ fn every_problem_is_reported_naming_the_provider_and_the_sync_or_action() {
         report.problems,
         [
             "provider `acme-crm`, sync `blank-ids`: 2 of 2 `Contact` records have an empty id; every record needs the provider's id",
+            "provider `acme-crm`, sync `blank-ids`: began a crawl of `Contact` and never ended it: read every page the script answers (script the last page without a next cursor or link) and call end_crawl",
             "provider `acme-crm`, sync `forgotten`: declared under [[syncs]] but the provider has no code for it (provider `acme-crm` has no sync `forgotten`)",
             "provider `acme-crm`, sync `forgotten`: saved no records; script a response with at least one record so the records can be checked",
             "provider `acme-crm`, action `unscripted`: failed against the scripted responses: provider answered 404: {\"error\":\"not scripted\"}",

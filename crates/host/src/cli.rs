@@ -15,11 +15,22 @@ use crate::registry::{self, Registry};
 use crate::server;
 use crate::telemetry::logs;
 
+/// The help of every command ends with examples (`after_help`); a test snapshots each
+/// command's `--help` and checks that it has them and that every argument is described.
 #[derive(Debug, Parser)]
 #[command(
     name = "plugboard",
     version,
-    about = "Plugboard: OAuth connections, token refresh and an authenticated proxy in one binary."
+    about = "Plugboard: OAuth connections, token refresh and an authenticated proxy in one binary.",
+    long_about = "Plugboard: OAuth connections, token refresh and an authenticated proxy in one \
+                  binary.\n\nEvery command but `dev` reads a configuration file \
+                  (`--config PATH`; config/plugboard.toml documents every key). \
+                  `plugboard <command> --help` explains each command.",
+    after_help = "Examples:
+  plugboard dev
+  plugboard check-config --config config/plugboard.toml
+  plugboard serve --config config/plugboard.toml
+  plugboard sync run microsoft alice people --config config/plugboard.toml --dry-run"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,50 +39,83 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the server.
+    /// Runs the server: the HTTP API, the OAuth flows, the proxy and the sync scheduler.
+    ///
+    /// Reads and checks the configuration first, and refuses to start on any problem (as
+    /// `check-config` prints them). Logs go to standard error in the configuration's
+    /// `[log] format`. Stops on Ctrl-C or SIGTERM once the requests in progress are answered.
+    #[command(after_help = "Examples:
+  plugboard serve --config config/plugboard.toml
+  PLUGBOARD__SECURITY__SECRET_KEY=\"$(cat api-key)\" plugboard serve -c /etc/plugboard/plugboard.toml")]
     Serve {
+        /// The configuration file (required); values may also come from PLUGBOARD__… environment
+        /// variables.
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
     },
-    /// Runs a demo on embedded defaults: the Microsoft emulator in-process, a fresh SQLite store
-    /// under `--dir`, an integration `microsoft` pointed at the emulator and a demo user. Prints
-    /// the connect link and the API key.
+    /// Runs a demo on embedded defaults: the Microsoft emulator, SQLite and a demo account.
+    ///
+    /// The Microsoft emulator runs in-process, a fresh SQLite store lives under `--dir`, an
+    /// integration `microsoft` points at the emulator, and the emulator has a demo user. Prints
+    /// the connect link and the API key. Needs no configuration file and no network.
+    #[command(after_help = "Examples:
+  plugboard dev
+  plugboard dev --bind 127.0.0.1:8080 --people 5000 --dir /tmp/plugboard-demo")]
     Dev {
-        /// Where the demo keeps its SQLite store; recreated on every start.
+        /// Where the demo keeps its SQLite store; deleted and recreated on every start.
         #[arg(long, value_name = "DIR", default_value = ".plugboard-dev")]
         dir: PathBuf,
+        /// The address the demo server listens on, as IP:PORT (port 0 picks a free one).
         #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:3003")]
         bind: SocketAddr,
         /// How many people the demo user has.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, value_name = "COUNT", default_value_t = 300)]
         people: usize,
     },
     /// Validates the configuration and prints every problem and warning.
+    ///
+    /// Reads the file and the environment variables it refers to as `serve` would, loads the
+    /// providers it enables (plugins included), and prints every problem at once, each naming
+    /// its key and where the value came from. Exits with status 1 when there is any problem.
+    #[command(after_help = "Examples:
+  plugboard check-config --config config/plugboard.toml
+  PLUGBOARD__INTEGRATIONS__MICROSOFT__CLIENT_SECRET=\"$(cat ms-secret)\" plugboard check-config -c plugboard.toml")]
     CheckConfig {
+        /// The configuration file to check (required).
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
     },
     /// Lists the providers the configuration enables, built in or loaded from plugins.
+    #[command(after_help = "Examples:
+  plugboard providers list --config config/plugboard.toml")]
     Providers {
         #[command(subcommand)]
         command: ProvidersCommand,
     },
     /// Moves the store to another database.
+    #[command(after_help = "Examples:
+  plugboard store copy --config plugboard.toml --to postgres://plugboard@db/plugboard")]
     Store {
         #[command(subcommand)]
         command: StoreCommand,
     },
     /// Runs syncs by hand.
+    #[command(after_help = "Examples:
+  plugboard sync run microsoft alice people --config config/plugboard.toml --dry-run")]
     Sync {
         #[command(subcommand)]
         command: SyncCommand,
     },
     /// Reads stored records.
+    #[command(after_help = "Examples:
+  plugboard records export microsoft alice Person --config config/plugboard.toml")]
     Records {
         #[command(subcommand)]
         command: RecordsCommand,
     },
     /// Manages the encryption keys of stored secrets.
+    #[command(after_help = "Examples:
+  plugboard keys rotate --config config/plugboard.toml")]
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -80,9 +124,15 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ProvidersCommand {
-    /// Prints each provider's id, version, source (built in, or the plugin's library), plugin
-    /// ABI version, syncs and actions. Loads the whole configuration, plugins included.
+    /// Prints each provider's id, version, source, plugin ABI version, syncs and actions.
+    ///
+    /// The source is "built in", a plugin's library or a spec file. Loads the whole
+    /// configuration, plugins included, so a plugin that cannot be used is refused here as
+    /// `serve` would refuse it.
+    #[command(after_help = "Examples:
+  plugboard providers list --config config/plugboard.toml")]
     List {
+        /// The configuration file whose `[[providers]]` are listed (required).
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
     },
@@ -98,12 +148,15 @@ enum StoreCommand {
     /// the store. The target's schema is created when the database is empty; a target that already
     /// holds data is refused and left as it was. The counts of both are compared at the end.
     /// Stop every server using the store first, then point the configuration at the new URL.
-    ///
-    /// Example: plugboard store copy --config plugboard.toml --to postgres://plugboard@db/plugboard
+    #[command(after_help = "Examples:
+  plugboard store copy --config plugboard.toml --to postgres://plugboard@db/plugboard
+  plugboard store copy --config plugboard.toml --to sqlite://backup/plugboard.db")]
     Copy {
+        /// The configuration file whose `[store]` is copied (required).
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
-        /// The target: "postgres://user@host/database" or "sqlite://path/to/plugboard.db".
+        /// The empty target store (required): "postgres://user@host/database" or
+        /// "sqlite://path/to/plugboard.db".
         #[arg(long, value_name = "URL")]
         to: String,
     },
@@ -120,7 +173,10 @@ enum KeysCommand {
     /// concurrent refresh is never lost. A server still running with the old active key must be
     /// stopped (or restarted with the new one) first: this command cannot tell, and that server
     /// keeps writing secrets under the old key, which then cannot be removed.
+    #[command(after_help = "Examples:
+  plugboard keys rotate --config config/plugboard.toml")]
     Rotate {
+        /// The configuration file with the key ring and the store (required).
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
     },
@@ -235,4 +291,76 @@ async fn rotate_keys(path: &Path) -> Result<(), String> {
         loaded.config.security.active_key
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The path below `plugboard` of `command` and of every command under it, such as
+    /// `["sync", "run"]` (the root's is empty), leaving out clap's own `help` subcommands.
+    fn paths(command: &clap::Command, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(path.clone());
+        for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+            let mut below = path.clone();
+            below.push(sub.get_name().to_owned());
+            paths(sub, below, out);
+        }
+    }
+
+    /// Every command's `--help`, each a snapshot named after its path (`help_sync_run`), so
+    /// that a command without one, or a help that changed, fails here. Each says what the
+    /// command does, describes every argument and ends with examples.
+    #[test]
+    fn every_commands_help_describes_its_arguments_and_shows_examples() {
+        // The width of help without a terminal, whatever the terminal running the test.
+        let mut root = Cli::command().term_width(100);
+        root.build();
+        let mut all = Vec::new();
+        paths(&root, Vec::new(), &mut all);
+        let mut names = Vec::new();
+        for path in all {
+            let mut command = &mut root;
+            for name in &path {
+                command = command
+                    .find_subcommand_mut(name)
+                    .expect("a listed subcommand");
+            }
+            let shown = format!("plugboard {}", path.join(" "));
+            assert!(command.get_about().is_some(), "`{shown}` has no about");
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "`{shown}`: argument `{}` has no help text",
+                    arg.get_id()
+                );
+            }
+            let help = command.render_long_help().to_string();
+            assert!(
+                help.contains("\nExamples:\n  plugboard "),
+                "`{shown} --help` shows no examples:\n{help}"
+            );
+            let name = std::iter::once("help".to_owned())
+                .chain(path.iter().map(|p| p.replace('-', "_")))
+                .collect::<Vec<_>>()
+                .join("_");
+            insta::assert_snapshot!(name.clone(), help);
+            names.push(format!("plugboard__cli__tests__{name}.snap"));
+        }
+        // No snapshot is left from a command that is gone.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/snapshots");
+        for entry in std::fs::read_dir(dir).expect("the snapshots directory") {
+            let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if file.starts_with("plugboard__cli__tests__help") && file.ends_with(".snap") {
+                assert!(
+                    names.contains(&file),
+                    "{file} is no command's help; remove it"
+                );
+            }
+        }
+    }
 }

@@ -24,16 +24,28 @@ const EXPORT_PAGE: u32 = 1_000;
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     /// Runs one sync for one connection in the foreground and prints a summary.
+    ///
+    /// Uses the configured store, like a run the server's scheduler starts: it continues from
+    /// the sync's checkpoint unless `--full`, and saves what it reads unless `--dry-run`.
+    /// On a terminal, a status line shows the requests and records so far. Exits with status 1
+    /// when the run fails.
+    #[command(after_help = "Examples:
+  plugboard sync run microsoft alice people --config config/plugboard.toml --dry-run
+  plugboard sync run microsoft alice people --config config/plugboard.toml --full")]
     Run {
+        /// The configuration file (required).
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
+        /// The integration, as `[integrations.<name>]` names it, such as `microsoft`.
         integration: String,
+        /// The connection's id in that integration, as the app chose it when connecting.
         connection_id: String,
+        /// The sync to run, one of the provider's (`plugboard providers list` shows them).
         sync: String,
-        /// Crawl from scratch instead of continuing from the checkpoint.
+        /// Crawl from scratch instead of continuing from the checkpoint (default: continue).
         #[arg(long)]
         full: bool,
-        /// Store nothing; print a sample of the records the run would save.
+        /// Store nothing; print a sample of the records the run would save (default: store).
         #[arg(long)]
         dry_run: bool,
     },
@@ -42,13 +54,23 @@ pub enum SyncCommand {
 #[derive(Debug, Subcommand)]
 pub enum RecordsCommand {
     /// Writes a connection's records of a model as JSON lines, oldest modification first.
+    ///
+    /// Each line is a record as `GET /records` returns it, with its `_metadata`. Reads the
+    /// store a page at a time, so memory stays flat however many records there are.
+    #[command(after_help = "Examples:
+  plugboard records export microsoft alice Person --config config/plugboard.toml
+  plugboard records export microsoft alice Person -c config/plugboard.toml -o people.jsonl")]
     Export {
+        /// The configuration file (required).
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
+        /// The integration, as `[integrations.<name>]` names it, such as `microsoft`.
         integration: String,
+        /// The connection's id in that integration.
         connection_id: String,
+        /// One of the provider's models, such as `Person`.
         model: String,
-        /// Write here instead of standard output.
+        /// Write to this file instead of standard output (the default).
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },

@@ -301,7 +301,8 @@ pub enum PaginationSpec {
     },
     /// The body carries an opaque cursor that is sent back as a query parameter.
     Cursor {
-        /// JSON pointer to the next cursor; absent, null or empty ends the crawl.
+        /// JSON pointer to the next cursor, a JSON string; absent, null, empty or not a string
+        /// ends the crawl.
         cursor: String,
         /// Query parameter the cursor is sent in.
         cursor_param: String,

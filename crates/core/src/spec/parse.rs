@@ -28,7 +28,10 @@ impl ProviderSpec {
     /// Parses and validates a spec. `source` names the file in error messages.
     ///
     /// Unknown keys are collected rather than rejected one at a time, so a spec author sees every
-    /// typo and every semantic problem in one go.
+    /// typo and every semantic problem in one go. The exception is the tables serde reads by
+    /// their tag (`[auth]`, `[[auth.scopes]]`, `[api.pagination.<name>]`): `serde_ignored` cannot
+    /// see into them, so they refuse an unknown key themselves, and that error is the only one
+    /// reported.
     pub fn parse(source: &str, text: &str) -> Result<ProviderSpec, SpecError> {
         let fail = |problems| SpecError {
             source: source.to_owned(),

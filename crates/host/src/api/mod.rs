@@ -11,6 +11,7 @@ mod actions;
 mod auth;
 mod connect;
 mod connections;
+mod extract;
 mod key_connections;
 mod oauth;
 mod openapi;
@@ -27,7 +28,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
@@ -39,7 +39,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::integrations::Integration;
 use crate::refresh::RefreshError;
@@ -295,40 +295,28 @@ impl From<RefreshError> for ApiError {
     }
 }
 
-/// `Json` whose rejections are [`ApiError`]s.
+/// `Json` whose rejections are [`ApiError`]s, naming every missing field at once
+/// ([`extract`]).
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        extract::read_json(request, state).await.map(ApiJson)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    ApiError::new(rejection.status(), "invalid_body", rejection.body_text())
-}
-
-/// `Query` whose rejections are [`ApiError`]s.
+/// `Query` whose rejections are [`ApiError`]s, naming every missing parameter at once
+/// ([`extract`]).
 pub struct ApiQuery<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(query_rejection(rejection)),
-        }
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        extract::read_query(parts).map(ApiQuery)
     }
-}
-
-fn query_rejection(rejection: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", rejection.body_text())
 }
 
 /// `Path` whose rejections (a segment that is not UTF-8 once decoded, say) are [`ApiError`]s.

@@ -58,35 +58,32 @@ fn read_integration(
     providers: &Registry,
     today: NaiveDate,
 ) -> Option<IntegrationConfig> {
-    let provider = t
+    let named = t
         .required(ctx, "provider", "a provider id from [[providers]]")
-        .and_then(|f| {
-            let id = ctx.string(&f, "a provider id")?;
-            if providers.get(&id).is_some() {
-                return Some(id);
-            }
-            if registry.get(&id).is_none() {
-                ctx.error(
-                    &f,
-                    format!(
-                        "no provider `{id}` (built in: {})",
-                        registry.ids().join(", ")
-                    ),
-                );
-                return None;
-            }
-            ctx.error(
-                &f,
-                format!("provider `{id}` is not enabled; add [[providers]] builtin = \"{id}\""),
-            );
-            None
-        });
+        .and_then(|f| ctx.string(&f, "a provider id").map(|id| (f, id)));
+    let provider = named.as_ref().and_then(|(f, id)| {
+        if providers.get(id).is_some() {
+            return Some(id.clone());
+        }
+        ctx.error(f, not_enabled(id, registry));
+        None
+    });
+    let id = named.as_ref().map_or("", |(_, id)| id.as_str());
     let spec = provider
         .as_deref()
         .and_then(|id| providers.get(id))
         .map(|p| p.spec());
+    // What the client settings are checked against: the enabled provider's spec, or that of a
+    // built-in provider not enabled yet. For a provider that is unknown (or not named) whether
+    // they apply cannot be told: they are checked when set but not demanded, so that the one
+    // error is the provider's.
+    let auth = named
+        .as_ref()
+        .and_then(|(_, id)| providers.get(id).or_else(|| registry.get(id)))
+        .map(|p| &p.spec().auth);
     // An API-key provider's connections each bring their key: the integration has no client.
-    let keyed = spec.is_some_and(|s| s.auth.as_api_key().is_some());
+    let keyed = auth.is_some_and(|a| a.as_api_key().is_some());
+    let demand_client = auth.is_some() && !keyed;
     if keyed {
         for name in [
             "client_id",
@@ -98,9 +95,8 @@ fn read_integration(
                 ctx.error(
                     &f,
                     format!(
-                        "not used: provider `{}` authenticates with API keys, which each \
-                         connection brings (POST /connections); remove it",
-                        provider.as_deref().unwrap_or_default()
+                        "not used: provider `{id}` authenticates with API keys, which each \
+                         connection brings (POST /connections); remove it"
                     ),
                 );
             }
@@ -109,28 +105,34 @@ fn read_integration(
     let client_id = if keyed {
         Some(String::new())
     } else {
-        t.required(ctx, "client_id", "the OAuth client id")
-            .and_then(|f| {
-                let id = ctx.string(&f, "a string")?;
-                if id.trim().is_empty() {
-                    ctx.error(&f, "must not be empty");
-                    return None;
-                }
-                Some(id)
-            })
+        let f = match demand_client {
+            true => t.required(ctx, "client_id", "the OAuth client id"),
+            false => t.take("client_id"),
+        };
+        f.and_then(|f| {
+            let id = ctx.string(&f, "a string")?;
+            if id.trim().is_empty() {
+                ctx.error(&f, "must not be empty");
+                return None;
+            }
+            Some(id)
+        })
     };
     let client_secret = if keyed {
         Some(SecretString::from(String::new()))
     } else {
-        t.required(ctx, "client_secret", "the OAuth client secret")
-            .and_then(|f| {
-                let secret = ctx.secret(&f, "a string")?;
-                if secret.expose_secret().is_empty() {
-                    ctx.error(&f, "must not be empty");
-                    return None;
-                }
-                Some(secret)
-            })
+        let f = match demand_client {
+            true => t.required(ctx, "client_secret", "the OAuth client secret"),
+            false => t.take("client_secret"),
+        };
+        f.and_then(|f| {
+            let secret = ctx.secret(&f, "a string")?;
+            if secret.expose_secret().is_empty() {
+                ctx.error(&f, "must not be empty");
+                return None;
+            }
+            Some(secret)
+        })
     };
     let expires = match t.take("client_secret_expires_at") {
         None => Some(None),
@@ -192,6 +194,21 @@ fn read_integration(
         overrides: overrides?,
         syncs: syncs?,
     })
+}
+
+/// Why an integration's provider `id`, which no `[[providers]]` entry enabled, cannot be used,
+/// and how to enable it.
+fn not_enabled(id: &str, registry: &Registry) -> String {
+    if registry.get(id).is_some() {
+        return format!("provider `{id}` is not enabled; add [[providers]] builtin = \"{id}\"");
+    }
+    format!(
+        "provider `{id}` is not enabled: no [[providers]] entry provides it, and it is not built \
+         in (built in: {}). Enable it with a [[providers]] entry: `spec_dir = \"<directory>\"` \
+         for a spec file (every *.toml file in the directory is loaded; a relative path starts \
+         from this file's directory), or `path = \"<library>\"` for a plugin",
+        registry.ids().join(", ")
+    )
 }
 
 fn read_overrides(

@@ -260,6 +260,40 @@ fn the_example_config_in_the_repository_loads() {
     );
 }
 
+/// An integration whose provider no `[[providers]]` entry enables has one error, on its
+/// `provider`, saying how to enable it; client settings, which an API-key provider does not
+/// use and whose need cannot be told for a provider not loaded, are not demanded.
+#[test]
+fn an_integration_whose_provider_is_not_enabled_has_that_one_error() {
+    // The repository's example without its spec-file providers: `apim` uses the API-key
+    // provider `azure-api-management`, one of them.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/plugboard.toml");
+    let example = std::fs::read_to_string(path).unwrap();
+    let entry = "[[providers]]\nspec_dir = \"../providers/specs\"\n";
+    assert!(example.contains(entry));
+    let text = example.replace(entry, "");
+    let env = [
+        ("PLUGBOARD_ENCRYPTION_KEY", KEY_1),
+        (
+            "MICROSOFT_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+        ("MICROSOFT_CLIENT_SECRET", "example-secret"),
+    ];
+    let error = load_with(&text, &env).expect_err("the provider is not enabled");
+    assert_eq!(error.problems.len(), 1, "{error}");
+    assert!(!error.to_string().contains("client_"), "{error}");
+    insta::assert_snapshot!(error.to_string());
+
+    // A built-in provider not enabled is named with the entry that enables it; an OAuth one
+    // still needs its client.
+    let text = VALID
+        .replace("[[providers]]\nbuiltin = \"microsoft-people\"\n", "")
+        .replace("client_id = \"11111111-2222-3333-4444-555555555555\"\n", "");
+    let error = load_with(&text, &[]).expect_err("the provider is not enabled");
+    insta::assert_snapshot!(error.to_string());
+}
+
 #[test]
 fn sync_settings_and_webhooks_are_read_and_checked() {
     let text = format!(

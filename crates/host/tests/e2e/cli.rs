@@ -1,11 +1,13 @@
-//! The commands besides `serve`: `check-config` and `dev`.
+//! The commands besides `serve` (`check-config`, `dev`, `--help`), and what the API answers a
+//! caller who has not yet read its description: a request missing fields.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
-use crate::support::{Browser, TempDir, reply};
+use crate::support::{Browser, TempDir, World, reply};
 
 #[test]
 fn check_config_prints_every_problem_and_fails() {
@@ -109,4 +111,88 @@ async fn dev_connects_the_demo_account_end_to_end() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `plugboard <command> --help` answers for every command, with its examples; the texts
+/// themselves are pinned by the unit test in src/cli.rs.
+#[test]
+fn every_command_answers_help() {
+    for command in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["dev", "--help"],
+        &["check-config", "--help"],
+        &["providers", "list", "--help"],
+        &["store", "copy", "--help"],
+        &["sync", "run", "--help"],
+        &["records", "export", "--help"],
+        &["keys", "rotate", "-h"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_plugboard"))
+            .args(command)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command:?}: {output:?}");
+        assert!(
+            stdout.contains("\nExamples:\n  plugboard "),
+            "{command:?}: {stdout}"
+        );
+    }
+}
+
+/// A request missing several required fields, in its query or its JSON body, is answered
+/// with one error naming all of them; unknown fields and wrong types are still named as
+/// before, beside them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_missing_fields_names_every_one() {
+    let world = World::start().await;
+    let host = &world.host;
+    let queries = [
+        "/records",
+        "/records?integration=microsoft",
+        "/records?integration=microsoft&connection_id=alice&limit=ten",
+        "/syncs/runs?integration=microsoft",
+        "/syncs/status",
+    ];
+    let bodies = [
+        ("/syncs/trigger", json!({})),
+        ("/syncs/trigger", json!({"integraton": "microsoft"})),
+        ("/syncs/trigger", json!({"integration": 7})),
+        (
+            "/connect/sessions",
+            json!({"return_url": "http://localhost:3000/done"}),
+        ),
+        ("/connections", json!({"integration": "apim"})),
+        ("/actions/send", json!({"input": {}})),
+    ];
+    let mut answers = Vec::new();
+    for path in queries {
+        let (status, body) = host.call(Method::GET, path).await;
+        answers.push(answer(&format!("GET {path}"), status, &body));
+    }
+    for (path, sent) in bodies {
+        let (status, body) = host.post(path, &sent).await;
+        answers.push(answer(&format!("POST {path} {sent}"), status, &body));
+    }
+    insta::assert_snapshot!(answers.join("\n"));
+
+    // Once every field is there, the request goes through.
+    let (status, body) = host
+        .call(
+            Method::GET,
+            "/records?integration=microsoft&connection_id=nobody&model=Person",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "connection_not_found");
+}
+
+/// One request and its answer, for a snapshot: every answer is in the API's error shape.
+fn answer(request: &str, status: StatusCode, body: &Value) -> String {
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{request}: {body}"));
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    format!("{request}\n  {} {code}: {message}", status.as_u16())
 }

@@ -6,6 +6,7 @@ mod cli;
 mod connect;
 mod connect_pages;
 mod console;
+mod guide;
 mod observability;
 mod openapi;
 mod page_size;

@@ -1,8 +1,13 @@
-//! A [`Context`] for tests: real HTTP to the emulator, records in memory.
+//! A [`Context`] for tests: real HTTP to the emulator or a [`FakeApi`], records in memory.
 //!
-//! Provider crates test their syncs against the emulator with it, without the host. It keeps
-//! the host's record semantics (crawls, deletions, checkpoints) exactly as the [`Context`] docs
-//! state them, and lets a test inspect the result and simulate a crash.
+//! Provider crates test their syncs against the emulator (or a small fake of their own API)
+//! with it, without the host. It keeps the host's record semantics (crawls, deletions,
+//! checkpoints) exactly as the [`Context`] docs state them, and lets a test inspect the result
+//! and simulate a crash.
+
+mod fake_api;
+
+pub use fake_api::{FakeApi, FakeRequest, FakeResponse};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -15,10 +20,11 @@ use crate::context::{
     Context, HttpRequest, HttpResponse, LogLevel, PreviousRun, Record, RunInfo, SyncMode,
 };
 use crate::error::{ErrorKind, ProviderError};
-use crate::http::ApiClient;
+use crate::http::{ApiClient, Credential, http_client};
 use crate::oauth::{
     ErrorFields, OAuthClient, OAuthError, OAuthErrorKind, Stage, TokenSet, classify, parse_callback,
 };
+use crate::spec::{ApiKeySpec, ProviderSpec};
 
 /// Runs an async test body on a fresh multi-threaded runtime.
 ///
@@ -38,6 +44,8 @@ pub fn block_on<F: std::future::Future>(body: F) -> F::Output {
 pub struct TestContext {
     api: ApiClient,
     bearer: Mutex<SecretString>,
+    /// Where the secret goes when the provider takes API keys; a bearer token otherwise.
+    api_key: Option<ApiKeySpec>,
     state: Mutex<State>,
 }
 
@@ -77,6 +85,7 @@ impl TestContext {
         TestContext {
             api,
             bearer: Mutex::new(bearer),
+            api_key: None,
             state: Mutex::new(State {
                 run_info: RunInfo {
                     connection_id: "test-connection".to_owned(),
@@ -92,6 +101,18 @@ impl TestContext {
                 saves_before_failure: None,
             }),
         }
+    }
+
+    /// A context for `spec`'s API at `base_url` (a [`FakeApi`]'s, say), sending the secret
+    /// `test-secret` as the spec's `[auth]` says: where its API key goes, or as a bearer token.
+    pub fn against(spec: &ProviderSpec, base_url: &str) -> Self {
+        let base_url = url::Url::parse(base_url).expect("a base URL such as FakeApi::url()");
+        let mut ctx = TestContext::new(
+            ApiClient::new(http_client(), &spec.api, base_url),
+            SecretString::from("test-secret"),
+        );
+        ctx.api_key = spec.auth.as_api_key().cloned();
+        ctx
     }
 
     /// Sets the connection config that [`Context::run_info`] reports.
@@ -186,10 +207,12 @@ impl Context for TestContext {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let response = self
-            .api
-            .send(&request, Some(bearer.expose_secret()))
-            .await?;
+        let secret = bearer.expose_secret();
+        let credential = match &self.api_key {
+            Some(spec) => Credential::ApiKey { spec, key: secret },
+            None => Credential::Bearer(secret),
+        };
+        let response = self.api.send_with(&request, Some(credential)).await?;
         // The host's contract: a retryable status that reaches the caller means the retries
         // ran out, which is an error rather than an answer.
         if self.api.retry_policy().retries_status(response.status) {
