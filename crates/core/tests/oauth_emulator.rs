@@ -548,3 +548,282 @@ async fn local_misconfiguration_is_reported_before_anything_is_sent() {
     assert!(err.to_string().contains("must use https"), "{err}");
     insta::assert_snapshot!(err.to_string(), @"token_url `http://login.example/contoso/token` must use https (http only on a loopback address)");
 }
+
+/// Certificate credentials: the code flow and refresh carry a signed client assertion and no
+/// secret; a spec declaring `private_key_jwt` without a certificate fails before anything is
+/// sent.
+mod certificates {
+    use std::sync::Arc;
+
+    use crate::common::Harness;
+    use plugboard_core::oauth::{
+        AssertionAlgorithm, CertificateInfo, ClientAssertion, ClientCertificate, OAuthClient,
+        OAuthErrorKind, PrivateKey, Stage,
+    };
+    use plugboard_core::spec::ClientAuthentication;
+    use plugboard_core::testkit::connect_auto_consent;
+    use plugboard_emulator::AddCertificate;
+    use secrecy::SecretString;
+
+    const APP_CRT: &str = include_str!("../../../testdata/certificates/app.crt");
+    const APP_KEY: &str = include_str!("../../../testdata/certificates/app.key");
+
+    fn certificate(algorithm: AssertionAlgorithm) -> Arc<ClientCertificate> {
+        let info = CertificateInfo::from_pem(APP_CRT.as_bytes()).unwrap();
+        let key = PrivateKey::from_pem(APP_KEY.as_bytes()).unwrap();
+        Arc::new(ClientCertificate::new(info, key, algorithm).unwrap())
+    }
+
+    /// The demo app's engine with a certificate and a wrong secret, which must never be sent.
+    fn with_certificate(h: &Harness, algorithm: AssertionAlgorithm) -> OAuthClient {
+        let mut config = h.config(ClientAuthentication::PrivateKeyJwt);
+        config.client_secret = SecretString::from("not-the-secret".to_owned());
+        h.oauth_with(config).with_client_assertion(ClientAssertion {
+            certificate: certificate(algorithm),
+            audience: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn connects_and_refreshes_with_either_algorithm() {
+        let h = Harness::start().await;
+        h.control
+            .add_certificate(
+                &h.demo.client_id,
+                &AddCertificate {
+                    certificate: APP_CRT.to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        for algorithm in [AssertionAlgorithm::Ps256, AssertionAlgorithm::Rs256] {
+            let oauth = with_certificate(&h, algorithm);
+            let tokens = connect_auto_consent(&h.http, &oauth, &h.tenant(), &[])
+                .await
+                .unwrap();
+            let refresh_token = tokens.refresh_token.unwrap();
+            oauth
+                .refresh(&h.tenant(), &refresh_token, None)
+                .await
+                .unwrap();
+        }
+        let counters = h.control.counters().await.unwrap();
+        assert_eq!(counters.token_requests["authorization_code"], 2);
+        assert_eq!(counters.token_requests["refresh_token"], 2);
+    }
+
+    #[tokio::test]
+    async fn an_unregistered_certificate_is_the_integrations_fault() {
+        let h = Harness::start().await;
+        let oauth = with_certificate(&h, AssertionAlgorithm::Ps256);
+        let error = connect_auto_consent(&h.http, &oauth, &h.tenant(), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), OAuthErrorKind::IntegrationMisconfigured);
+        assert_eq!(error.aadsts(), Some(700027));
+        assert!(error.fix().contains("Certificates & secrets"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn private_key_jwt_without_a_certificate_sends_nothing() {
+        let h = Harness::start().await;
+        let oauth = h.oauth_with(h.config(ClientAuthentication::PrivateKeyJwt));
+        let refresh_token = SecretString::from("any".to_owned());
+        let error = oauth
+            .refresh(&h.tenant(), &refresh_token, None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), OAuthErrorKind::IntegrationMisconfigured);
+        assert_eq!(error.stage(), Stage::Local);
+        assert!(error.fix().contains("client_certificate"), "{error}");
+        let counters = h.control.counters().await.unwrap();
+        assert!(counters.token_requests.is_empty(), "{counters:?}");
+    }
+}
+
+/// Two credentials at once: the preferred one refused by the provider, the other tried once and
+/// preferred from then on; refusals of anything but the credential are not retried.
+mod rollover {
+    use std::sync::Arc;
+
+    use chrono::NaiveDate;
+    use plugboard_core::oauth::{
+        AssertionAlgorithm, CertificateInfo, ClientCertificate, ClientCredential, Credentials,
+        NamedCredential, OAuthClient, OAuthErrorKind, PrivateKey,
+    };
+    use plugboard_core::spec::ClientAuthentication;
+    use plugboard_core::testkit::connect_auto_consent;
+    use plugboard_emulator::{AddCertificate, AddSecret};
+    use secrecy::SecretString;
+
+    use crate::common::Harness;
+
+    const APP_CRT: &str = include_str!("../../../testdata/certificates/app.crt");
+    const APP_KEY: &str = include_str!("../../../testdata/certificates/app.key");
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    fn named(credential: ClientCredential, index: usize, expires: &str) -> NamedCredential {
+        NamedCredential {
+            credential,
+            name: format!("integrations.ms.credentials[{index}]"),
+            expires: Some(date(expires)),
+        }
+    }
+
+    fn secret(value: &str) -> ClientCredential {
+        ClientCredential::Secret(SecretString::from(value.to_owned()))
+    }
+
+    fn certificate() -> ClientCredential {
+        let info = CertificateInfo::from_pem(APP_CRT.as_bytes()).unwrap();
+        let key = PrivateKey::from_pem(APP_KEY.as_bytes()).unwrap();
+        let pair = ClientCertificate::new(info, key, AssertionAlgorithm::Ps256).unwrap();
+        ClientCredential::Certificate(Arc::new(pair))
+    }
+
+    fn engine(h: &Harness, credentials: Vec<NamedCredential>) -> OAuthClient {
+        h.oauth_with(h.config(ClientAuthentication::Form))
+            .with_credentials(Credentials::new(credentials, date("2026-01-01")), None)
+    }
+
+    async fn refresh_token(h: &Harness, oauth: &OAuthClient) -> SecretString {
+        let tokens = connect_auto_consent(&h.http, oauth, &h.tenant(), &[])
+            .await
+            .unwrap();
+        tokens.refresh_token.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_expired_secret_falls_back_once_to_the_other_and_stays_there() {
+        let h = Harness::start().await;
+        let client_id = &h.demo.client_id;
+        let second = h
+            .control
+            .add_secret(client_id, &AddSecret::default())
+            .await
+            .unwrap();
+        // The demo's secret is configured to expire last, so it is preferred.
+        let oauth = engine(
+            &h,
+            vec![
+                named(secret(&second.value), 0, "2027-05-01"),
+                named(secret(&h.demo.client_secret), 1, "2027-06-01"),
+            ],
+        );
+        let preferred = oauth.credentials().preferred().unwrap().name.clone();
+        assert_eq!(preferred, "integrations.ms.credentials[1]");
+        let token = refresh_token(&h, &oauth).await;
+
+        h.control.expire_secret(client_id).await.unwrap();
+        h.control.reset_counters().await.unwrap();
+        let tokens = oauth.refresh(&h.tenant(), &token, None).await.unwrap();
+        let counters = h.control.counters().await.unwrap();
+        assert_eq!(counters.token_requests["refresh_token"], 2);
+        assert_eq!(counters.token_errors["7000222"], 1);
+        assert_eq!(counters.client_credentials[&second.id], 1);
+        let preferred = oauth.credentials().preferred().unwrap().label();
+        assert_eq!(
+            preferred,
+            "integrations.ms.credentials[0], expires 2027-05-01"
+        );
+
+        // From now on the working secret goes first: one request per refresh.
+        let token = tokens.refresh_token.unwrap();
+        oauth.refresh(&h.tenant(), &token, None).await.unwrap();
+        let counters = h.control.counters().await.unwrap();
+        assert_eq!(counters.token_requests["refresh_token"], 3);
+        assert_eq!(counters.client_credentials[&second.id], 2);
+    }
+
+    #[tokio::test]
+    async fn a_code_is_redeemed_with_the_other_credential_when_the_first_is_refused() {
+        let h = Harness::start().await;
+        h.control
+            .add_certificate(
+                &h.demo.client_id,
+                &AddCertificate {
+                    certificate: APP_CRT.to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        // A wrong secret preferred, the registered certificate behind it.
+        let oauth = engine(
+            &h,
+            vec![
+                named(certificate(), 0, "2027-05-01"),
+                named(secret("the-secret-id-not-its-value"), 1, "2028-01-01"),
+            ],
+        );
+        connect_auto_consent(&h.http, &oauth, &h.tenant(), &[])
+            .await
+            .unwrap();
+        let counters = h.control.counters().await.unwrap();
+        assert_eq!(counters.token_requests["authorization_code"], 2);
+        assert_eq!(counters.token_errors["7000215"], 1);
+        assert_eq!(counters.client_credentials.len(), 1, "{counters:?}");
+        assert!(
+            counters
+                .client_credentials
+                .keys()
+                .all(|k| k.starts_with("certificate:")),
+            "{counters:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_credential_refused_answers_the_preferred_ones_error() {
+        let h = Harness::start().await;
+        let oauth = engine(
+            &h,
+            vec![
+                named(secret(&h.demo.client_secret), 0, "2028-01-01"),
+                named(secret("wrong"), 1, "2027-01-01"),
+            ],
+        );
+        let token = refresh_token(&h, &oauth).await;
+        h.control.expire_secret(&h.demo.client_id).await.unwrap();
+        h.control.reset_counters().await.unwrap();
+        let error = oauth.refresh(&h.tenant(), &token, None).await.unwrap_err();
+        assert_eq!(error.kind(), OAuthErrorKind::IntegrationMisconfigured);
+        assert_eq!(error.aadsts(), Some(7000222), "{error}");
+        let counters = h.control.counters().await.unwrap();
+        assert_eq!(counters.token_requests["refresh_token"], 2);
+        let preferred = oauth.credentials().preferred().unwrap().name.clone();
+        assert_eq!(preferred, "integrations.ms.credentials[0]", "unchanged");
+    }
+
+    #[tokio::test]
+    async fn a_refused_grant_is_not_tried_with_another_credential() {
+        let h = Harness::start().await;
+        let second = h
+            .control
+            .add_secret(&h.demo.client_id, &AddSecret::default())
+            .await
+            .unwrap();
+        let oauth = engine(
+            &h,
+            vec![
+                named(secret(&h.demo.client_secret), 0, "2028-01-01"),
+                named(secret(&second.value), 1, "2027-01-01"),
+            ],
+        );
+        refresh_token(&h, &oauth).await;
+        h.control.reset_counters().await.unwrap();
+        let unknown = SecretString::from("not-a-refresh-token".to_owned());
+        let error = oauth
+            .refresh(&h.tenant(), &unknown, None)
+            .await
+            .unwrap_err();
+        assert_ne!(
+            error.kind(),
+            OAuthErrorKind::IntegrationMisconfigured,
+            "{error}"
+        );
+        let counters = h.control.counters().await.unwrap();
+        assert_eq!(counters.token_requests["refresh_token"], 1);
+    }
+}

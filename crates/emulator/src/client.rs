@@ -184,7 +184,47 @@ impl ControlClient {
         self.post(&["apps", client_id, "secret"], request).await
     }
 
-    /// The app's client secret expires now: the token endpoint answers AADSTS7000222.
+    /// Adds a client secret next to those the app holds: its id, value and expiry.
+    pub async fn add_secret(
+        &self,
+        client_id: &str,
+        request: &AddSecret,
+    ) -> anyhow::Result<NewSecret> {
+        self.post(&["apps", client_id, "secrets"], request).await
+    }
+
+    /// One of the app's secrets expires now: sending it answers AADSTS7000222.
+    pub async fn expire_secret_by_id(
+        &self,
+        client_id: &str,
+        secret_id: &str,
+    ) -> anyhow::Result<SecretInfo> {
+        self.post(&["apps", client_id, "secrets", secret_id, "expire"], &())
+            .await
+    }
+
+    /// Removes one of the app's secrets: sending it answers AADSTS7000215.
+    pub async fn remove_secret(
+        &self,
+        client_id: &str,
+        secret_id: &str,
+    ) -> anyhow::Result<SecretInfo> {
+        self.delete(&["apps", client_id, "secrets", secret_id])
+            .await
+    }
+
+    /// Registers a certificate on the app: client assertions signed with its key are accepted.
+    pub async fn add_certificate(
+        &self,
+        client_id: &str,
+        request: &AddCertificate,
+    ) -> anyhow::Result<CertificateInfo> {
+        self.post(&["apps", client_id, "certificates"], request)
+            .await
+    }
+
+    /// The app's first client secret expires now: the token endpoint answers AADSTS7000222
+    /// for it (other secrets the app holds keep working).
     pub async fn expire_secret(&self, client_id: &str) -> anyhow::Result<AppInfo> {
         self.update_secret(
             client_id,

@@ -18,6 +18,18 @@ impl CounterSet {
         self.update(|c| *c.token_requests.entry(grant_type.to_owned()).or_default() += 1);
     }
 
+    pub fn token_error(&self, aadsts: u32) {
+        self.update(|c| *c.token_errors.entry(aadsts.to_string()).or_default() += 1);
+    }
+
+    pub fn client_credential(&self, credential: &str) {
+        self.update(|c| {
+            *c.client_credentials
+                .entry(credential.to_owned())
+                .or_default() += 1
+        });
+    }
+
     pub fn graph_request(&self, path: &str) {
         self.update(|c| *c.graph_requests.entry(path.to_owned()).or_default() += 1);
     }

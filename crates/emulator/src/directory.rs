@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::certificates::RegisteredCertificate;
 use crate::control::types::{
-    AppInfo, Audience, ConsentMode, CreateApp, CreateTenant, CreateUser, NextOutcome, TenantInfo,
-    UserInfo,
+    AppInfo, Audience, ConsentMode, CreateApp, CreateTenant, CreateUser, NextOutcome, SecretInfo,
+    TenantInfo, UserInfo,
 };
 use crate::people::PeopleList;
 use crate::{random, scopes};
@@ -52,8 +53,9 @@ pub struct App {
     pub client_id: String,
     pub name: String,
     pub home_tenant_id: String,
-    pub secret: String,
-    pub secret_expires_at: DateTime<Utc>,
+    /// Client secrets, oldest first: Entra lets an app hold several at once, so a new one can
+    /// be rolled out before the old one expires. Any unexpired one authenticates the client.
+    pub secrets: Vec<ClientSecret>,
     pub redirect_uris: Vec<String>,
     pub audience: Audience,
     pub consent_mode: ConsentMode,
@@ -61,6 +63,11 @@ pub struct App {
     pub admin_consents: HashMap<String, Vec<&'static str>>,
     /// Forced on the next authorize or admin consent, then cleared.
     pub next_outcome: Option<NextOutcome>,
+    /// Certificates whose keys may sign client assertions.
+    pub certificates: Vec<RegisteredCertificate>,
+    /// The `jti` of every client assertion accepted and not yet expired, with its expiry: a
+    /// second use is refused.
+    pub used_assertions: HashMap<String, DateTime<Utc>>,
 }
 
 impl App {
@@ -79,17 +86,53 @@ impl App {
         }
     }
 
-    pub fn rotate_secret(&mut self) {
-        self.secret = client_secret();
+    /// The secret the original control calls (`POST /apps/{id}/secret`) act on and `AppInfo`
+    /// shows: the oldest one, created with the app unless it was removed since.
+    pub fn first_secret_mut(&mut self, now: DateTime<Utc>) -> &mut ClientSecret {
+        if self.secrets.is_empty() {
+            self.secrets
+                .push(ClientSecret::new(now + DEFAULT_SECRET_LIFETIME));
+        }
+        &mut self.secrets[0]
+    }
+
+    /// Adds a secret valid for `lifetime` (two years when `None`), as Entra's `addPassword`.
+    pub fn add_secret(&mut self, lifetime: Option<TimeDelta>, now: DateTime<Utc>) -> &ClientSecret {
+        let secret = ClientSecret::new(now + lifetime.unwrap_or(DEFAULT_SECRET_LIFETIME));
+        self.secrets.push(secret);
+        self.secrets.last().expect("just pushed")
+    }
+
+    pub fn secret_mut(&mut self, id: &str) -> Option<&mut ClientSecret> {
+        self.secrets
+            .iter_mut()
+            .find(|s| s.id.eq_ignore_ascii_case(id))
+    }
+
+    /// Removes a secret, as Entra's `removePassword`: it stops working at once.
+    pub fn remove_secret(&mut self, id: &str) -> Option<ClientSecret> {
+        let position = self
+            .secrets
+            .iter()
+            .position(|s| s.id.eq_ignore_ascii_case(id))?;
+        Some(self.secrets.remove(position))
+    }
+
+    /// The key id tokens are signed with (an HMAC of the emulator's own making): the first
+    /// secret's value, or nothing once every secret was removed.
+    pub fn signing_secret(&self) -> &str {
+        self.secrets.first().map_or("", |s| s.value.as_str())
     }
 
     pub fn info(&self) -> AppInfo {
+        let first = self.secrets.first();
         AppInfo {
             client_id: self.client_id.clone(),
             name: self.name.clone(),
             home_tenant_id: self.home_tenant_id.clone(),
-            client_secret: self.secret.clone(),
-            secret_expires_at: self.secret_expires_at,
+            client_secret: first.map(|s| s.value.clone()).unwrap_or_default(),
+            secret_expires_at: first.map_or(DateTime::<Utc>::MIN_UTC, |s| s.expires_at),
+            secrets: self.secrets.iter().map(ClientSecret::info).collect(),
             redirect_uris: self.redirect_uris.clone(),
             audience: self.audience,
             consent_mode: self.consent_mode,
@@ -103,6 +146,39 @@ impl App {
                     )
                 })
                 .collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+/// One of an app's client secrets (Entra's `passwordCredential`).
+#[derive(Clone)]
+pub struct ClientSecret {
+    /// The `keyId`, a GUID that names the secret without revealing it.
+    pub id: String,
+    pub value: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ClientSecret {
+    fn new(expires_at: DateTime<Utc>) -> Self {
+        ClientSecret {
+            id: random::guid(),
+            value: client_secret(),
+            expires_at,
+        }
+    }
+
+    /// A new value for the same secret (the old value stops working).
+    pub fn rotate(&mut self) {
+        self.value = client_secret();
+    }
+
+    /// The secret as Entra lists it: its id, the value's first three characters and expiry.
+    pub fn info(&self) -> SecretInfo {
+        SecretInfo {
+            id: self.id.clone(),
+            hint: self.value.chars().take(3).collect(),
+            expires_at: self.expires_at,
         }
     }
 }
@@ -289,12 +365,13 @@ impl Directory {
                 .unwrap_or_else(|| format!("Plugboard app {}", self.apps.len() + 1)),
             admin_consents: HashMap::from([(home_tenant_id.clone(), admin_scopes)]),
             home_tenant_id,
-            secret: client_secret(),
-            secret_expires_at: now + lifetime,
+            secrets: vec![ClientSecret::new(now + lifetime)],
             redirect_uris: request.redirect_uris,
             audience: request.audience,
             consent_mode: request.consent_mode,
             next_outcome: None,
+            certificates: Vec::new(),
+            used_assertions: HashMap::new(),
         };
         Ok(self.apps.entry(client_id).or_insert(app))
     }

@@ -19,6 +19,7 @@
 //! the virtual clock; a Graph page costs O(skip + top), never O(all people).
 
 mod apim;
+mod certificates;
 mod client;
 mod clock;
 mod control;

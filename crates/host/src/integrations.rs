@@ -9,10 +9,12 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use plugboard_core::http::Credential;
-use plugboard_core::oauth::{OAuthClient, OAuthClientConfig, OAuthError, OAuthErrorKind, Stage};
+use plugboard_core::oauth::{
+    Credentials, OAuthClient, OAuthClientConfig, OAuthError, OAuthErrorKind, Stage,
+};
 use plugboard_core::spec::{ApiKeySpec, ApiSpec, AuthSpec, fill_template, template_placeholders};
 use plugboard_core::{Provider, ProviderSpec};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::{Config, IntegrationConfig};
@@ -28,6 +30,9 @@ pub struct Integration {
     pub default_headers: HeaderMap,
     /// Whether a requested scope needs an administrator's consent (e.g. `People.Read.All`).
     pub needs_admin_consent: bool,
+    /// When the last of the integration's credentials expires (a secret's configured date, a
+    /// certificate's end date): until then one of them still works. `None` when one has no
+    /// known expiry.
     pub client_secret_expires_at: Option<chrono::NaiveDate>,
 }
 
@@ -178,13 +183,21 @@ fn resolve_one(
                 OAuthClientConfig {
                     spec: oauth_spec.clone(),
                     client_id: config.client_id.clone(),
-                    client_secret: config.client_secret.clone(),
+                    // Unused: the credentials below replace it.
+                    client_secret: SecretString::from(String::new()),
                     redirect_uri: redirect_uri.to_owned(),
                     authorization_url: config.overrides.authorization_url.clone(),
                     token_url: config.overrides.token_url.clone(),
                     admin_consent_url: config.overrides.admin_consent_url.clone(),
                     scopes: config.scopes.clone(),
                 },
+            );
+            // Ordered by validity today: the valid one that expires last is tried first.
+            let today = chrono::Utc::now().date_naive();
+            let credentials = Credentials::new(config.credentials.clone(), today);
+            let client = client.with_credentials(
+                credentials,
+                config.overrides.client_assertion_audience.clone(),
             );
             (Auth::OAuth2(Box::new(client)), needs_admin_consent)
         }
@@ -225,6 +238,14 @@ fn resolve_one(
         provider,
         auth,
         needs_admin_consent,
-        client_secret_expires_at: config.client_secret_expires_at,
+        client_secret_expires_at: last_expiry(config),
     })
+}
+
+/// When the last of the integration's credentials expires; `None` when there is none or one
+/// has no known expiry (it may outlive the others).
+fn last_expiry(config: &IntegrationConfig) -> Option<chrono::NaiveDate> {
+    let mut dates = config.credentials.iter().map(|c| c.expires);
+    let first = dates.next()??;
+    dates.try_fold(first, |last, date| Some(last.max(date?)))
 }

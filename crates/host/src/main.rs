@@ -9,6 +9,7 @@ mod config;
 mod console;
 mod dev;
 mod integrations;
+mod listener;
 mod refresh;
 mod registry;
 mod server;

@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use chrono::Utc;
 use tokio::net::TcpListener;
 
@@ -12,6 +11,7 @@ use crate::api::{self, AppState};
 use crate::changes;
 use crate::config::{Config, secret_expiring};
 use crate::integrations::Integrations;
+use crate::listener;
 use crate::refresh::Connections;
 use crate::registry::Registry;
 use crate::sync::{Syncs, scheduler};
@@ -80,24 +80,18 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let management = management.map(|listener| management::spawn(listener, state.clone()));
+    let management =
+        management.map(|listener| management::spawn(listener, state.server.limits, state.clone()));
     let purger = tokio::spawn(purge_expired(state.connections.store().clone()));
     let secret_watch = tokio::spawn(watch_client_secrets(state.clone()));
     let scheduler = scheduler::spawn(state.clone());
     let changes = changes::spawn(state.clone());
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "plugboard listening");
-    // Small answers go out at once instead of waiting for the peer's delayed ACK (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
     let store = state.connections.store().clone();
-    let served = axum::serve(listener, api::Api::new(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| format!("the server failed: {e}"));
+    let limits = state.server.limits;
+    let api = api::Api::new(state);
+    listener::serve(listener, limits, move |peer| api.for_peer(peer), shutdown).await;
     purger.abort();
     secret_watch.abort();
     scheduler.abort();
@@ -107,7 +101,7 @@ pub async fn run(
     }
     store.close().await;
     tracing::info!("plugboard stopped");
-    served
+    Ok(())
 }
 
 async fn purge_expired(store: Arc<dyn Store>) {

@@ -316,3 +316,39 @@ impl CountChange {
         self.live == 0 && self.deleted == 0
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A cursor comes back from its text as it was, whatever its id holds (`:`, NUL,
+        /// any script) and whatever its stamp, and its text is safe in a URL as it is.
+        #[test]
+        fn a_cursor_decodes_to_itself(
+            modified in any::<i64>(),
+            id in prop_oneof![any::<String>(), "[:0-9a-z\0]{0,12}"],
+        ) {
+            let cursor = RecordCursor { modified, id };
+            let text = cursor.encode();
+            let url_safe = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            prop_assert!(url_safe, "{}", text);
+            prop_assert_eq!(RecordCursor::decode(&text), Some(cursor));
+        }
+
+        /// Any text given as a cursor is decoded or refused, never a panic; what decodes
+        /// is a cursor of its own.
+        #[test]
+        fn any_text_decodes_or_is_refused(
+            text in prop_oneof!["\\PC{0,40}", "[A-Za-z0-9_-]{0,40}"],
+        ) {
+            if let Some(cursor) = RecordCursor::decode(&text) {
+                prop_assert_eq!(RecordCursor::decode(&cursor.encode()), Some(cursor));
+            }
+        }
+    }
+}

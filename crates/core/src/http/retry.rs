@@ -316,3 +316,172 @@ mod tests {
         assert_eq!(p.delay_after_transport_error(4, "GET", true), None);
     }
 }
+
+/// Properties of `Retry-After` parsing over generated values, each against a model written
+/// independently of the parser: delay-seconds as a regular expression and exact arithmetic,
+/// HTTP dates through `chrono`'s formatting.
+#[cfg(test)]
+mod properties {
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::spec::HumanDuration;
+
+    /// Delay-seconds as the parser must read them: `digits` or `digits.digits` (after
+    /// trimming), the fraction rounded up to the millisecond, saturating when too long.
+    fn model(value: &str) -> Option<Duration> {
+        let value = value.trim();
+        let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        if !digits(whole) || (value.contains('.') && !digits(fraction)) {
+            return None;
+        }
+        // Too many digits for a `u64`: the longest wait there is, capped by the caller.
+        let seconds = whole.parse::<u64>().unwrap_or(u64::MAX);
+        // The fraction's value in thousandths, rounded up, over a denominator of 10^len.
+        let significant = fraction.trim_end_matches('0');
+        let millis = if significant.len() <= 3 {
+            format!("{significant:0<3}").parse::<u64>().unwrap()
+        } else {
+            significant[..3].parse::<u64>().unwrap() + 1
+        };
+        Some(Duration::from_secs(seconds).saturating_add(Duration::from_millis(millis)))
+    }
+
+    fn at(seconds: i64) -> SystemTime {
+        let offset = Duration::from_secs(seconds.unsigned_abs());
+        if seconds >= 0 {
+            SystemTime::UNIX_EPOCH + offset
+        } else {
+            SystemTime::UNIX_EPOCH - offset
+        }
+    }
+
+    /// 1970-01-01 to 9999-12-31, the dates HTTP can name.
+    const LAST_SECOND: i64 = 253_402_300_799;
+
+    fn policy(max_backoff: Duration) -> RetryPolicy {
+        RetryPolicy::from_spec(&RetrySpec {
+            statuses: vec![429],
+            retry_after_header: "Retry-After".into(),
+            max_attempts: 3,
+            initial_backoff: HumanDuration(Duration::from_millis(10)),
+            max_backoff: HumanDuration(max_backoff),
+        })
+    }
+
+    /// Numbers spoiled by one edit: a sign, an exponent, a separator, another script's digit,
+    /// a second dot, an empty side of the dot.
+    fn spoiled_number() -> impl Strategy<Value = String> {
+        let spoiler = prop::sample::select(vec![
+            "+", "-", "e", "E", "e3", ",", "_", "x", "0x", "١", "٣", "\u{ff11}", "..", "NaN",
+            "inf", "s", " 1", "\u{0}",
+        ]);
+        (
+            "[0-9]{1,6}(\\.[0-9]{1,4})?",
+            spoiler,
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(number, spoiler, at)| {
+                let at = at.index(number.len() + 1);
+                format!("{}{spoiler}{}", &number[..at], &number[at..])
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whole seconds, with leading zeros and surrounding spaces, read exactly.
+        #[test]
+        fn whole_seconds_are_read_exactly(
+            seconds in any::<u64>(),
+            zeros in 0usize..4,
+            pad in "[ \t]{0,2}",
+        ) {
+            let value = format!("{pad}{}{seconds}{pad}", "0".repeat(zeros));
+            prop_assert_eq!(
+                parse_retry_after(&value, SystemTime::now()),
+                Some(Duration::from_secs(seconds))
+            );
+        }
+
+        /// A fraction is never shortened: the wait is the value rounded up to the millisecond.
+        #[test]
+        fn decimal_seconds_round_up_to_the_millisecond(
+            whole in 0u64..1_000_000,
+            fraction in "[0-9]{1,12}",
+        ) {
+            let value = format!("{whole}.{fraction}");
+            let parsed = parse_retry_after(&value, SystemTime::now()).unwrap();
+            prop_assert_eq!(Some(parsed), model(&value));
+            // Exactly: never below the value asked, and less than a millisecond above it.
+            let asked_nanos = u128::from(whole) * 1_000_000_000
+                + format!("{fraction:0<9}")[..9].parse::<u128>().unwrap();
+            prop_assert!(parsed.as_nanos() >= asked_nanos, "{:?} < {}ns", parsed, asked_nanos);
+            prop_assert!(parsed.as_nanos() < asked_nanos + 1_000_000);
+        }
+
+        /// An HTTP date in any of its three forms means the time until then, or now when past.
+        #[test]
+        fn http_dates_are_the_time_until_then(
+            date in 0i64..=LAST_SECOND,
+            now in -LAST_SECOND..=2 * LAST_SECOND,
+            form in 0usize..3,
+        ) {
+            let when = DateTime::<Utc>::from_timestamp(date, 0).unwrap();
+            let (value, date) = match form {
+                0 => (when.format("%a, %d %b %Y %H:%M:%S GMT").to_string(), date),
+                // asctime: the day padded with a space.
+                1 => (when.format("%a %b %e %H:%M:%S %Y").to_string(), date),
+                // RFC 850 names the year by two digits: 1970 to 2069.
+                _ => {
+                    let date = date % 3_155_760_000;
+                    let when = DateTime::<Utc>::from_timestamp(date, 0).unwrap();
+                    (when.format("%A, %d-%b-%y %H:%M:%S GMT").to_string(), date)
+                }
+            };
+            let expected = (date - now).max(0).unsigned_abs();
+            prop_assert_eq!(
+                parse_retry_after(&value, at(now)),
+                Some(Duration::from_secs(expected)),
+                "{}", value
+            );
+        }
+
+        /// Numbers with a sign, an exponent, a comma, foreign digits and the like are ignored.
+        #[test]
+        fn spoiled_numbers_are_ignored(value in spoiled_number()) {
+            prop_assume!(model(&value).is_none());
+            prop_assert_eq!(parse_retry_after(&value, SystemTime::now()), None, "{:?}", value);
+        }
+
+        /// Any text: read as delay-seconds exactly when it is delay-seconds, else as a date
+        /// or not at all; never a panic.
+        #[test]
+        fn any_text_is_delay_seconds_a_date_or_nothing(value in "\\PC{0,40}|[0-9. ]{0,12}") {
+            let now = SystemTime::now();
+            let expected = model(&value).or_else(|| {
+                let at = httpdate::parse_http_date(value.trim()).ok()?;
+                Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+            });
+            prop_assert_eq!(parse_retry_after(&value, now), expected, "{:?}", value);
+        }
+
+        /// Whatever the header says, the wait is at most `max_backoff`, and a valid delay below
+        /// it is obeyed as given.
+        #[test]
+        fn the_wait_is_capped_and_a_valid_delay_obeyed(
+            value in "\\PC{0,20}|[0-9]{1,8}(\\.[0-9]{1,5})?",
+            max_ms in 1u64..100_000,
+        ) {
+            let max = Duration::from_millis(max_ms);
+            let headers = [("retry-after".to_owned(), value.clone())];
+            let wait = policy(max).delay_after_status(1, 429, &headers).unwrap();
+            prop_assert!(wait <= max, "{:?}: {:?}", value, wait);
+            if let Some(asked) = model(&value) {
+                prop_assert_eq!(wait, asked.min(max), "{:?}", value);
+            }
+        }
+    }
+}

@@ -37,6 +37,11 @@ pub fn resolve_url(base: &Url, target: &str) -> Result<Url, UrlRefused> {
     if target.contains('\\') {
         return Err(refuse("it contains a backslash"));
     }
+    // URL parsing trims surrounding spaces, which would make a segment such as `.. ` pass the
+    // dot-segment check below and then be normalised away.
+    if target.trim() != target {
+        return Err(refuse("it starts or ends with spaces"));
+    }
     if target.contains('#') {
         return Err(refuse("it contains a fragment (`#`)"));
     }
@@ -212,6 +217,8 @@ mod tests {
             ("/v1.0/me#frag", "fragment"),
             ("https://graph.example/v1.0/../x", "`..` segment"),
             ("https://graph.example/v1.0/%2e%2e/x", "percent-encoded dot"),
+            ("https://graph.example/v1.0/x/.. ", "spaces"),
+            (" /v1.0/me", "spaces"),
         ];
         let b = base("https://graph.example");
         for (target, reason) in cases {
@@ -233,6 +240,208 @@ mod tests {
                 err.to_string().contains("not below `/graph`"),
                 "{target}: {err}"
             );
+        }
+    }
+}
+
+/// Properties of `resolve_url` over generated bases and targets: paths and absolute URLs
+/// built from segments a parser might normalise (dot segments, encoded dots, slashes and
+/// backslashes, user information, other origins), and arbitrary text. What is accepted is
+/// checked by a model of how a server could read it, independent of the resolver's rules.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Percent-decodes as a lenient server would: invalid escapes are kept as they are.
+    fn decode(path: &str) -> Vec<u8> {
+        let bytes = path.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match (
+                bytes[i],
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (b'%', Some(high), Some(low)) => {
+                    decoded.push((high * 16 + low) as u8);
+                    i += 3;
+                }
+                (byte, ..) => {
+                    decoded.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        decoded
+    }
+
+    /// The path as a lenient server reads it: percent-decoded, backslashes as slashes, dot
+    /// segments removed (RFC 3986, 5.2.4).
+    fn as_a_server_reads(path: &str) -> String {
+        let decoded = String::from_utf8_lossy(&decode(path)).replace('\\', "/");
+        let mut output: Vec<&str> = Vec::new();
+        let segments: Vec<&str> = decoded.split('/').collect();
+        for (n, segment) in segments.iter().enumerate().skip(1) {
+            let last = n == segments.len() - 1;
+            match *segment {
+                "." if last => output.push(""),
+                "." => {}
+                ".." => {
+                    output.pop();
+                    if last {
+                        output.push("");
+                    }
+                }
+                other => output.push(other),
+            }
+        }
+        format!("/{}", output.join("/"))
+    }
+
+    fn base() -> impl Strategy<Value = Url> {
+        (
+            prop::sample::select(vec!["http", "https"]),
+            prop::sample::select(vec!["graph.example", "127.0.0.1", "api.example.com"]),
+            prop::option::of(prop::sample::select(vec![80u16, 443, 8080])),
+            prop::collection::vec(prop::sample::select(vec!["v1.0", "graph", "api"]), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(scheme, host, port, path, slash)| {
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let slash = if slash && !path.is_empty() { "/" } else { "" };
+                Url::parse(&format!(
+                    "{scheme}://{host}{port}/{}{slash}",
+                    path.join("/")
+                ))
+                .unwrap()
+            })
+    }
+
+    /// A path segment: ordinary, or one of the forms that climb, hide a separator or
+    /// change the authority once decoded or normalised.
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[A-Za-z0-9_~$-]{1,8}",
+            3 => prop::sample::select(vec![
+                "", ".", "..", "...", ".%2e", "%2e.", "%2e%2e", "%2E%2E", "%2e", "%252e%252e",
+                "..%2f", "%2f", "%2F", "%5c", "%5C", "\\", "..\\", "@", "user@evil.example",
+                ":", "evil.example:80", "%40", "%", "%zz", "%2", ";", "..;", "é", "%C3%A9", " ",
+                ". ", " ..", "\t", "\u{0}", "\u{7f}", "\u{3002}", "%u002e", "?", "#", "//",
+                "graphx", "v1.0x",
+            ]).prop_map(str::to_owned),
+            1 => "\\PC{1,4}",
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        prop::collection::vec(segment(), 0..6)
+            .prop_map(|segments| format!("/{}", segments.join("/")))
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "\\?[a-zA-Z0-9=&%$./?@:_-]{0,16}",
+            "\\?\\PC{0,8}",
+        ]
+    }
+
+    /// An origin: the base's own, spelled as it is or differently, or another one.
+    fn origin(base: &Url) -> impl Strategy<Value = String> + use<> {
+        let own = base.origin().ascii_serialization();
+        let host = base.host_str().unwrap().to_owned();
+        let port = base.port_or_known_default().unwrap();
+        let other_scheme = if base.scheme() == "https" {
+            "http"
+        } else {
+            "https"
+        };
+        prop::sample::select(vec![
+            own.clone(),
+            own.to_uppercase(),
+            format!("{}://{host}:{port}", base.scheme()),
+            format!("{}://user@{host}", base.scheme()),
+            format!("{}://user:pw@{host}", base.scheme()),
+            format!("{}://{host}@evil.example", base.scheme()),
+            format!("{}://evil.example#@{host}", base.scheme()),
+            format!("{}://{host}.", base.scheme()),
+            format!("{}://{host}:{}", base.scheme(), port + 1),
+            format!("{other_scheme}://{host}"),
+            format!("{}://evil.example", base.scheme()),
+            format!("{}://{host}.evil.example", base.scheme()),
+            format!("{}:{host}", base.scheme()),
+            format!("{}:///{host}", base.scheme()),
+            "file://".to_owned(),
+            "javascript:".to_owned(),
+        ])
+    }
+
+    /// A target below the base or trying to leave it: a path, an absolute URL (often below
+    /// the base path, or beside it), or any text at all.
+    fn target(base: Url) -> impl Strategy<Value = String> {
+        let base_path = base.path().trim_end_matches('/').to_owned();
+        let beside = vec![base_path.clone(), String::new(), format!("{base_path}x")];
+        prop_oneof![
+            4 => (path(), query()).prop_map(|(p, q)| format!("{p}{q}")),
+            4 => (origin(&base), prop::sample::select(beside), path(), query())
+                .prop_map(|(o, b, p, q)| format!("{o}{b}{p}{q}")),
+            1 => "\\PC{0,24}",
+            1 => "/\\PC{0,24}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// Whatever is accepted goes to the base's origin, below its path as any server
+        /// would read it, with nothing lost in normalisation and no user information.
+        #[test]
+        fn nothing_accepted_leaves_the_base_url(
+            (base, target) in base().prop_flat_map(|b| (Just(b.clone()), target(b))),
+        ) {
+            let Ok(url) = resolve_url(&base, &target) else { return Ok(()) };
+            prop_assert_eq!(url.scheme(), base.scheme());
+            prop_assert_eq!(url.host_str(), base.host_str());
+            prop_assert_eq!(url.port_or_known_default(), base.port_or_known_default());
+            prop_assert!(url.username().is_empty() && url.password().is_none(), "{}", url);
+            prop_assert_eq!(url.fragment(), None);
+            let base_path = base.path().trim_end_matches('/');
+            let read = as_a_server_reads(url.path());
+            prop_assert!(
+                read == base_path || read.starts_with(&format!("{base_path}/")),
+                "{target:?} from {base} became {url}, read as {read}"
+            );
+            // A path is sent as asked: only escaped where it must be, never normalised.
+            if let Some(asked) = target.strip_prefix('/') {
+                let asked = split_query(asked).0;
+                prop_assert_eq!(decode(url.path()), decode(&format!("{base_path}/{asked}")));
+            }
+            // The URL is sent as serialised: parsing it again changes nothing.
+            prop_assert_eq!(Url::parse(url.as_str()).unwrap(), url);
+        }
+
+        /// Paths of ordinary segments with a query are accepted, below the base path.
+        #[test]
+        fn ordinary_paths_are_accepted(
+            base in base(),
+            segments in prop::collection::vec("[A-Za-z0-9_~$@!'()*+,;=:-]{1,8}", 1..5),
+            query in "(\\?[A-Za-z0-9=&%$./?@:_-]{0,16})?",
+            absolute in any::<bool>(),
+        ) {
+            let path = format!("/{}", segments.join("/"));
+            let base_path = base.path().trim_end_matches('/');
+            let target = if absolute {
+                format!("{}{base_path}{path}{query}", base.origin().ascii_serialization())
+            } else {
+                format!("{path}{query}")
+            };
+            let url = resolve_url(&base, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(url.path(), format!("{base_path}{path}"));
+            prop_assert_eq!(url.query(), query.strip_prefix('?'));
         }
     }
 }

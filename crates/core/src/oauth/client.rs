@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -18,6 +18,8 @@ use oauth2::{
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use super::certificate::{CLIENT_ASSERTION_TYPE, ClientCertificate};
+use super::credentials::{ClientCredential, Credentials, NamedCredential};
 use super::error::{ErrorFields, OAuthError, OAuthErrorKind, Stage, classify};
 use super::token::{TokenSet, WireToken};
 use crate::http::describe;
@@ -44,6 +46,8 @@ pub struct OAuthClientConfig {
     /// The provider's OAuth facts, from its spec.
     pub spec: OAuth2Spec,
     pub client_id: String,
+    /// The client's one secret; [`OAuthClient::with_credentials`] replaces it with several
+    /// credentials, [`OAuthClient::with_client_assertion`] with a certificate.
     pub client_secret: SecretString,
     /// Must equal a URI registered with the provider, byte for byte.
     pub redirect_uri: String,
@@ -102,15 +106,64 @@ pub struct OAuthClient {
     http: reqwest::Client,
     config: OAuthClientConfig,
     timeout: Duration,
+    /// What token requests authenticate with, in the order they are tried. Shared by clones,
+    /// so the credential found to work is preferred by all of them.
+    credentials: Arc<Credentials>,
+    /// A client assertion's `aud` template instead of the token endpoint's URL.
+    assertion_audience: Option<String>,
+}
+
+/// A certificate credential and where its assertions are addressed.
+#[derive(Debug, Clone)]
+pub struct ClientAssertion {
+    pub certificate: Arc<ClientCertificate>,
+    /// The assertion's `aud` template, for providers that want something else than the token
+    /// endpoint the request goes to (the default, and what Microsoft requires).
+    pub audience: Option<String>,
 }
 
 impl OAuthClient {
     pub fn new(http: reqwest::Client, config: OAuthClientConfig) -> Self {
+        let credentials = Credentials::single(
+            ClientCredential::Secret(config.client_secret.clone()),
+            "client_secret",
+        );
         OAuthClient {
             http,
             config,
             timeout: DEFAULT_TOKEN_TIMEOUT,
+            credentials: Arc::new(credentials),
+            assertion_audience: None,
         }
+    }
+
+    /// Authenticates token requests with a certificate (`private_key_jwt`) instead of the
+    /// client secret, which is then never sent.
+    pub fn with_client_assertion(self, assertion: ClientAssertion) -> Self {
+        let credentials = Credentials::single(
+            ClientCredential::Certificate(assertion.certificate),
+            "client_certificate",
+        );
+        self.with_credentials(credentials, assertion.audience)
+    }
+
+    /// Authenticates token requests with `credentials` instead of the configured secret: the
+    /// preferred one, and the others when the provider refuses it (`credentials.rs`).
+    /// `assertion_audience` is the `aud` template of certificates' assertions, when it is not
+    /// the token endpoint the request goes to.
+    pub fn with_credentials(
+        mut self,
+        credentials: Credentials,
+        assertion_audience: Option<String>,
+    ) -> Self {
+        self.credentials = Arc::new(credentials);
+        self.assertion_audience = assertion_audience;
+        self
+    }
+
+    /// The credentials token requests authenticate with, in the order they are tried.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -139,7 +192,7 @@ impl OAuthClient {
                 .unwrap_or(&spec.authorization_url),
             connection_config,
         )?;
-        let client = self.oauth2_client(Some(AuthUrl::from_url(auth_url)), None)?;
+        let client = self.oauth2_client(Some(AuthUrl::from_url(auth_url)), None, None)?;
         let state = CsrfToken::new_random_len(32);
         let mut request = client
             .authorize_url(|| state.clone())
@@ -180,11 +233,32 @@ impl OAuthClient {
         code: &SecretString,
         pkce_verifier: Option<&SecretString>,
     ) -> Result<TokenSet, OAuthError> {
+        // A refused client credential is refused before the code is looked at, so the code
+        // is still unused when another credential is tried.
+        self.credentials
+            .with_fallback(|credential| {
+                self.exchange_code_with(credential, connection_config, code, pkce_verifier)
+            })
+            .await
+    }
+
+    async fn exchange_code_with(
+        &self,
+        credential: Option<&NamedCredential>,
+        connection_config: &BTreeMap<String, String>,
+        code: &SecretString,
+        pkce_verifier: Option<&SecretString>,
+    ) -> Result<TokenSet, OAuthError> {
         let stage = Stage::CodeExchange;
-        let client = self.token_client(connection_config)?;
+        let (client, assertion) = self.token_client(connection_config, credential)?;
         let mut request = client
             .exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()))
             .map_err(|e| misconfigured(format!("token_url: {e}")))?;
+        if let Some(assertion) = &assertion {
+            request = request
+                .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion.expose_secret().to_owned());
+        }
         if let Some(verifier) = pkce_verifier {
             request = request
                 .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()));
@@ -209,12 +283,31 @@ impl OAuthClient {
         refresh_token: &SecretString,
         scopes: Option<&[String]>,
     ) -> Result<TokenSet, OAuthError> {
+        self.credentials
+            .with_fallback(|credential| {
+                self.refresh_with(credential, connection_config, refresh_token, scopes)
+            })
+            .await
+    }
+
+    async fn refresh_with(
+        &self,
+        credential: Option<&NamedCredential>,
+        connection_config: &BTreeMap<String, String>,
+        refresh_token: &SecretString,
+        scopes: Option<&[String]>,
+    ) -> Result<TokenSet, OAuthError> {
         let stage = Stage::Refresh;
-        let client = self.token_client(connection_config)?;
+        let (client, assertion) = self.token_client(connection_config, credential)?;
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let mut request = client
             .exchange_refresh_token(&token)
             .map_err(|e| misconfigured(format!("token_url: {e}")))?;
+        if let Some(assertion) = &assertion {
+            request = request
+                .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion.expose_secret().to_owned());
+        }
         let scopes = scopes.unwrap_or(&self.config.scopes);
         if let Some(scope) = self.joined_scopes(scopes) {
             request = request.add_scope(scope);
@@ -255,10 +348,14 @@ impl OAuthClient {
         (!scopes.is_empty()).then(|| Scope::new(scopes.join(&self.config.spec.scope_separator)))
     }
 
+    /// The client for one token request with `credential`, and the client assertion it
+    /// carries when that is a certificate: signed for this request alone, addressed to the
+    /// token endpoint it goes to (the connection's tenant filled in).
     fn token_client(
         &self,
         connection_config: &BTreeMap<String, String>,
-    ) -> Result<Oauth2Client, OAuthError> {
+        credential: Option<&NamedCredential>,
+    ) -> Result<(Oauth2Client, Option<SecretString>), OAuthError> {
         let token_url = self.endpoint(
             "token_url",
             self.config
@@ -267,30 +364,61 @@ impl OAuthClient {
                 .unwrap_or(&self.config.spec.token_url),
             connection_config,
         )?;
-        self.oauth2_client(None, Some(TokenUrl::from_url(token_url)))
+        let credential = credential.map(|c| &c.credential);
+        let assertion = match credential {
+            Some(ClientCredential::Certificate(certificate)) => {
+                let audience = match &self.assertion_audience {
+                    Some(template) => fill_template(template, connection_config).map_err(|e| {
+                        misconfigured(format!(
+                            "client_assertion_audience: {e} — check the connection config"
+                        ))
+                    })?,
+                    None => token_url.as_str().to_owned(),
+                };
+                let signed = certificate
+                    .assertion(&self.config.client_id, &audience, Utc::now())
+                    .map_err(misconfigured)?;
+                Some(signed)
+            }
+            _ if self.config.spec.client_authentication == ClientAuthentication::PrivateKeyJwt => {
+                return Err(misconfigured(
+                    "the provider authenticates clients with private_key_jwt — set client_certificate and client_private_key".to_owned(),
+                ));
+            }
+            _ => None,
+        };
+        let client = self.oauth2_client(None, Some(TokenUrl::from_url(token_url)), credential)?;
+        Ok((client, assertion))
     }
 
+    /// The `oauth2` crate's client, authenticating with `credential` (none for the
+    /// authorization URL, which carries no credential).
     fn oauth2_client(
         &self,
         auth_url: Option<AuthUrl>,
         token_url: Option<TokenUrl>,
+        credential: Option<&ClientCredential>,
     ) -> Result<Oauth2Client, OAuthError> {
         let redirect = RedirectUrl::new(self.config.redirect_uri.clone()).map_err(|e| {
             misconfigured(format!("redirect_uri `{}`: {e}", self.config.redirect_uri))
         })?;
-        Ok(
-            oauth2::Client::new(ClientId::new(self.config.client_id.clone()))
-                .set_client_secret(ClientSecret::new(
-                    self.config.client_secret.expose_secret().to_owned(),
-                ))
-                .set_auth_type(match self.config.spec.client_authentication {
-                    ClientAuthentication::Form => AuthType::RequestBody,
-                    ClientAuthentication::Basic => AuthType::BasicAuth,
-                })
-                .set_redirect_uri(redirect)
-                .set_auth_uri_option(auth_url)
-                .set_token_uri_option(token_url),
-        )
+        let client = oauth2::Client::new(ClientId::new(self.config.client_id.clone()))
+            .set_redirect_uri(redirect)
+            .set_auth_uri_option(auth_url)
+            .set_token_uri_option(token_url);
+        // With a certificate (or nothing), no secret is set: the crate then sends `client_id`
+        // in the body and the assertion goes with it.
+        let Some(ClientCredential::Secret(secret)) = credential else {
+            return Ok(client.set_auth_type(AuthType::RequestBody));
+        };
+        Ok(client
+            .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
+            .set_auth_type(match self.config.spec.client_authentication {
+                ClientAuthentication::Basic => AuthType::BasicAuth,
+                ClientAuthentication::Form | ClientAuthentication::PrivateKeyJwt => {
+                    AuthType::RequestBody
+                }
+            }))
     }
 
     /// Fills a URL template and checks it is `https`, or `http` on a loopback address (the

@@ -181,6 +181,27 @@ impl OAuthError {
         self.0.state.as_deref()
     }
 
+    /// Whether the provider refused the client's own credential — a secret that is wrong or
+    /// expired, a certificate it does not know or that has expired, an assertion outside its
+    /// time range — rather than the request or the grant. Another credential of the same app
+    /// may be accepted, so the engine tries it (`credentials.rs`).
+    pub fn rejects_client_credential(&self) -> bool {
+        let d = &self.0;
+        if d.kind != IntegrationMisconfigured
+            || !matches!(d.stage, Stage::CodeExchange | Stage::Refresh)
+        {
+            return false;
+        }
+        match d.aadsts {
+            Some(code) => CLIENT_CREDENTIAL_REFUSED.contains(&code),
+            // RFC 6749's code for a failed client authentication, or a bare 401.
+            None => {
+                d.error.as_deref() == Some("invalid_client")
+                    || (d.error.is_none() && d.status == Some(401))
+            }
+        }
+    }
+
     pub(crate) fn with_state(mut self, state: Option<String>) -> Self {
         self.0.state = state;
         self
@@ -191,6 +212,11 @@ impl OAuthError {
         self
     }
 }
+
+/// Microsoft's codes for a client credential the app does not accept: a wrong secret
+/// (7000215), an expired one (7000222), a certificate unknown, expired or not matching its key
+/// (700027), an assertion outside its time range (700024).
+const CLIENT_CREDENTIAL_REFUSED: &[u32] = &[7000215, 7000222, 700027, 700024];
 
 /// Classifies a provider error: `status` is the token endpoint's status (`None` for a
 /// callback), `fields` what the provider said.
@@ -380,6 +406,28 @@ fn by_aadsts(stage: Stage, code: u32) -> Option<(OAuthErrorKind, &'static str)> 
             IntegrationMisconfigured,
             "no client credential was sent — set client_secret",
         ),
+        700027 => (
+            IntegrationMisconfigured,
+            "the certificate is not registered on the app, has expired there, or the key does not match it — upload client_certificate in Entra ID (Certificates & secrets)",
+        ),
+        700024 => (
+            IntegrationMisconfigured,
+            "the client assertion is not within its valid time range — check this server's clock (NTP)",
+        ),
+        700023 => (
+            IntegrationMisconfigured,
+            "the client assertion's audience is not the token endpoint — check token_url and client_assertion_audience",
+        ),
+        700021 => (
+            IntegrationMisconfigured,
+            "the client assertion's issuer or subject is not the client_id — check client_id",
+        ),
+        // The emulator's code for a replayed `jti` (Entra documents none): every request signs
+        // a fresh assertion, so the next one succeeds.
+        7000274 => (
+            Transient,
+            "the client assertion was already used — retry; each request signs a new one",
+        ),
         90130 => (
             IntegrationMisconfigured,
             "admin consent needs the tenant's ID or domain, or `organizations`, not `common` — set the connection's tenant",
@@ -450,6 +498,38 @@ fn by_error(stage: Stage, error: &str) -> (OAuthErrorKind, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_refused_client_credential_is_worth_another_credential() {
+        use Stage::{CodeExchange as X, Refresh as R};
+        let refused = |stage, status, error: &str, code| {
+            classify(stage, Some(status), &token_error(error, code, None))
+                .rejects_client_credential()
+        };
+        for code in [7000215, 7000222, 700027, 700024] {
+            assert!(refused(R, 401, "invalid_client", Some(code)), "{code}");
+            assert!(refused(X, 401, "invalid_client", Some(code)), "{code}");
+        }
+        // Other providers: the standard error, or a bare 401.
+        assert!(refused(R, 401, "invalid_client", None));
+        assert!(classify(R, Some(401), &ErrorFields::default()).rejects_client_credential());
+        // The integration's other mistakes, the grant's, and the provider's troubles are not.
+        for (status, error, code) in [
+            (400, "invalid_client", Some(700016)),
+            (400, "invalid_scope", Some(70011)),
+            (400, "invalid_grant", Some(70008)),
+            (401, "invalid_client", Some(700023)),
+            (503, "temporarily_unavailable", None),
+            (400, "invalid_request", None),
+        ] {
+            assert!(
+                !refused(R, status, error, code),
+                "{status} {error} {code:?}"
+            );
+        }
+        let local = OAuthError::local(IntegrationMisconfigured, Stage::Local, "x");
+        assert!(!local.rejects_client_credential());
+    }
 
     fn token_error(error: &str, code: Option<u32>, suberror: Option<&str>) -> ErrorFields {
         ErrorFields {
@@ -599,6 +679,39 @@ mod tests {
                 None,
                 IntegrationMisconfigured,
             ),
+            (
+                X,
+                401,
+                "invalid_client",
+                Some(700027),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                R,
+                401,
+                "invalid_client",
+                Some(700024),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                R,
+                401,
+                "invalid_client",
+                Some(700023),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (
+                R,
+                401,
+                "invalid_client",
+                Some(700021),
+                None,
+                IntegrationMisconfigured,
+            ),
+            (R, 401, "invalid_client", Some(7000274), None, Transient),
             (R, 500, "server_error", None, None, Transient),
             (R, 429, "invalid_request", None, None, Transient),
             (

@@ -151,6 +151,10 @@ pub enum ClientAuthentication {
     Form,
     /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
     Basic,
+    /// A JWT signed with the private key of a certificate registered at the provider
+    /// (OpenID Connect `private_key_jwt`, RFC 7523): the integration must configure a
+    /// certificate, and no secret is sent.
+    PrivateKeyJwt,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

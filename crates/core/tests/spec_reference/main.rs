@@ -79,7 +79,10 @@ fn the_tracer_sees_into_tagged_tables() {
     assert!(keys("[[auth.scopes]]", None).contains(&"admin_consent"));
     assert!(keys("[api.pagination.<name>]", Some(r#"type = "cursor""#)).contains(&"cursor_param"));
     let auth = &schema.tables[&TableId::new("[auth]", Some(r#"mode = "oauth2""#))];
-    assert_eq!(auth["client_authentication"], ["form", "basic"]);
+    assert_eq!(
+        auth["client_authentication"],
+        ["form", "basic", "private_key_jwt"]
+    );
     assert_eq!(schema.tags, BTreeSet::from(["mode", "type"]));
 }
 

@@ -9,7 +9,11 @@
 //! | `POST /tenants` | `CreateTenant` | `TenantInfo` |
 //! | `GET /apps` | | `[AppInfo]` |
 //! | `POST /apps` | `CreateApp` | `AppInfo` (with the client secret) |
-//! | `POST /apps/{client_id}/secret` | `UpdateSecret` | `AppInfo`: set the secret's expiry, optionally rotate it |
+//! | `POST /apps/{client_id}/secret` | `UpdateSecret` | `AppInfo`: set the first secret's expiry, optionally rotate it |
+//! | `POST /apps/{client_id}/secrets` | `AddSecret` | `NewSecret` (id, value, expiry): one more secret the app accepts |
+//! | `POST /apps/{client_id}/secrets/{id}/expire` | | `SecretInfo`: that secret answers AADSTS7000222 from now on |
+//! | `DELETE /apps/{client_id}/secrets/{id}` | | the removed `SecretInfo`: its value answers AADSTS7000215 |
+//! | `POST /apps/{client_id}/certificates` | `AddCertificate` | `CertificateInfo`: client assertions signed with its key are accepted |
 //! | `POST /apps/{client_id}/next-outcome` | `NextOutcome` | `NextOutcome`: forced on the next authorize or admin consent |
 //! | `GET /users` | | `[UserInfo]` |
 //! | `POST /users` | `CreateUser` | `UserInfo` |
@@ -61,6 +65,19 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/apps", get(directory::apps).post(directory::create_app))
         .route("/apps/{client_id}/secret", post(directory::update_secret))
+        .route("/apps/{client_id}/secrets", post(directory::add_secret))
+        .route(
+            "/apps/{client_id}/secrets/{secret}/expire",
+            post(directory::expire_secret),
+        )
+        .route(
+            "/apps/{client_id}/secrets/{secret}",
+            delete(directory::remove_secret),
+        )
+        .route(
+            "/apps/{client_id}/certificates",
+            post(directory::add_certificate),
+        )
         .route(
             "/apps/{client_id}/next-outcome",
             post(directory::schedule_outcome),
@@ -119,6 +136,10 @@ impl ControlError {
 
     fn unknown_app(client_id: &str) -> Self {
         ControlError::NotFound(format!("app '{client_id}'"))
+    }
+
+    fn unknown_secret(client_id: &str, secret_id: &str) -> Self {
+        ControlError::NotFound(format!("secret '{secret_id}' of app '{client_id}'"))
     }
 }
 

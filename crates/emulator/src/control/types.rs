@@ -62,8 +62,12 @@ pub struct AppInfo {
     pub client_id: String,
     pub name: String,
     pub home_tenant_id: String,
+    /// The first secret's value (empty once every secret was removed).
     pub client_secret: String,
     pub secret_expires_at: DateTime<Utc>,
+    /// Every secret the app holds, oldest first, without their values.
+    #[serde(default)]
+    pub secrets: Vec<SecretInfo>,
     pub redirect_uris: Vec<String>,
     pub audience: Audience,
     pub consent_mode: ConsentMode,
@@ -125,6 +129,8 @@ pub struct Expired {
     pub refresh_tokens: usize,
 }
 
+/// Changes the app's first secret (`POST /apps/{client_id}/secret`); the per-secret calls
+/// are [`AddSecret`] and `…/secrets/{id}/expire` and `DELETE …/secrets/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UpdateSecret {
@@ -132,6 +138,50 @@ pub struct UpdateSecret {
     pub expires_in_secs: i64,
     /// Issue a new secret value (the old one stops working).
     pub rotate: bool,
+}
+
+/// A further client secret for an app (Entra's `addPassword`), next to those it holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AddSecret {
+    /// From the current virtual time; two years when absent.
+    pub expires_in_secs: Option<i64>,
+}
+
+/// A secret just added: the only answer that carries its value, as in Entra.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewSecret {
+    /// The `keyId` that names it in the other calls.
+    pub id: String,
+    pub value: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A secret as an app lists it: named, never shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub id: String,
+    /// The value's first three characters, as the portal shows them.
+    pub hint: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A certificate to register on an app (Entra's Certificates & secrets → Upload certificate).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddCertificate {
+    /// The certificate in PEM (`-----BEGIN CERTIFICATE-----`); only its public key is kept.
+    pub certificate: String,
+}
+
+/// A certificate registered on an app, as the token endpoint finds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateInfo {
+    /// base64url SHA-256 of the certificate's DER: what `x5t#S256` must name.
+    pub thumbprint_sha256: String,
+    /// base64url SHA-1 of the DER: what `x5t` must name.
+    pub thumbprint_sha1: String,
+    /// After it, assertions signed with the certificate's key are refused (AADSTS700027).
+    pub not_after: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -238,6 +288,13 @@ pub struct Counters {
     pub max_concurrency_per_mailbox: BTreeMap<String, u32>,
     /// Most Graph requests seen in flight at once overall.
     pub max_concurrency: u32,
+    /// Token endpoint errors by AADSTS code (e.g. `"7000222"`).
+    #[serde(default)]
+    pub token_errors: BTreeMap<String, u64>,
+    /// Token requests whose client authenticated, by the credential that did: a secret's id,
+    /// or `certificate:` and the certificate's SHA-256 thumbprint.
+    #[serde(default)]
+    pub client_credentials: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

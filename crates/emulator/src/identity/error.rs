@@ -223,13 +223,6 @@ impl Aadsts {
         )
     }
 
-    pub fn certificate_not_registered() -> Self {
-        Aadsts::new(
-            700027,
-            "The certificate with identifier used to sign the client assertion is not registered on application.",
-        )
-    }
-
     pub fn wrong_secret(client_id: &str) -> Self {
         Aadsts::new(
             7000215,
@@ -377,6 +370,11 @@ impl OAuthError {
             suberror: None,
             claims: None,
         }
+    }
+
+    /// The AADSTS number, as the body's `error_codes` carry it.
+    pub fn code(&self) -> u32 {
+        self.aadsts.code
     }
 
     pub fn invalid_request(aadsts: Aadsts) -> Self {

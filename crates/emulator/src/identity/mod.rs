@@ -1,6 +1,7 @@
 //! The identity platform (`login.microsoftonline.com`): authorize, token and admin consent.
 
 pub mod admin_consent;
+mod assertion;
 pub mod authorize;
 pub mod error;
 mod jwt;

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use url::form_urlencoded;
 
 use super::error::{Aadsts, OAuthError};
-use super::{jwt, resolve_client};
+use super::{assertion, jwt, resolve_client};
 use crate::directory::App;
 use crate::random;
 use crate::scopes::{GRAPH_APP_ID, Scopes};
@@ -60,7 +60,20 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<TokenResponse, OAuthError> {
-    let form: TokenForm = form_urlencoded::parse(&body).into_owned().collect();
+    let answer = redeem(&state, &tenant, &headers, &body);
+    if let Err(error) = &answer {
+        state.counters.token_error(error.code());
+    }
+    answer
+}
+
+fn redeem(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<TokenResponse, OAuthError> {
+    let form: TokenForm = form_urlencoded::parse(body).into_owned().collect();
     let grant_type = form.get("grant_type").map(String::as_str);
     state
         .counters
@@ -68,9 +81,9 @@ pub async fn token(
     let now = state.clock.now();
     let mut world = state.write();
 
-    let (basic_id, credential) = credential(&headers, &form)?;
+    let (basic_id, credential) = credential(headers, &form)?;
     let client_id = form.get("client_id").cloned().or(basic_id);
-    let app = match resolve_client(&world.directory, &tenant, client_id.as_deref()) {
+    let app = match resolve_client(&world.directory, tenant, client_id.as_deref()) {
         Err(aadsts) if aadsts.code == 700016 => {
             return Err(OAuthError::unauthorized_client(aadsts));
         }
@@ -82,8 +95,23 @@ pub async fn token(
     if !matches!(grant_type, "authorization_code" | "refresh_token") {
         return Err(OAuthError::unsupported_grant_type(grant_type));
     }
-    authenticate(app, credential, now)?;
     let client_id = app.client_id.clone();
+    let authenticated = match credential {
+        Credential::Assertion {
+            assertion_type,
+            assertion,
+        } => {
+            let app = world.directory.app_mut(&client_id).expect("resolved");
+            let audiences = token_endpoints(headers, tenant);
+            let thumbprint =
+                assertion::verify(app, assertion_type.as_deref(), &assertion, &audiences, now)
+                    .map_err(OAuthError::invalid_client)?;
+            format!("certificate:{thumbprint}")
+        }
+        Credential::Secret(secret) => authenticate(app, Some(secret), now)?,
+        Credential::Missing => authenticate(app, None, now)?,
+    };
+    state.counters.client_credential(&authenticated);
 
     let (grant, scopes, nonce) = match grant_type {
         "authorization_code" => redeem_code(&mut world, &client_id, &form, now)?,
@@ -94,8 +122,25 @@ pub async fn token(
 
 enum Credential {
     Secret(String),
-    Assertion,
+    Assertion {
+        assertion_type: Option<String>,
+        assertion: String,
+    },
     Missing,
+}
+
+/// Where this request was sent, as a client assertion's `aud` must name it: Entra's
+/// `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token` with the tenant as the URL
+/// has it, here on the emulator's own host (plain HTTP, or HTTPS behind a proxy).
+fn token_endpoints(headers: &HeaderMap, tenant: &str) -> Vec<String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("login.microsoftonline.com");
+    ["http", "https"]
+        .iter()
+        .map(|scheme| format!("{scheme}://{host}/{tenant}/oauth2/v2.0/token"))
+        .collect()
 }
 
 /// The client's credential: `client_secret` in the body, or HTTP Basic whose halves are
@@ -107,8 +152,14 @@ fn credential(
     if let Some(secret) = form.get("client_secret") {
         return Ok((None, Credential::Secret(secret.clone())));
     }
-    if form.contains_key("client_assertion") {
-        return Ok((None, Credential::Assertion));
+    if let Some(assertion) = form.get("client_assertion") {
+        return Ok((
+            None,
+            Credential::Assertion {
+                assertion_type: form.get("client_assertion_type").cloned(),
+                assertion: assertion.clone(),
+            },
+        ));
     }
     let Some(authorization) = headers
         .get(header::AUTHORIZATION)
@@ -140,19 +191,25 @@ fn credential(
     ))
 }
 
-fn authenticate(app: &App, credential: Credential, now: DateTime<Utc>) -> Result<(), OAuthError> {
-    match credential {
-        Credential::Missing => Err(OAuthError::invalid_client(Aadsts::missing_credential())),
-        Credential::Assertion => Err(OAuthError::invalid_client(
-            Aadsts::certificate_not_registered(),
-        )),
-        Credential::Secret(secret) if secret != app.secret => Err(OAuthError::invalid_client(
-            Aadsts::wrong_secret(&app.client_id),
-        )),
-        Credential::Secret(_) if now >= app.secret_expires_at => Err(OAuthError::invalid_client(
+/// Checks a client secret against every secret the app holds (client assertions are
+/// `assertion::verify`'s): an unexpired one authenticates, an expired one answers
+/// AADSTS7000222, a value the app does not hold AADSTS7000215. Answers the secret's id.
+fn authenticate(
+    app: &App,
+    secret: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<String, OAuthError> {
+    let Some(secret) = secret else {
+        return Err(OAuthError::invalid_client(Aadsts::missing_credential()));
+    };
+    match app.secrets.iter().find(|s| s.value == secret) {
+        None => Err(OAuthError::invalid_client(Aadsts::wrong_secret(
+            &app.client_id,
+        ))),
+        Some(held) if now >= held.expires_at => Err(OAuthError::invalid_client(
             Aadsts::secret_expired(&app.client_id),
         )),
-        Credential::Secret(_) => Ok(()),
+        Some(held) => Ok(held.id.clone()),
     }
 }
 
@@ -335,7 +392,7 @@ fn issue(
         if scopes.has("email") {
             claims["email"] = user.mail.clone().into();
         }
-        jwt::id_token(&claims, &app.secret)
+        jwt::id_token(&claims, app.signing_secret())
     });
     let response_scope = scopes.response_value();
     world.tokens.access.insert(

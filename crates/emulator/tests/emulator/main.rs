@@ -5,10 +5,12 @@
 
 mod apim;
 mod binary;
+mod certificates;
 mod code_flow;
 mod control;
 mod faults;
 mod graph;
 mod harness;
+mod secrets;
 mod throttling;
 mod token_errors;

@@ -22,7 +22,7 @@ mod requests;
 mod syncs;
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,7 +34,6 @@ use axum::http::{Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -87,22 +86,13 @@ impl Api {
             peer: None,
         }
     }
-}
 
-/// Every connection is served by a clone of the one [`Api`], which knows its client's address.
-impl<'a, L: Listener<Addr = SocketAddr>> Service<IncomingStream<'a, L>> for Api {
-    type Response = Api;
-    type Error = Infallible;
-    type Future = Ready<Result<Api, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
-        let mut api = self.clone();
-        api.peer = Some(*stream.remote_addr());
-        ready(Ok(api))
+    /// The clone that serves one connection, from the client at `peer`.
+    pub fn for_peer(&self, peer: SocketAddr) -> Api {
+        Api {
+            peer: Some(peer),
+            ..self.clone()
+        }
     }
 }
 

@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use secrecy::{ExposeSecret, SecretString};
 
+use super::credentials::{Demand, read_credentials};
 use super::read::{self, Ctx, Table};
-use super::{
-    IntegrationConfig, Overrides, SyncOverride, check_url, misses_offline_access, secret_expiring,
-};
+use super::{IntegrationConfig, Overrides, SyncOverride, check_url, misses_offline_access};
 use crate::registry::Registry;
+use plugboard_core::spec::ClientAuthentication;
 
 pub(super) fn read_integrations(
     ctx: &mut Ctx<'_>,
@@ -84,11 +83,18 @@ fn read_integration(
     // An API-key provider's connections each bring their key: the integration has no client.
     let keyed = auth.is_some_and(|a| a.as_api_key().is_some());
     let demand_client = auth.is_some() && !keyed;
+    let demand_certificate = auth
+        .and_then(|a| a.as_oauth2())
+        .is_some_and(|o| o.client_authentication == ClientAuthentication::PrivateKeyJwt);
     if keyed {
         for name in [
             "client_id",
             "client_secret",
             "client_secret_expires_at",
+            "client_certificate",
+            "client_private_key",
+            "client_assertion_algorithm",
+            "credentials",
             "scopes",
         ] {
             if let Some(f) = t.take(name) {
@@ -118,40 +124,15 @@ fn read_integration(
             Some(id)
         })
     };
-    let client_secret = if keyed {
-        Some(SecretString::from(String::new()))
+    let credentials = if keyed {
+        Some(Vec::new())
     } else {
-        let f = match demand_client {
-            true => t.required(ctx, "client_secret", "the OAuth client secret"),
-            false => t.take("client_secret"),
+        let demand = Demand {
+            client: demand_client,
+            certificate: demand_certificate,
+            provider: id,
         };
-        f.and_then(|f| {
-            let secret = ctx.secret(&f, "a string")?;
-            if secret.expose_secret().is_empty() {
-                ctx.error(&f, "must not be empty");
-                return None;
-            }
-            Some(secret)
-        })
-    };
-    let expires = match t.take("client_secret_expires_at") {
-        None => Some(None),
-        Some(f) => ctx.string(&f, "a date").and_then(|text| {
-            match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
-                Ok(date) => {
-                    match secret_expiring(date, today) {
-                        Some(days) if days < 0 => ctx.warn(&f, format!("the client secret expired on {date}: token requests fail until it is replaced")),
-                        Some(days) => ctx.warn(&f, format!("the client secret expires on {date}, in {days} days: create a new one and update the config")),
-                        None => {}
-                    }
-                    Some(Some(date))
-                }
-                Err(_) => {
-                    ctx.error(&f, format!("`{text}` is not a date such as \"2028-05-01\""));
-                    None
-                }
-            }
-        }),
+        read_credentials(ctx, &mut t, &demand, today)
     };
     let scopes = match t.take("scopes") {
         None => Some(None),
@@ -188,8 +169,7 @@ fn read_integration(
     Some(IntegrationConfig {
         provider: provider?,
         client_id: client_id?,
-        client_secret: client_secret?,
-        client_secret_expires_at: expires?,
+        credentials: credentials?,
         scopes,
         overrides: overrides?,
         syncs: syncs?,
@@ -250,6 +230,7 @@ fn read_overrides(
         token_url: read(ctx, &mut t, "token_url"),
         admin_consent_url: read(ctx, &mut t, "admin_consent_url"),
         api_base_url: read(ctx, &mut t, "api_base_url").map(|u| u.trim_end_matches('/').to_owned()),
+        client_assertion_audience: read(ctx, &mut t, "client_assertion_audience"),
     };
     t.finish(ctx);
     ok.then_some(overrides)

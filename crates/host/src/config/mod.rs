@@ -6,6 +6,8 @@
 //! what was expected, so one run of `plugboard check-config` shows everything to fix. Secret
 //! values are never repeated in messages.
 
+mod certificates;
+mod credentials;
 mod integrations;
 mod interpolate;
 mod providers;
@@ -18,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -26,8 +29,11 @@ use config::{Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
+use crate::listener::Limits;
 use crate::registry::Registry;
 use integrations::read_integrations;
+use plugboard_core::oauth::NamedCredential;
+use plugboard_core::spec::HumanDuration;
 use providers::read_providers;
 use read::{Ctx, ENV_PREFIX, Table};
 pub use ui::UiConfig;
@@ -117,6 +123,8 @@ pub struct ServerConfig {
     pub public_url: Url,
     /// Origins (`scheme://host[:port]`) a connect session's `return_url` may point to.
     pub allowed_return_origins: Vec<String>,
+    /// Read timeouts and the cap on open connections, for both listeners.
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -159,8 +167,11 @@ pub struct IntegrationConfig {
     pub provider: String,
     /// The OAuth client; empty for API-key providers, whose connections bring their own keys.
     pub client_id: String,
-    pub client_secret: SecretString,
-    pub client_secret_expires_at: Option<NaiveDate>,
+    /// What token requests authenticate with, each named by its key with its expiry: the one
+    /// `client_secret` (its expiry `client_secret_expires_at`) or `client_certificate` (its
+    /// end date) of the short form, or each `[[credentials]]` entry; none for API-key
+    /// providers. A certificate's token requests carry an assertion signed with its key.
+    pub credentials: Vec<NamedCredential>,
     /// The scopes to request; the provider's default scopes when the config names none.
     pub scopes: Vec<String>,
     pub overrides: Overrides,
@@ -175,6 +186,8 @@ pub struct Overrides {
     pub token_url: Option<String>,
     pub admin_consent_url: Option<String>,
     pub api_base_url: Option<String>,
+    /// The client assertion's `aud` instead of the token endpoint's URL.
+    pub client_assertion_audience: Option<String>,
 }
 
 /// A valid configuration and what deserves attention without stopping the server.
@@ -294,7 +307,7 @@ fn load_in(
         .map_err(|e| fail(vec![e.to_string()]))?;
     let root = config::Source::collect(&merged).map_err(|e| fail(vec![e.to_string()]))?;
 
-    let mut ctx = Ctx::new(source, &options.env);
+    let mut ctx = Ctx::new(source, &options.env).in_dir(dir);
     let mut root = Table::root(root);
     // First, as integrations are checked against the providers' specs.
     let providers = read_providers(&mut ctx, &mut root, registry, dir);
@@ -465,12 +478,58 @@ fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
             origins
         }),
     };
+    let limits = read_limits(ctx, &mut t);
     t.finish(ctx);
     Some(ServerConfig {
         bind: bind?,
         management_bind: management_bind?,
         public_url: public_url?,
         allowed_return_origins: origins?,
+        limits: limits?,
+    })
+}
+
+/// The longest read timeout `[server]` accepts: anything longer holds connections as good as
+/// forever.
+const MAX_READ_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// `[server] header_read_timeout`, `body_read_timeout` and `max_connections`, each defaulting to
+/// [`Limits::default`].
+fn read_limits(ctx: &mut Ctx<'_>, t: &mut Table) -> Option<Limits> {
+    let defaults = Limits::default();
+    let mut timeout = |name: &str, default: Duration| match t.take(name) {
+        None => Some(default),
+        Some(f) => {
+            let text = ctx.string(&f, "a duration such as \"10s\"")?;
+            match text.parse::<HumanDuration>().map(HumanDuration::get) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= MAX_READ_TIMEOUT => Some(d),
+                Ok(_) => {
+                    ctx.error(&f, "must be from 1s to 1h");
+                    None
+                }
+                Err(e) => {
+                    ctx.error(&f, e);
+                    None
+                }
+            }
+        }
+    };
+    let header_read_timeout = timeout("header_read_timeout", defaults.header_read_timeout);
+    let body_read_timeout = timeout("body_read_timeout", defaults.body_read_timeout);
+    let max_connections = match t.take("max_connections") {
+        None => Some(defaults.max_connections),
+        Some(f) => match ctx.integer(&f, "a number of connections")? {
+            n @ 1..=1_000_000 => Some(n as usize),
+            _ => {
+                ctx.error(&f, "must be from 1 to 1000000");
+                None
+            }
+        },
+    };
+    Some(Limits {
+        header_read_timeout: header_read_timeout?,
+        body_read_timeout: body_read_timeout?,
+        max_connections: max_connections?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! `PLUGBOARD__…` variable that overrode it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use config::{Value, ValueKind};
 use secrecy::SecretString;
@@ -32,6 +33,8 @@ pub(super) struct Field {
 /// Problems and warnings found so far, and what is needed to describe where values came from.
 pub(super) struct Ctx<'a> {
     pub file: &'a str,
+    /// The config file's directory, where relative paths in it start.
+    pub dir: PathBuf,
     env: &'a HashMap<String, String>,
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
@@ -41,10 +44,17 @@ impl<'a> Ctx<'a> {
     pub fn new(file: &'a str, env: &'a HashMap<String, String>) -> Self {
         Ctx {
             file,
+            dir: PathBuf::new(),
             env,
             problems: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// Relative paths in the configuration start from `dir`.
+    pub fn in_dir(mut self, dir: &Path) -> Self {
+        self.dir = dir.to_owned();
+        self
     }
 
     fn from_env(field: &Field) -> bool {
@@ -76,6 +86,19 @@ impl<'a> Ctx<'a> {
             self.origin(field),
             message.as_ref()
         );
+        self.warnings.push(line);
+    }
+
+    /// A problem with a key that has no value of its own to name its origin (an entry of an
+    /// array of tables, which only the file can hold).
+    pub fn error_at(&mut self, key: &str, message: impl AsRef<str>) {
+        let line = format!("{key} (from {}): {}", self.file, message.as_ref());
+        self.problems.push(line);
+    }
+
+    /// A warning about such a key.
+    pub fn warn_at(&mut self, key: &str, message: impl AsRef<str>) {
+        let line = format!("{key} (from {}): {}", self.file, message.as_ref());
         self.warnings.push(line);
     }
 
@@ -214,6 +237,15 @@ impl<'a> Ctx<'a> {
 
     /// The elements of an array, each keyed `name[i]`.
     pub fn array(&mut self, field: Field) -> Option<Vec<Field>> {
+        self.elements(field, true)
+    }
+
+    /// [`Ctx::array`] of an array that holds secrets: a value given instead is not repeated.
+    pub fn secret_array(&mut self, field: Field) -> Option<Vec<Field>> {
+        self.elements(field, false)
+    }
+
+    fn elements(&mut self, field: Field, reveal: bool) -> Option<Vec<Field>> {
         match field.value.kind {
             ValueKind::Array(items) => Some(
                 items
@@ -226,7 +258,7 @@ impl<'a> Ctx<'a> {
                     .collect(),
             ),
             ref other => {
-                let found = describe(other, true);
+                let found = describe(other, reveal);
                 self.error(
                     &field,
                     format!("expected an array of tables, found {found}"),
@@ -257,6 +289,11 @@ impl Table {
             key: key.to_owned(),
             entries: BTreeMap::new(),
         }
+    }
+
+    /// The table's own key, e.g. `integrations.microsoft`.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     pub fn key_of(&self, name: &str) -> String {

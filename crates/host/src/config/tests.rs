@@ -10,6 +10,8 @@ use super::*;
 use crate::registry::Source;
 use plugboard_core::Provider;
 
+mod credentials;
+
 const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
@@ -60,6 +62,28 @@ fn options(env: &[(&str, &str)]) -> LoadOptions {
     }
 }
 
+/// The value of the integration's one credential, a secret.
+fn only_secret(integration: &IntegrationConfig) -> &str {
+    match integration.credentials.as_slice() {
+        [only] => match &only.credential {
+            plugboard_core::oauth::ClientCredential::Secret(secret) => secret.expose_secret(),
+            other => panic!("not a secret: {other:?}"),
+        },
+        other => panic!("not one credential: {other:?}"),
+    }
+}
+
+/// The integration's one credential, a certificate.
+fn only_certificate(integration: &IntegrationConfig) -> &plugboard_core::oauth::ClientCertificate {
+    match integration.credentials.as_slice() {
+        [only] => match &only.credential {
+            plugboard_core::oauth::ClientCredential::Certificate(certificate) => certificate,
+            other => panic!("not a certificate: {other:?}"),
+        },
+        other => panic!("not one credential: {other:?}"),
+    }
+}
+
 fn registry() -> Registry {
     Registry::builtin().unwrap()
 }
@@ -95,13 +119,17 @@ fn a_valid_config_loads_with_interpolation_and_normalisation() {
     );
     assert_eq!(config.security.secret_key.expose_secret(), &"x".repeat(40));
     let ms = &config.integrations["microsoft"];
-    assert_eq!(ms.client_secret.expose_secret(), "client-secret-value");
+    assert_eq!(only_secret(ms), "client-secret-value");
     assert_eq!(
         ms.overrides.api_base_url.as_deref(),
         Some("http://127.0.0.1:4010")
     );
     assert_eq!(
-        ms.client_secret_expires_at,
+        ms.credentials[0].name,
+        "integrations.microsoft.client_secret"
+    );
+    assert_eq!(
+        ms.credentials[0].expires,
         NaiveDate::from_ymd_opt(2028, 5, 1)
     );
 }
@@ -128,7 +156,7 @@ fn environment_variables_override_any_key() {
     let config = loaded.config;
     assert_eq!(config.server.bind.to_string(), "0.0.0.0:8080");
     let ms = &config.integrations["microsoft"];
-    assert_eq!(ms.client_secret.expose_secret(), "from-env");
+    assert_eq!(only_secret(ms), "from-env");
     assert_eq!(ms.scopes, ["People.Read", "User.Read", "offline_access"]);
     assert_eq!(config.security.active_key, "k2");
     assert_eq!(config.security.encryption_keys.len(), 2);
@@ -575,4 +603,181 @@ fn the_ui_section_is_optional_and_checked() {
     .expect_err("the config should be refused")
     .to_string();
     insta::assert_snapshot!(format!("{}\n\n{from_env}", errors(&bad, &[])));
+}
+
+#[test]
+fn the_servers_read_timeouts_and_connection_cap_are_read_and_bounded() {
+    let limits = load_with(VALID, &[]).unwrap().config.server.limits;
+    assert_eq!(limits, crate::listener::Limits::default());
+
+    let set = VALID.replace(
+        "bind = \"127.0.0.1:3003\"",
+        "bind = \"127.0.0.1:3003\"\nheader_read_timeout = \"5s\"\nbody_read_timeout = \"2m\"\nmax_connections = 500",
+    );
+    let limits = load_with(&set, &[]).unwrap().config.server.limits;
+    assert_eq!(
+        limits.header_read_timeout,
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(
+        limits.body_read_timeout,
+        std::time::Duration::from_secs(120)
+    );
+    assert_eq!(limits.max_connections, 500);
+
+    let bad = VALID.replace(
+        "bind = \"127.0.0.1:3003\"",
+        "bind = \"127.0.0.1:3003\"\nheader_read_timeout = \"0s\"\nbody_read_timeout = \"soon\"\nmax_connections = 0",
+    );
+    insta::assert_snapshot!(errors(&bad, &[]));
+}
+
+/// Where the certificate fixtures are; configs in these tests live there, so their relative
+/// paths name the fixtures.
+fn certificates_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/certificates")
+}
+
+fn load_certificates(text: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    let dir = certificates_dir();
+    load_in("plugboard.toml", &dir, text, &registry(), &options(env))
+}
+
+/// The report with the fixtures' directory, which differs per checkout, written as `<dir>`.
+fn certificate_errors(text: &str, env: &[(&str, &str)]) -> String {
+    let report = load_certificates(text, env)
+        .expect_err("the config should be refused")
+        .to_string();
+    report.replace(&certificates_dir().display().to_string(), "<dir>")
+}
+
+const SECRET_LINE: &str =
+    "client_secret = \"${MS_CLIENT_SECRET:?set it to the app's client secret value}\"\n";
+
+fn with_credential(credential: &str) -> String {
+    VALID.replace(SECRET_LINE, credential)
+}
+
+#[test]
+fn a_certificate_credential_is_read_from_a_file_or_pem_text() {
+    let key = std::fs::read_to_string(certificates_dir().join("app.key")).unwrap();
+    let text = with_credential(
+        "client_certificate = \"app.crt\"\nclient_private_key = \"${MS_PRIVATE_KEY}\"\n",
+    );
+    let loaded = load_certificates(&text, &[("MS_PRIVATE_KEY", &key)]).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let ms = &loaded.config.integrations["microsoft"];
+    let certificate = only_certificate(ms);
+    assert_eq!(
+        certificate.info().thumbprint_sha256,
+        "PVsuA8XaQsXPTTGU50PP-PYH2iB7mRNJuBT-w1Oe2l0"
+    );
+    assert_eq!(
+        certificate.algorithm(),
+        plugboard_core::oauth::AssertionAlgorithm::Ps256
+    );
+    // The key's text is in no printed form of the configuration.
+    let printed = format!("{:?}", loaded.config);
+    let body = key.lines().nth(1).unwrap();
+    assert!(!printed.contains(body), "the private key is printed");
+
+    let text = with_credential(
+        "client_certificate = \"app.crt\"\nclient_private_key = \"app.pkcs1.key\"\nclient_assertion_algorithm = \"RS256\"\n",
+    ) + "client_assertion_audience = \"https://login.example.com/{tenant}/token\"\n";
+    let loaded = load_certificates(&text, &[]).unwrap();
+    let ms = &loaded.config.integrations["microsoft"];
+    assert_eq!(
+        only_certificate(ms).algorithm(),
+        plugboard_core::oauth::AssertionAlgorithm::Rs256
+    );
+    assert_eq!(
+        ms.overrides.client_assertion_audience.as_deref(),
+        Some("https://login.example.com/{tenant}/token")
+    );
+}
+
+#[test]
+fn a_certificate_ending_within_30_days_is_warned_about() {
+    let text = with_credential(
+        "client_certificate = \"expiring.crt\"\nclient_private_key = \"app.key\"\n",
+    );
+    let loaded = load_certificates(&text, &[]).unwrap();
+    insta::assert_snapshot!(loaded.warnings.join("\n"));
+}
+
+/// Every way a certificate credential can be wrong, each named on its key, in one report.
+#[test]
+fn certificate_credential_problems_are_each_named_at_once() {
+    let integration = |name: &str, credential: &str| {
+        format!(
+            "\n[integrations.{name}]\nprovider = \"microsoft-people\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\n{credential}"
+        )
+    };
+    let mut text = VALID.to_owned();
+    for (name, credential) in [
+        (
+            "both",
+            "client_secret = \"s\"\nclient_certificate = \"app.crt\"\nclient_private_key = \"app.key\"\n",
+        ),
+        ("no_key", "client_certificate = \"app.crt\"\n"),
+        ("no_certificate", "client_private_key = \"app.key\"\n"),
+        (
+            "unreadable",
+            "client_certificate = \"missing.crt\"\nclient_private_key = \"missing.key\"\n",
+        ),
+        (
+            "swapped",
+            "client_certificate = \"app.key\"\nclient_private_key = \"app.crt\"\n",
+        ),
+        (
+            "not_rsa",
+            "client_certificate = \"app.crt\"\nclient_private_key = \"ec.key\"\n",
+        ),
+        (
+            "mismatch",
+            "client_certificate = \"app.crt\"\nclient_private_key = \"other.key\"\n",
+        ),
+        (
+            "expired",
+            "client_certificate = \"expired.crt\"\nclient_private_key = \"app.key\"\n",
+        ),
+        (
+            "algorithm",
+            "client_certificate = \"app.crt\"\nclient_private_key = \"app.key\"\nclient_assertion_algorithm = \"ES256\"\n",
+        ),
+        (
+            "algorithm_alone",
+            "client_secret = \"s\"\nclient_assertion_algorithm = \"RS256\"\n",
+        ),
+    ] {
+        text.push_str(&integration(name, credential));
+    }
+    insta::assert_snapshot!(certificate_errors(&text, &[]));
+}
+
+/// A provider whose spec declares `private_key_jwt` needs a certificate; a secret will not do.
+#[test]
+fn a_private_key_jwt_provider_needs_a_certificate() {
+    let text = format!(
+        "{VALID}\n[[providers]]\nspec_dir = \"specs\"\n\n\
+         [integrations.acme]\nprovider = \"acme-jwt\"\nclient_id = \"acme-client\"\n\n\
+         [integrations.acme_secret]\nprovider = \"acme-jwt\"\nclient_id = \"acme-client\"\nclient_secret = \"s\"\n\n\
+         [integrations.acme_ok]\nprovider = \"acme-jwt\"\nclient_id = \"acme-client\"\n\
+         client_certificate = \"app.crt\"\nclient_private_key = \"app.key\"\n"
+    );
+    insta::assert_snapshot!(certificate_errors(&text, &[]));
+}
+
+/// The private key's text, given as the value, is never repeated, even when it is wrong.
+#[test]
+fn a_private_keys_text_never_appears_in_messages() {
+    let key = std::fs::read_to_string(certificates_dir().join("other.key")).unwrap();
+    let text = with_credential(
+        "client_certificate = \"app.crt\"\nclient_private_key = \"${MS_PRIVATE_KEY}\"\n",
+    );
+    let report = certificate_errors(&text, &[("MS_PRIVATE_KEY", &key)]);
+    assert!(report.contains("client_private_key"), "{report}");
+    for line in key.lines().skip(1).take(3) {
+        assert!(!report.contains(line), "{report}");
+    }
 }

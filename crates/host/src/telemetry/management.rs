@@ -18,6 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::listener::{self, Limits};
 use crate::state::AppState;
 
 /// How often histogram samples are folded into their buckets.
@@ -42,19 +43,26 @@ fn router(state: AppState, metrics: PrometheusHandle) -> Router {
 
 /// Makes the process record metrics and serves the management routes on `listener` until the
 /// task is aborted.
-pub fn spawn(listener: TcpListener, state: AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    listener: TcpListener,
+    limits: Limits,
+    state: AppState,
+) -> tokio::task::JoinHandle<()> {
     let metrics = super::metrics::install();
     tokio::spawn(async move {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "management listener (metrics, health) listening");
         }
         let upkeep = keep_up(metrics.clone());
+        let router = router(state, metrics);
+        let served = listener::serve(
+            listener,
+            limits,
+            move |_| router.clone(),
+            std::future::pending(),
+        );
         tokio::select! {
-            served = axum::serve(listener, router(state, metrics)) => {
-                if let Err(error) = served {
-                    tracing::error!(%error, "the management listener failed");
-                }
-            }
+            () = served => {}
             () = upkeep => {}
         }
     })

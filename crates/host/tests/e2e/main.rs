@@ -2,11 +2,13 @@
 
 mod api_keys;
 mod browser;
+mod certificates;
 mod cli;
 mod connect;
 mod connect_pages;
 mod console;
 mod guide;
+mod limits;
 mod observability;
 mod openapi;
 mod page_size;
@@ -15,6 +17,7 @@ mod postgres;
 mod proxy;
 mod refresh;
 mod replicas;
+mod rollover;
 mod secrets;
 mod spec_providers;
 mod support;

@@ -44,12 +44,24 @@ impl Drop for TempDir {
 
 /// A port that was free a moment ago. The host's redirect URI must be registered at the
 /// emulator before the host starts, so the port is chosen up front.
+///
+/// Chosen below Linux's ephemeral range (32768–60999 by default), from which the kernel picks
+/// the local port of every outgoing connection: a port from there, free when chosen, could be
+/// taken by one of the tests' own client connections before the host binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    // Each test process starts somewhere else in the range, and takes the ports in turn.
+    static TAKEN: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % SPAN;
+    loop {
+        let n = TAKEN.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(FIRST + (start + n) % SPAN).expect("below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The emulator, its demo tenant, an echo server, a scratch directory and a running host.

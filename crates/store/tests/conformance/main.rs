@@ -4,6 +4,7 @@
 
 mod connections;
 mod console;
+mod properties;
 mod records;
 mod replicas;
 mod support;
@@ -69,4 +70,6 @@ conformance! {
     console::a_scan_limit_bounds_each_page_and_paging_finds_every_match,
     console::activity_is_filtered_and_paged_newest_first,
     console::purging_drops_activity_past_the_kept_window,
+    properties::the_record_diff_follows_the_model,
+    properties::paging_skips_and_repeats_nothing_while_records_change,
 }
