@@ -109,6 +109,7 @@ mod tests {
                 "bash .ci/chromium-ready",
                 "cargo fmt --all -- --check",
                 "cargo clippy --workspace --all-targets -- -D warnings",
+                "bash .ci/cargo-deny",
                 "cargo doc --workspace --no-deps",
                 "cargo test --workspace",
             ]

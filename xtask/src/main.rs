@@ -139,8 +139,9 @@ pub const TASKS: &[Task] = &[
     Task {
         name: "ci",
         summary: "runs what CI runs (.ci/run)",
-        about: "What CI runs, read from .ci/run: formatting, clippy with warnings denied, the doc\n\
-                links and `cargo test --workspace`, with the services it needs.",
+        about: "What CI runs, read from .ci/run: formatting, clippy with warnings denied, cargo deny\n\
+                (licenses, duplicate versions, sources), the doc links and `cargo test --workspace`,\n\
+                with the services it needs.",
         args: "",
         options: &[],
         examples: &["cargo xtask ci"],
