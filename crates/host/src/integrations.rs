@@ -33,7 +33,7 @@ pub struct Integration {
     /// When the last of the integration's credentials expires (a secret's configured date, a
     /// certificate's end date): until then one of them still works. `None` when one has no
     /// known expiry.
-    pub client_secret_expires_at: Option<chrono::NaiveDate>,
+    pub credentials_expire_on: Option<chrono::NaiveDate>,
 }
 
 impl Integration {
@@ -238,7 +238,7 @@ fn resolve_one(
         provider,
         auth,
         needs_admin_consent,
-        client_secret_expires_at: last_expiry(config),
+        credentials_expire_on: last_expiry(config),
     })
 }
 

@@ -13,7 +13,10 @@
 //! Every use of a connection (proxy, `GET /connections/{id}`, syncs, actions) refreshes through
 //! here, so this is also where `connection.refresh_failed` and `connection.recovered` webhook
 //! events start: once per change, by a compare-and-swap on the store, however many requests
-//! or replicas saw it.
+//! or replicas saw it. A refresh refused because the provider refuses the integration's own
+//! client credential is the integration's failure, not the connection's: it goes to
+//! `credential_watch` (one `integration.credential_failed` for all connections, none marked
+//! for reconnect), and a refresh that works clears it there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -25,6 +28,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::activity;
+use crate::credential_watch;
 use crate::integrations::Integration;
 use crate::telemetry::metrics;
 use crate::webhooks::Webhooks;
@@ -104,6 +108,11 @@ impl Connections {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Where events are sent, if anywhere.
+    pub fn webhooks(&self) -> Option<&Arc<Webhooks>> {
+        self.webhooks.as_ref()
     }
 
     /// The connection, from the cache when it was read recently.
@@ -308,6 +317,12 @@ impl Connections {
             match outcome {
                 Ok(Some(updated)) => {
                     tracing::info!(integration = %key.integration, connection_id = %key.connection_id, version = updated.token_version, "token refreshed");
+                    credential_watch::accepted(
+                        self.store.as_ref(),
+                        self.webhooks.as_ref(),
+                        &key.integration,
+                    )
+                    .await;
                     self.announce_recovery(key).await;
                     return Ok(self.remember(updated));
                 }
@@ -328,8 +343,21 @@ impl Connections {
                     }
                     OAuthErrorKind::IntegrationMisconfigured => {
                         tracing::error!(integration = %key.integration, %error, "token refresh refused: the integration is misconfigured");
+                        let own_credential = error.rejects_client_credential();
                         let error = RefreshError::Misconfigured(error.to_string());
-                        self.announce_failure(key, &error).await;
+                        if own_credential {
+                            // Every credential was refused: the integration's problem, announced
+                            // once for all its connections, none of which needs a reconnect.
+                            credential_watch::refused(
+                                self.store.as_ref(),
+                                self.webhooks.as_ref(),
+                                &key.integration,
+                                &error.to_string(),
+                            )
+                            .await;
+                        } else {
+                            self.announce_failure(key, &error).await;
+                        }
                         return Err(error);
                     }
                     _ => {

@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::changes;
-use crate::config::{Config, secret_expiring};
+use crate::config::Config;
+use crate::credential_watch;
 use crate::integrations::Integrations;
 use crate::listener;
 use crate::refresh::Connections;
@@ -22,8 +23,9 @@ use plugboard_store::{Location, Store};
 
 /// How often expired connect sessions and OAuth states are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
-/// How often client secret expiry is checked again (start-up checks it first).
-const SECRET_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How often the expiry of integrations' client credentials is checked again (start-up
+/// checks it first).
+const CREDENTIAL_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// The configured store.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
@@ -83,7 +85,7 @@ pub async fn run(
     let management =
         management.map(|listener| management::spawn(listener, state.server.limits, state.clone()));
     let purger = tokio::spawn(purge_expired(state.connections.store().clone()));
-    let secret_watch = tokio::spawn(watch_client_secrets(state.clone()));
+    let credential_watch = tokio::spawn(watch_credential_expiry(state.clone()));
     let scheduler = scheduler::spawn(state.clone());
     let changes = changes::spawn(state.clone());
     let address = listener.local_addr().map_err(|e| e.to_string())?;
@@ -93,7 +95,7 @@ pub async fn run(
     let api = api::Api::new(state);
     listener::serve(listener, limits, move |peer| api.for_peer(peer), shutdown).await;
     purger.abort();
-    secret_watch.abort();
+    credential_watch.abort();
     scheduler.abort();
     changes.abort();
     if let Some(management) = management {
@@ -116,23 +118,24 @@ async fn purge_expired(store: Arc<dyn Store>) {
     }
 }
 
-/// A server runs for months: an expiring client secret is announced daily, not only at start.
-async fn watch_client_secrets(state: AppState) {
-    let mut every = tokio::time::interval_at(
-        tokio::time::Instant::now() + SECRET_CHECK_EVERY,
-        SECRET_CHECK_EVERY,
-    );
+/// A server runs for months: its integrations' expiring credentials are checked at start and
+/// then daily, each `integration.credential_expiring` notice sent once across replicas
+/// (`credential_watch`), and the log reminded daily (at start the configuration's warnings
+/// already did).
+async fn watch_credential_expiry(state: AppState) {
+    let mut every = tokio::time::interval(CREDENTIAL_CHECK_EVERY);
+    let mut started = false;
     loop {
         every.tick().await;
-        let today = Utc::now().date_naive();
-        for integration in state.integrations.iter() {
-            let Some(expires) = integration.client_secret_expires_at else {
-                continue;
-            };
-            if let Some(days) = secret_expiring(expires, today) {
-                tracing::warn!(integration = %integration.name, %expires, days, "the integration's client secret expires soon (or has expired): create a new one and update the config");
-            }
-        }
+        credential_watch::check_expiry(
+            &state.integrations,
+            state.connections.store().as_ref(),
+            state.connections.webhooks(),
+            Utc::now().date_naive(),
+            started,
+        )
+        .await;
+        started = true;
     }
 }
 

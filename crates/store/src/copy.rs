@@ -238,6 +238,26 @@ pub const TABLES: &[Table] = &[
         ],
         key_len: 1,
     },
+    Table {
+        name: "credential_notices",
+        columns: &[
+            ("integration", Text),
+            ("credential", Text),
+            ("expires_on", Text),
+            ("days_ahead", Int),
+            ("sent_at", Int),
+        ],
+        key_len: 4,
+    },
+    Table {
+        name: "integration_states",
+        columns: &[
+            ("integration", Text),
+            ("credential_failed_at", Int),
+            ("credential_failure", Text),
+        ],
+        key_len: 1,
+    },
 ];
 
 /// Rows per page read from the source and per statement written to the target.

@@ -29,6 +29,7 @@ mod connections;
 mod console;
 pub mod copy;
 pub mod crypto;
+mod integrations;
 mod postgres;
 mod records;
 pub mod rotation;
@@ -55,6 +56,7 @@ pub use console::{
     ACTIVITY_KEPT, Activity, ActivityFilter, ActivityKind, ConnectionFilter, ConnectionHealth,
     ConnectionSummary, ConnectionSummaryPage, MAX_CONSOLE_LIMIT, NewActivity, RecordCount,
 };
+pub use integrations::{CredentialFailure, CredentialNotice};
 pub use postgres::PostgresStore;
 pub use records::{
     MAX_RECORDS_LIMIT, RecordAction, RecordCursor, RecordJson, RecordPage, RecordQuery, RunCounts,
@@ -253,6 +255,27 @@ pub trait Store: Send + Sync + 'static {
         key: &ConnectionKey,
         since: Option<DateTime<Utc>>,
     ) -> StoreResult<bool>;
+
+    /// Claims the sending of one credential expiry notice: whether this call inserted it, so
+    /// of every process checking the same expiry, exactly one sends the notice.
+    async fn claim_credential_notice(
+        &self,
+        notice: &CredentialNotice,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Records that the provider refuses the integration's every client credential
+    /// (`Some((reason, since))`) or accepts one again (`None`). Whether this changed the stored
+    /// state: a compare-and-swap, so the failure and the recovery are each announced once,
+    /// however many refreshes or replicas saw them.
+    async fn set_credential_failing(
+        &self,
+        integration: &str,
+        failure: Option<(&str, DateTime<Utc>)>,
+    ) -> StoreResult<bool>;
+
+    /// The integrations whose client credential is refused, by name.
+    async fn credential_failures(&self) -> StoreResult<Vec<CredentialFailure>>;
 
     async fn create_connect_session(
         &self,

@@ -162,6 +162,19 @@ async fn fill(store: &Arc<dyn Store>) -> String {
         })
         .await
         .unwrap();
+    let notice = plugboard_store::CredentialNotice {
+        integration: "microsoft".into(),
+        credential: "integrations.microsoft.credentials[0]".into(),
+        expires_on: "2027-05-01".parse().unwrap(),
+        days_ahead: 30,
+    };
+    assert!(store.claim_credential_notice(&notice, now).await.unwrap());
+    assert!(
+        store
+            .set_credential_failing("microsoft", Some(("AADSTS7000222", now)))
+            .await
+            .unwrap()
+    );
     let failed = store
         .start_run(&ids[1], "people", "full", lease, now, None)
         .await
@@ -239,6 +252,7 @@ async fn view(store: &Arc<dyn Store>, c: &str) -> String {
     }
     out += &format!("{:?}\n", store.webhook_deliveries(10).await.unwrap());
     out += &format!("{:?}\n", store.webhook_delivery("event-1").await.unwrap());
+    out += &format!("{:?}\n", store.credential_failures().await.unwrap());
     let everything = ConnectionFilter {
         limit: 10,
         ..ConnectionFilter::default()

@@ -12,6 +12,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Query, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use utoipa::openapi::path::ParameterIn;
@@ -26,7 +27,8 @@ const JSON_PREFIX: &str = "Failed to deserialize the JSON body into the target t
 const QUERY_PREFIX: &str = "Failed to deserialize query string: ";
 
 /// The request's JSON body as a `T`, or the `invalid_body` error (with axum's status: 415
-/// without a JSON content type, 400 for a syntax error, 422 for a body not of `T`'s schema).
+/// without a JSON content type, 400 for a syntax error, 422 for a body not of `T`'s schema),
+/// or `body_too_large` (413) past `[server] max_body_size`.
 pub(super) async fn read_json<T, S>(request: Request, state: &S) -> Result<T, ApiError>
 where
     T: DeserializeOwned + PartialSchema,
@@ -36,8 +38,13 @@ where
     let (parts, body) = request.into_parts();
     let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
         .await
-        .map_err(|rejection| {
-            ApiError::new(rejection.status(), "invalid_body", rejection.body_text())
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than the server accepts ([server] max_body_size)",
+            ),
+            status => ApiError::new(status, "invalid_body", rejection.body_text()),
         })?;
     let request = Request::from_parts(parts, Body::from(bytes.clone()));
     match Json::<T>::from_request(request, state).await {

@@ -12,6 +12,7 @@ mod auth;
 mod connect;
 mod connections;
 mod extract;
+mod integrations;
 mod key_connections;
 mod oauth;
 mod openapi;
@@ -28,7 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware;
@@ -118,11 +119,13 @@ impl Service<Request> for Api {
     }
 }
 
-/// Every route but the proxy's (see [`Api`]).
+/// Every route but the proxy's (see [`Api`]). Bodies are read up to `[server] max_body_size`
+/// (a larger one is answered 413); the proxy streams them instead.
 fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .merge(connect::routes())
         .merge(connections::routes())
+        .merge(integrations::routes())
         .merge(records::routes())
         .merge(syncs::routes())
         .merge(actions::routes())
@@ -138,6 +141,7 @@ fn router(state: AppState) -> Router {
         .merge(authenticated)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.server.max_body_size))
         .layer(middleware::from_fn(requests::observe))
         .with_state(state)
 }
@@ -173,6 +177,23 @@ async fn method_not_allowed(method: Method) -> ApiError {
     )
 }
 
+/// The longest error message or page detail, in bytes, before [`cut`] shortens it.
+const MAX_MESSAGE: usize = 1024;
+
+/// `message` cut at [`MAX_MESSAGE`] bytes: messages quote what a request sent (an id, an
+/// unknown field's name), which may be kilobytes long.
+pub(crate) fn cut(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("… (cut)");
+    }
+    message
+}
+
 /// The API's one error type: `{"error": {"code": "snake_case", "message": "…"}}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -182,11 +203,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The message is [`cut`] to a bounded length.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
-            message: message.into(),
+            message: cut(message.into()),
         }
     }
 

@@ -19,7 +19,8 @@ use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    ErrorBody, actions, connect, connections, key_connections, oauth, pages, proxy, records, syncs,
+    ErrorBody, actions, connect, connections, integrations, key_connections, oauth, pages, proxy,
+    records, syncs,
 };
 
 #[derive(OpenApi)]
@@ -34,6 +35,7 @@ use super::{
         super::health,
         document,
         connect::create,
+        integrations::list,
         connections::list,
         key_connections::create,
         connections::show,

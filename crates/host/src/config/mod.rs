@@ -38,11 +38,12 @@ use providers::read_providers;
 use read::{Ctx, ENV_PREFIX, Table};
 pub use ui::UiConfig;
 
-/// How far ahead an expiring client secret is announced.
+/// How far ahead an expiring client credential (a secret or a certificate) is warned of.
 pub const SECRET_EXPIRY_WARNING_DAYS: i64 = 30;
-/// Days until a client secret expires (negative once it has) when that is within
-/// [`SECRET_EXPIRY_WARNING_DAYS`]: when the operator must be told, by `check-config`, the
-/// server's log and the dashboard alike.
+/// Days until a client credential — a secret's configured date, a certificate's end date —
+/// expires (negative once it has) when that is within [`SECRET_EXPIRY_WARNING_DAYS`]: when the
+/// operator must be told, by `check-config`, the server's log and the dashboard alike (the
+/// webhook notices are `credential_watch`'s).
 pub fn secret_expiring(expires: NaiveDate, today: NaiveDate) -> Option<i64> {
     let days = (expires - today).num_days();
     (days <= SECRET_EXPIRY_WARNING_DAYS).then_some(days)
@@ -125,6 +126,10 @@ pub struct ServerConfig {
     pub allowed_return_origins: Vec<String>,
     /// Read timeouts and the cap on open connections, for both listeners.
     pub limits: Limits,
+    /// `[server] max_body_size`: the largest request body an API route or a browser form
+    /// reads, in bytes; a larger one is answered 413. The proxy streams bodies instead and is
+    /// not bound by it.
+    pub max_body_size: usize,
 }
 
 impl ServerConfig {
@@ -479,6 +484,7 @@ fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
         }),
     };
     let limits = read_limits(ctx, &mut t);
+    let max_body_size = read_max_body_size(ctx, &mut t);
     t.finish(ctx);
     Some(ServerConfig {
         bind: bind?,
@@ -486,7 +492,31 @@ fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
         public_url: public_url?,
         allowed_return_origins: origins?,
         limits: limits?,
+        max_body_size: max_body_size?,
     })
+}
+
+/// The request body limit unless `[server] max_body_size` says otherwise: far above any JSON
+/// the API takes, far below what would strain memory.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
+
+/// `[server] max_body_size`: bytes as a number, or with a unit (`"64KiB"`, `"2MiB"`, `"1MB"`),
+/// from 1 KiB to 1 GiB.
+fn read_max_body_size(ctx: &mut Ctx<'_>, t: &mut Table) -> Option<usize> {
+    let Some(f) = t.take("max_body_size") else {
+        return Some(DEFAULT_MAX_BODY_SIZE);
+    };
+    let size = ctx.byte_size(
+        &f,
+        "a size such as \"1MiB\", \"512KiB\" or a number of bytes",
+    )?;
+    match usize::try_from(size) {
+        Ok(size @ 1024..=0x4000_0000) => Some(size),
+        _ => {
+            ctx.error(&f, "must be from 1KiB to 1GiB");
+            None
+        }
+    }
 }
 
 /// The longest read timeout `[server]` accepts: anything longer holds connections as good as

@@ -161,6 +161,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A number of bytes: a whole number, or a string with a unit (`"512KiB"`, `"1MiB"`,
+    /// `"1MB"`; `B`, `KB`, `MB`, `GB` are powers of 1000, `KiB`, `MiB`, `GiB` of 1024).
+    pub fn byte_size(&mut self, field: &Field, expected: &str) -> Option<u64> {
+        if !matches!(field.value.kind, ValueKind::String(_)) {
+            let number = self.integer(field, expected)?;
+            return u64::try_from(number).ok().or_else(|| {
+                self.error(field, format!("expected {expected}, found {number}"));
+                None
+            });
+        }
+        let text = self.string(field, expected)?;
+        let parsed = parse_size(&text);
+        if parsed.is_none() {
+            self.error(field, format!("expected {expected}, found `{text}`"));
+        }
+        parsed
+    }
+
     /// A whole number; a string of digits is accepted too, as environment variables give them.
     pub fn integer(&mut self, field: &Field, expected: &str) -> Option<i64> {
         let number = match &field.value.kind {
@@ -362,4 +380,24 @@ fn describe(kind: &ValueKind, reveal: bool) -> String {
     } else {
         what.to_owned()
     }
+}
+
+/// `"1MiB"`, `"64 KB"`, `"1048576"`: a number of bytes with an optional unit.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: u64 = text[..digits].parse().ok()?;
+    let unit: u64 = match text[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" => 1 << 10,
+        "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(unit)
 }

@@ -632,6 +632,40 @@ fn the_servers_read_timeouts_and_connection_cap_are_read_and_bounded() {
     insta::assert_snapshot!(errors(&bad, &[]));
 }
 
+#[test]
+fn the_request_body_limit_is_read_with_its_unit_and_bounded() {
+    let size = |value: &str| {
+        let text = VALID.replace(
+            "bind = \"127.0.0.1:3003\"",
+            &format!("bind = \"127.0.0.1:3003\"\nmax_body_size = {value}"),
+        );
+        load_with(&text, &[]).map(|loaded| loaded.config.server.max_body_size)
+    };
+    assert_eq!(
+        load_with(VALID, &[]).unwrap().config.server.max_body_size,
+        super::DEFAULT_MAX_BODY_SIZE
+    );
+    assert_eq!(size("\"2MiB\"").unwrap(), 2 * 1024 * 1024);
+    assert_eq!(size("\"64 KB\"").unwrap(), 64_000);
+    assert_eq!(size("4096").unwrap(), 4096);
+    let from_env = load_with(VALID, &[("PLUGBOARD__SERVER__MAX_BODY_SIZE", "512KiB")]).unwrap();
+    assert_eq!(from_env.config.server.max_body_size, 512 * 1024);
+    for bad in ["\"lots\"", "\"1TB\"", "100", "\"2GiB\"", "-1"] {
+        let report = size(bad).expect_err(bad).to_string();
+        assert!(report.contains("server.max_body_size"), "{bad}: {report}");
+    }
+    assert!(size("\"12 parsecs\"").unwrap_err().to_string().contains(
+        "server.max_body_size (from plugboard.toml): expected a size such as \"1MiB\", \
+             \"512KiB\" or a number of bytes, found `12 parsecs`"
+    ));
+    assert!(
+        size("100")
+            .unwrap_err()
+            .to_string()
+            .contains("server.max_body_size (from plugboard.toml): must be from 1KiB to 1GiB")
+    );
+}
+
 /// Where the certificate fixtures are; configs in these tests live there, so their relative
 /// paths name the fixtures.
 fn certificates_dir() -> std::path::PathBuf {

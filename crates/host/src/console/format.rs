@@ -54,9 +54,10 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// A client secret as the operator may see it: set or not and when it expires, never its
-/// value. `set, expires 2027-05-01 (in 142 days)`.
-pub fn client_secret(expires: Option<NaiveDate>, today: NaiveDate) -> String {
+/// A client credential (a secret or a certificate, or the last of several to expire) as the
+/// operator may see it: set or not and when it expires, never its value.
+/// `set, expires 2027-05-01 (in 142 days)`.
+pub fn client_credential(expires: Option<NaiveDate>, today: NaiveDate) -> String {
     match expires {
         None => "set (no expiry date configured)".to_owned(),
         Some(date) => {
@@ -100,15 +101,15 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 12, 10).unwrap();
         let on = |y, m, d| Some(NaiveDate::from_ymd_opt(y, m, d).unwrap());
         assert_eq!(
-            client_secret(on(2027, 5, 1), today),
+            client_credential(on(2027, 5, 1), today),
             "set, expires 2027-05-01 (in 142 days)"
         );
         assert_eq!(
-            client_secret(on(2026, 12, 1), today),
+            client_credential(on(2026, 12, 1), today),
             "set, expired on 2026-12-01 (9 days ago)"
         );
         assert_eq!(
-            client_secret(None, today),
+            client_credential(None, today),
             "set (no expiry date configured)"
         );
     }

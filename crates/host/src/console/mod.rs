@@ -110,7 +110,8 @@ impl ConsoleError {
         ConsoleError {
             status,
             title,
-            detail: detail.into(),
+            // Details quote what the request named (a tab, a connection id), which may be huge.
+            detail: crate::api::cut(detail.into()),
         }
     }
 

@@ -5,13 +5,14 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::Utc;
-use plugboard_store::{ActivityFilter, ConnectionHealth};
+use plugboard_store::{ActivityFilter, ConnectionHealth, CredentialFailure};
 
 use super::activity::{ActivityRow, activity_rows};
 use super::connections::list_url;
 use super::session::SignedIn;
 use super::{Chrome, ConsoleError, format, render};
 use crate::config::{misses_offline_access, secret_expiring};
+use crate::credential_watch;
 use crate::integrations::Integration;
 use crate::state::AppState;
 
@@ -43,6 +44,7 @@ pub async fn page(
 ) -> Result<Response, ConsoleError> {
     let store = state.connections.store();
     let counts = store.connection_health_counts().await?;
+    let refused = store.credential_failures().await?;
     let mut integrations = Vec::new();
     for integration in state.integrations.iter() {
         let count = |health: ConnectionHealth| {
@@ -60,7 +62,10 @@ pub async fn page(
             needs_reconnect: count(ConnectionHealth::NeedsReconnect),
             sync_failing: count(ConnectionHealth::SyncFailing),
             paused: count(ConnectionHealth::Paused),
-            warnings: warnings(integration),
+            warnings: warnings(
+                integration,
+                refused.iter().find(|f| f.integration == integration.name),
+            ),
         });
     }
     let failures = store
@@ -83,19 +88,33 @@ pub async fn page(
     })
 }
 
-/// What the operator should fix before connections fail: a client secret expiring within
-/// the warning window of [`secret_expiring`] (or expired), `offline_access` missing from the
-/// scopes.
-fn warnings(integration: &Integration) -> Vec<String> {
+/// What the operator should fix before connections fail: the provider refusing the
+/// integration's client credentials (`failure`, the store's mark), each credential — secret or
+/// certificate — expiring within the warning window of [`secret_expiring`] (or expired),
+/// `offline_access` missing from the scopes.
+fn warnings(integration: &Integration, failure: Option<&CredentialFailure>) -> Vec<String> {
     let mut warnings = Vec::new();
     let today = Utc::now().date_naive();
-    if let Some(expires) = integration.client_secret_expires_at
-        && secret_expiring(expires, today).is_some()
-    {
+    if let Some(failure) = failure {
         warnings.push(format!(
-            "Client secret: {}",
-            format::client_secret(Some(expires), today)
+            "Misconfigured since {}: the provider refuses every client credential ({}); connections work again once a valid one is configured",
+            failure.since.format("%Y-%m-%d %H:%M UTC"),
+            failure.reason
         ));
+    }
+    if let Ok(oauth) = integration.oauth() {
+        for credential in oauth.credentials().iter() {
+            if let Some(expires) = credential.expires
+                && secret_expiring(expires, today).is_some()
+            {
+                warnings.push(format!(
+                    "Client {}: {} ({})",
+                    credential_watch::kind(credential),
+                    format::client_credential(Some(expires), today),
+                    credential.name,
+                ));
+            }
+        }
     }
     if let (Ok(oauth), Some(spec)) = (integration.oauth(), integration.spec().auth.as_oauth2())
         && misses_offline_access(spec, &oauth.config().scopes)

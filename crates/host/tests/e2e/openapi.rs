@@ -447,6 +447,8 @@ async fn callback(api: &mut Described, started: Answer) -> Answer {
 async fn connections(world: &World, api: &mut Described) {
     api.expect(StatusCode::OK, api.api(Method::GET, "/connections"))
         .await;
+    api.expect(StatusCode::OK, api.api(Method::GET, "/integrations"))
+        .await;
     for (path, status) in [
         ("/connections?integration=nowhere", StatusCode::NOT_FOUND),
         (

@@ -10,6 +10,7 @@
 mod changes;
 mod console;
 mod copy;
+mod integrations;
 mod records;
 mod rotation;
 mod runs;
@@ -69,6 +70,11 @@ fn migrator() -> Migrator {
             3,
             "record counts",
             include_str!("migrations/0003_record_counts.sql"),
+        ),
+        migration(
+            4,
+            "integration states",
+            include_str!("migrations/0004_integration_states.sql"),
         ),
     ])
 }
@@ -771,5 +777,26 @@ impl Store for PostgresStore {
 
     async fn connection_changes(&self, after: i64) -> StoreResult<ConnectionChanges> {
         self.connection_changes_pg(after).await
+    }
+
+    async fn claim_credential_notice(
+        &self,
+        notice: &crate::CredentialNotice,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.claim_credential_notice_postgres(notice, now).await
+    }
+
+    async fn set_credential_failing(
+        &self,
+        integration: &str,
+        failure: Option<(&str, DateTime<Utc>)>,
+    ) -> StoreResult<bool> {
+        self.set_credential_failing_postgres(integration, failure)
+            .await
+    }
+
+    async fn credential_failures(&self) -> StoreResult<Vec<crate::CredentialFailure>> {
+        self.credential_failures_postgres().await
     }
 }

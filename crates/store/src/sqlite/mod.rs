@@ -7,6 +7,7 @@
 mod changes;
 mod console;
 mod copy;
+mod integrations;
 mod records;
 mod rotation;
 mod runs;
@@ -77,6 +78,11 @@ fn migrator() -> Migrator {
             7,
             "record counts",
             include_str!("migrations/0007_record_counts.sql"),
+        ),
+        migration(
+            8,
+            "integration states",
+            include_str!("migrations/0008_integration_states.sql"),
         ),
     ])
 }
@@ -765,6 +771,27 @@ impl Store for SqliteStore {
 
     async fn connection_changes(&self, after: i64) -> StoreResult<ConnectionChanges> {
         self.connection_changes_sqlite(after).await
+    }
+
+    async fn claim_credential_notice(
+        &self,
+        notice: &crate::CredentialNotice,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.claim_credential_notice_sqlite(notice, now).await
+    }
+
+    async fn set_credential_failing(
+        &self,
+        integration: &str,
+        failure: Option<(&str, DateTime<Utc>)>,
+    ) -> StoreResult<bool> {
+        self.set_credential_failing_sqlite(integration, failure)
+            .await
+    }
+
+    async fn credential_failures(&self) -> StoreResult<Vec<crate::CredentialFailure>> {
+        self.credential_failures_sqlite().await
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod connections;
 mod console;
+mod integrations;
 mod properties;
 mod records;
 mod replicas;
@@ -70,6 +71,8 @@ conformance! {
     console::a_scan_limit_bounds_each_page_and_paging_finds_every_match,
     console::activity_is_filtered_and_paged_newest_first,
     console::purging_drops_activity_past_the_kept_window,
+    integrations::each_credential_notice_is_claimed_once_among_replicas,
+    integrations::a_refused_credential_is_marked_and_cleared_once_among_replicas,
     properties::the_record_diff_follows_the_model,
     properties::paging_skips_and_repeats_nothing_while_records_change,
 }

@@ -19,6 +19,7 @@ use crate::api::account::fetch_account;
 use crate::api::connect::{SESSION_LIFETIME, store_session};
 use crate::api::pages::{self};
 use crate::api::{AppState, hash_token};
+use crate::credential_watch;
 use crate::integrations::Integration;
 use plugboard_store::{ConnectSession, Flow, NewConnection, OAuthState, TakenState, Tokens};
 
@@ -143,6 +144,10 @@ async fn complete_connect(
         Ok(oauth) => oauth,
         Err(error) => return fail(&error).await,
     };
+    let (store, webhooks) = (
+        state.connections.store().as_ref(),
+        state.connections.webhooks(),
+    );
     let tokens = match oauth
         .exchange_code(
             &flow.connection_config,
@@ -151,8 +156,18 @@ async fn complete_connect(
         )
         .await
     {
-        Ok(tokens) => tokens,
-        Err(error) => return fail(&error).await,
+        Ok(tokens) => {
+            // A code exchange authenticates with the integration's credentials too.
+            credential_watch::accepted(store, webhooks, &flow.integration).await;
+            tokens
+        }
+        Err(error) => {
+            if error.rejects_client_credential() {
+                credential_watch::refused(store, webhooks, &flow.integration, &error.to_string())
+                    .await;
+            }
+            return fail(&error).await;
+        }
     };
     let account = read_account(
         state,

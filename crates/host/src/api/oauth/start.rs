@@ -136,6 +136,16 @@ pub(super) async fn connect(
     headers: HeaderMap,
     form: Result<Form<ContinueForm>, FormRejection>,
 ) -> Response {
+    if let Err(rejection) = &form
+        && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
+    {
+        return Outcome::page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This request is too large",
+            "The form sent more than Plugboard accepts. Open the link from the application again.",
+        )
+        .respond(&state);
+    }
     let (Ok(Path(name)), Ok(Form(form))) = (name, form) else {
         return malformed_link().respond(&state);
     };

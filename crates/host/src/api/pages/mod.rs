@@ -50,7 +50,8 @@ impl Message {
         Message {
             status,
             title: title.into(),
-            detail: detail.into(),
+            // Details quote what the browser sent (an integration's name), at a bounded length.
+            detail: super::cut(detail.into()),
             details: None,
             admin_consent_url: None,
             back_url: None,

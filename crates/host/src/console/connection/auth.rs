@@ -27,7 +27,7 @@ struct AuthHtml {
 struct Auth {
     account: String,
     provider: String,
-    client_secret: String,
+    client_credential: String,
     scopes_asked: Vec<String>,
     scopes_granted: Vec<String>,
     expires: String,
@@ -82,9 +82,9 @@ pub(super) async fn tab(
                 )
             },
         );
-    let (client_secret, scopes_asked) = match integration.oauth() {
+    let (client_credential, scopes_asked) = match integration.oauth() {
         Ok(oauth) => (
-            format::client_secret(integration.client_secret_expires_at, now.date_naive()),
+            format::client_credential(integration.credentials_expire_on, now.date_naive()),
             oauth.config().scopes.clone(),
         ),
         Err(_) => (
@@ -104,7 +104,7 @@ pub(super) async fn tab(
         auth: Auth {
             account: format::account(connection.account.as_ref()),
             provider: integration.spec().display_name.clone(),
-            client_secret,
+            client_credential,
             scopes_asked,
             scopes_granted: connection.tokens.scopes.clone(),
             expires: format::moment(connection.tokens.expires_at, now, "does not expire"),
