@@ -150,7 +150,13 @@ struct Shared {
     applies: fn(&Operation) -> bool,
 }
 
-const SHARED: [Shared; 5] = [
+const SHARED: [Shared; 6] = [
+    Shared {
+        status: "413",
+        name: "BodyTooLarge",
+        description: "The body is larger than `[server] max_body_size` (`body_too_large`).",
+        applies: takes_json,
+    },
     Shared {
         status: "401",
         name: "Unauthorized",
