@@ -12,6 +12,7 @@ use crate::commands::{self, RecordsCommand, SyncCommand};
 use crate::config::{self, LoadOptions, Loaded, LogFormat};
 use crate::dev::{self, DevOptions};
 use crate::registry::{self, Registry};
+use crate::reload;
 use crate::server;
 use crate::telemetry::logs;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Reads and checks the configuration first, and refuses to start on any problem (as
     /// `check-config` prints them). Logs go to standard error in the configuration's
     /// `[log] format`. Stops on Ctrl-C or SIGTERM once the requests in progress are answered.
+    /// On SIGHUP reads the configuration again: integrations, sync settings and webhooks change
+    /// without a restart; a file with a problem, or one changing the listeners, the store or
+    /// the keys, is refused and logged, and the running configuration stays.
     #[command(after_help = "Examples:
   plugboard serve --config config/plugboard.toml
   PLUGBOARD__SECURITY__SECRET_KEY=\"$(cat api-key)\" plugboard serve -c /etc/plugboard/plugboard.toml")]
@@ -268,7 +272,10 @@ async fn serve(path: &Path) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.bind))?;
     let management = server::bind_management(config).await?;
-    server::run(listener, management, state, server::shutdown_signal()).await
+    let reload = reload::spawn(path.to_owned(), state.clone(), config);
+    let served = server::run(listener, management, state, server::shutdown_signal()).await;
+    reload.abort();
+    served
 }
 
 fn list_providers(path: &Path) -> Result<(), String> {

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -130,8 +130,12 @@ impl BaseUrl {
 }
 
 /// Every configured integration by name.
+///
+/// A SIGHUP reload swaps the whole map at once ([`Integrations::replace`]). Readers take an
+/// `Arc` of the integration they use and keep it, so a request in flight finishes with the
+/// configuration it started with instead of failing half-way.
 pub struct Integrations {
-    by_name: BTreeMap<String, Arc<Integration>>,
+    by_name: RwLock<Arc<BTreeMap<String, Arc<Integration>>>>,
 }
 
 impl Integrations {
@@ -148,15 +152,32 @@ impl Integrations {
             let resolved = resolve_one(name, integration, registry, http, &redirect_uri)?;
             by_name.insert(name.clone(), Arc::new(resolved));
         }
-        Ok(Integrations { by_name })
+        Ok(Integrations {
+            by_name: RwLock::new(Arc::new(by_name)),
+        })
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Integration>> {
-        self.by_name.get(name)
+    fn current(&self) -> Arc<BTreeMap<String, Arc<Integration>>> {
+        self.by_name
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Integration>> {
-        self.by_name.values()
+    pub fn get(&self, name: &str) -> Option<Arc<Integration>> {
+        self.current().get(name).cloned()
+    }
+
+    /// The integrations as they are now, by name.
+    pub fn iter(&self) -> impl Iterator<Item = Arc<Integration>> + use<> {
+        let current = self.current();
+        current.values().cloned().collect::<Vec<_>>().into_iter()
+    }
+
+    /// Puts `new`'s integrations in place of these, all at once (a configuration reload).
+    pub fn replace(&self, new: Integrations) {
+        let new = new.current();
+        *self.by_name.write().unwrap_or_else(PoisonError::into_inner) = new;
     }
 }
 

@@ -13,6 +13,7 @@ mod integrations;
 mod listener;
 mod refresh;
 mod registry;
+mod reload;
 mod server;
 mod state;
 mod sync;

@@ -8,11 +8,11 @@
 //! compare-and-swap that recorded it), so replicas never deliver one twice. Delivery runs in its own task, so a slow receiver
 //! never holds up a sync; each attempt's outcome is kept in the store.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -31,8 +31,9 @@ pub const TIMESTAMP_HEADER: &str = "X-Plugboard-Timestamp";
 pub const EVENT_ID_HEADER: &str = "X-Plugboard-Event-Id";
 
 pub struct Webhooks {
-    url: url::Url,
-    secret: SecretString,
+    /// Where events go and the key that signs them: `[webhooks]` as last (re)loaded. A
+    /// delivery reads both once, so its attempts all go to one place with one signature.
+    target: RwLock<Arc<WebhooksConfig>>,
     http: reqwest::Client,
     store: Arc<dyn Store>,
 }
@@ -40,11 +41,15 @@ pub struct Webhooks {
 impl Webhooks {
     pub fn new(config: &WebhooksConfig, http: reqwest::Client, store: Arc<dyn Store>) -> Self {
         Webhooks {
-            url: config.url.clone(),
-            secret: config.secret.clone(),
+            target: RwLock::new(Arc::new(config.clone())),
             http,
             store,
         }
+    }
+
+    /// Sends the next events to `[webhooks]` of a reloaded configuration.
+    pub fn reconfigure(&self, config: &WebhooksConfig) {
+        *self.target.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
     }
 
     /// Queues the event for delivery.
@@ -87,10 +92,15 @@ impl Webhooks {
 
     /// Up to [`ATTEMPTS`] attempts, each recorded, then one activity entry for the outcome.
     async fn attempt(&self, mut delivery: WebhookDelivery) {
+        let target = self
+            .target
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let signature = format!(
             "sha256={}",
             hex(&hmac_sha256(
-                self.secret.expose_secret().as_bytes(),
+                target.secret.expose_secret().as_bytes(),
                 delivery.body.as_bytes()
             ))
         );
@@ -103,7 +113,7 @@ impl Webhooks {
             delivery.attempts += 1;
             let sent = self
                 .http
-                .post(self.url.clone())
+                .post(target.url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(SIGNATURE_HEADER, &signature)
                 .header(

@@ -68,7 +68,7 @@ async fn run(
     ApiPath(action): ApiPath<String>,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> Result<Json<ActionOutput>, ApiError> {
-    let integration = state.integration(&body.integration)?.clone();
+    let integration = state.integration(&body.integration)?;
     if integration.spec().action(&action).is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -83,7 +83,7 @@ pub async fn create_session(
     state: &AppState,
     request: CreateSession,
 ) -> Result<SessionCreated, ApiError> {
-    let integration = state.integration(&request.integration)?;
+    let integration = &state.integration(&request.integration)?;
     if integration.api_key().is_some() {
         return Err(ApiError::bad_request(
             "api_key_integration",

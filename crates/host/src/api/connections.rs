@@ -172,7 +172,7 @@ async fn show(
     ApiQuery(params): ApiQuery<ShowParams>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     let key = key_of(connection_id, params.integration)?;
-    let integration = state.integration(&key.integration)?;
+    let integration = &state.integration(&key.integration)?;
     // From the store, not the cache: whoever asks for credentials gets the authoritative ones.
     let connection = state
         .connections

@@ -83,7 +83,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
-    let integration = state.integration(&request.integration)?;
+    let integration = &state.integration(&request.integration)?;
     let Some(key_spec) = integration.api_key() else {
         return Err(ApiError::bad_request(
             "oauth_integration",

@@ -52,7 +52,7 @@ pub use records::record_json;
 
 impl AppState {
     /// The integration, or the API's 404.
-    fn integration(&self, name: &str) -> Result<&Arc<Integration>, ApiError> {
+    fn integration(&self, name: &str) -> Result<Arc<Integration>, ApiError> {
         self.integrations.get(name).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -141,7 +141,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     let integration_name = required_header(&parts.headers, &INTEGRATION)?;
     let connection_id = required_header(&parts.headers, &CONNECTION_ID)?;
     let retries = retries(&parts.headers)?;
-    let integration = state.integration(integration_name)?;
+    let integration = &state.integration(integration_name)?;
     let key = ConnectionKey::new(integration_name, connection_id);
     let connection = state
         .connections

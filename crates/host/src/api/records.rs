@@ -104,7 +104,7 @@ async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<RecordList>, ApiError> {
-    let integration = state.integration(&q.integration)?;
+    let integration = &state.integration(&q.integration)?;
     if !integration.spec().models.contains_key(&q.model) {
         let models: Vec<&str> = integration
             .spec()

@@ -63,7 +63,7 @@ pub async fn page(
             sync_failing: count(ConnectionHealth::SyncFailing),
             paused: count(ConnectionHealth::Paused),
             warnings: warnings(
-                integration,
+                &integration,
                 refused.iter().find(|f| f.integration == integration.name),
             ),
         });

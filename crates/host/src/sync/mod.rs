@@ -15,7 +15,7 @@ pub mod scheduler;
 pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use plugboard_core::spec::HumanDuration;
@@ -65,7 +65,8 @@ pub fn parse_frequency(text: &str) -> Result<Duration, String> {
 
 /// Sync machinery shared by the API, the scheduler and the runs.
 pub struct Syncs {
-    settings: BTreeMap<String, Vec<SyncSettings>>,
+    /// By integration; swapped whole by a configuration reload ([`Syncs::replace_settings`]).
+    settings: RwLock<Arc<BTreeMap<String, Vec<SyncSettings>>>>,
     /// One semaphore per connection (row id), shared by its syncs and actions, sized by the
     /// provider's `api.max_concurrency`.
     limiters: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -79,45 +80,40 @@ impl Syncs {
         integrations: &Integrations,
         webhooks: Option<Arc<Webhooks>>,
     ) -> Syncs {
-        let mut settings = BTreeMap::new();
-        for integration in integrations.iter() {
-            let overrides = config
-                .integrations
-                .get(&integration.name)
-                .map(|c| c.syncs.clone())
-                .unwrap_or_default();
-            let syncs = integration
-                .spec()
-                .syncs
-                .iter()
-                .map(|spec| {
-                    let custom = overrides.get(&spec.name).cloned().unwrap_or_default();
-                    SyncSettings {
-                        name: spec.name.clone(),
-                        model: spec.model.clone(),
-                        enabled: custom.enabled.unwrap_or(true),
-                        frequency: custom.frequency.unwrap_or(spec.frequency.get()),
-                        page_size: custom.page_size,
-                    }
-                })
-                .collect();
-            settings.insert(integration.name.clone(), syncs);
-        }
         Syncs {
-            settings,
+            settings: RwLock::new(Arc::new(settings(config, integrations))),
             limiters: Mutex::new(HashMap::new()),
             schedule: scheduler::Schedule::default(),
             webhooks,
         }
     }
 
-    /// The syncs of an integration; empty for an unknown one.
-    pub fn settings(&self, integration: &str) -> &[SyncSettings] {
-        self.settings.get(integration).map_or(&[], Vec::as_slice)
+    /// Takes the sync settings of a reloaded configuration. Whether a sync is enabled is read
+    /// at every scheduler tick; its next run is planned again from its history with the new
+    /// frequency.
+    pub async fn replace_settings(&self, config: &Config, integrations: &Integrations) {
+        let new = Arc::new(settings(config, integrations));
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = new;
+        self.schedule.plan_again().await;
     }
 
-    pub fn sync_settings(&self, integration: &str, sync: &str) -> Option<&SyncSettings> {
-        self.settings(integration).iter().find(|s| s.name == sync)
+    /// The syncs of an integration; empty for an unknown one.
+    pub fn settings(&self, integration: &str) -> Vec<SyncSettings> {
+        let settings = self
+            .settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        settings.get(integration).cloned().unwrap_or_default()
+    }
+
+    pub fn sync_settings(&self, integration: &str, sync: &str) -> Option<SyncSettings> {
+        self.settings(integration)
+            .into_iter()
+            .find(|s| s.name == sync)
     }
 
     /// The connection's concurrency limit, if its provider declares one.
@@ -154,4 +150,33 @@ impl Syncs {
             webhooks.send(event, data);
         }
     }
+}
+
+/// The syncs of each integration: the spec's, with the integration's overrides.
+fn settings(config: &Config, integrations: &Integrations) -> BTreeMap<String, Vec<SyncSettings>> {
+    let mut settings = BTreeMap::new();
+    for integration in integrations.iter() {
+        let overrides = config
+            .integrations
+            .get(&integration.name)
+            .map(|c| c.syncs.clone())
+            .unwrap_or_default();
+        let syncs = integration
+            .spec()
+            .syncs
+            .iter()
+            .map(|spec| {
+                let custom = overrides.get(&spec.name).cloned().unwrap_or_default();
+                SyncSettings {
+                    name: spec.name.clone(),
+                    model: spec.model.clone(),
+                    enabled: custom.enabled.unwrap_or(true),
+                    frequency: custom.frequency.unwrap_or(spec.frequency.get()),
+                    page_size: custom.page_size,
+                }
+            })
+            .collect();
+        settings.insert(integration.name.clone(), syncs);
+    }
+    settings
 }

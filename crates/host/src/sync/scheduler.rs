@@ -151,6 +151,18 @@ impl Schedule {
 }
 
 impl Schedule {
+    /// The integrations' sync settings changed (a configuration reload): idle entries are
+    /// dropped, so the next tick builds them again from the store as it does at start-up, due
+    /// one new frequency after their last run. Running or triggered ones stay, so nothing runs
+    /// twice and no request is lost.
+    pub async fn plan_again(&self) {
+        self.entries
+            .lock()
+            .await
+            .retain(|_, entry| entry.running || entry.triggered.is_some());
+        self.wake();
+    }
+
     /// Reads again from the store what another replica may have changed about the connection's
     /// syncs (paused, frequency); entries of a deleted connection are left to the next tick,
     /// which forgets them.
@@ -345,7 +357,7 @@ async fn tick(state: &AppState) -> Result<Duration, String> {
     let mut wait = TICK;
     let mut live = Vec::new();
     for connection in connections {
-        let Some(integration) = state.integrations.get(&connection.key.integration).cloned() else {
+        let Some(integration) = state.integrations.get(&connection.key.integration) else {
             continue;
         };
         for settings in state.syncs.settings(&integration.name) {

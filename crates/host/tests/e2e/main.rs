@@ -18,6 +18,7 @@ mod plugins;
 mod postgres;
 mod proxy;
 mod refresh;
+mod reload;
 mod replicas;
 mod rollover;
 mod secrets;

@@ -620,6 +620,36 @@ impl Host {
         reply(self.proxy(Method::GET, integration, connection_id, path)).await
     }
 
+    /// The process id of the running `plugboard serve`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGHUP: `plugboard serve` reads its configuration file again.
+    pub fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -HUP failed");
+    }
+
+    /// Waits until the logs contain `text` (at most 30 seconds): the logs then.
+    pub async fn wait_for_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = self.logs();
+            if logs.contains(text) {
+                return logs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{text}` in the logs:\n{logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Kills the process (SIGKILL on Unix) and waits for it to exit.
     pub fn kill(&mut self) -> String {
         let _ = self.child.kill();

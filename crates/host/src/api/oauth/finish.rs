@@ -118,13 +118,18 @@ async fn finish_flow(state: &AppState, query: &str, headers: &HeaderMap) -> Outc
         );
     };
     match flow.flow {
-        Flow::Connect => complete_connect(state, integration, &flow, query).await,
+        Flow::Connect => complete_connect(state, &integration, &flow, query).await,
         Flow::AdminConsent => match parse_admin_consent_callback(query) {
             Ok(consent) => {
                 tracing::info!(integration = %flow.integration, tenant = %consent.tenant, "admin consent granted");
-                finish(state, integration, &flow, ("admin_consent", consent.tenant))
+                finish(
+                    state,
+                    &integration,
+                    &flow,
+                    ("admin_consent", consent.tenant),
+                )
             }
-            Err(error) => failed(state, integration, Target::from(&flow), &error).await,
+            Err(error) => failed(state, &integration, Target::from(&flow), &error).await,
         },
     }
 }

@@ -74,6 +74,7 @@ pub(super) async fn connect_page(
         Ok(found) => found,
         Err(outcome) => return outcome.respond(&state),
     };
+    let integration = &*integration;
     let oauth = match integration.oauth() {
         Ok(oauth) => oauth,
         Err(error) => {
@@ -164,6 +165,7 @@ async fn start_connect(
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
+    let integration = &*integration;
     let request = match integration
         .oauth()
         .and_then(|oauth| oauth.authorization_request(&session.connection_config, &[]))
@@ -244,6 +246,7 @@ async fn start_admin_consent(
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
+    let integration = &*integration;
     if !integration.needs_admin_consent {
         return Outcome::page(
             StatusCode::BAD_REQUEST,
@@ -293,12 +296,12 @@ enum Use {
 }
 
 /// Finds the integration and the unexpired connect session for it.
-async fn session_for<'s>(
-    state: &'s AppState,
+async fn session_for(
+    state: &AppState,
     name: &str,
     token: Option<&str>,
     using: Use,
-) -> Result<(&'s std::sync::Arc<Integration>, ConnectSession), Outcome> {
+) -> Result<(std::sync::Arc<Integration>, ConnectSession), Outcome> {
     let Some(integration) = state.integrations.get(name) else {
         return Err(Outcome::page(
             StatusCode::NOT_FOUND,

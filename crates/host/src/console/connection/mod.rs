@@ -101,7 +101,6 @@ async fn find(
     let integration = state
         .integrations
         .get(&key.integration)
-        .cloned()
         .ok_or_else(missing)?;
     let connection = state.connections.get(key).await?.ok_or_else(missing)?;
     Ok((connection, integration))
