@@ -5,7 +5,8 @@ use chrono::NaiveDate;
 use plugboard_core::oauth::ClientCredential;
 use secrecy::ExposeSecret;
 
-use super::{SECRET_LINE, VALID, certificate_errors, load_certificates, with_credential};
+use super::VALID;
+use super::certificates::{SECRET_LINE, certificate_errors, load_certificates, with_credential};
 
 /// `VALID` with the Microsoft integration's credentials given as `entries`, a list's text.
 fn with_list(entries: &str) -> String {
