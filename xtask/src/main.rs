@@ -6,14 +6,16 @@
 //! `BENCHMARKS.md`.
 //!
 //! The tasks that change, check or build the sources (`plugins`, `new-provider`, `codegen`,
-//! `check-providers`, `ci`) act on the workspace around the current directory, so
+//! `check-providers`, `fuzz`, `ci`) act on the workspace around the current directory, so
 //! `cargo xtask new-provider` in a copy of the repository changes that copy; the benchmarks
 //! build the workspace xtask was built from.
 
 mod checks;
 mod codegen;
+mod fuzz;
 mod help;
 mod new_provider;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -136,6 +138,8 @@ pub const TASKS: &[Task] = &[
         options: &[],
         examples: &["cargo xtask check-providers"],
     },
+    fuzz::TASK,
+    soak::TASK,
     Task {
         name: "ci",
         summary: "runs what CI runs (.ci/run)",
@@ -180,6 +184,11 @@ fn main() -> ExitCode {
         ["codegen"] => current_workspace().and_then(|root| codegen::run(&root, false)),
         ["codegen", "--check"] => current_workspace().and_then(|root| codegen::run(&root, true)),
         ["check-providers"] => current_workspace().and_then(|root| checks::check_providers(&root)),
+        ["soak", rest @ ..] => {
+            soak::Options::parse(rest).and_then(|options| soak::run_soak(&options))
+        }
+        ["fuzz", rest @ ..] => fuzz::Options::parse(rest)
+            .and_then(|options| fuzz::run_targets(&current_workspace()?, &options)),
         ["ci"] => current_workspace().and_then(|root| checks::ci(&root)),
         _ => Err(match task {
             Some(task) => format!(

@@ -25,6 +25,7 @@ pub mod spec;
 pub mod spec_only;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod text;
 
 pub use context::{
     Context, EncodedRecords, HttpRequest, HttpResponse, LogLevel, PreviousRun, RawRecord, Record,

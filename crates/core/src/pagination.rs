@@ -313,6 +313,9 @@ impl<'de> Visitor<'de> for PartsVisitor {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use std::sync::Mutex;
 

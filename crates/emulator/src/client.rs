@@ -284,6 +284,19 @@ impl ControlClient {
         self.call(Method::PATCH, &["settings"], Some(update)).await
     }
 
+    /// Sets what redeeming a refresh token does to it: Microsoft's behaviour (`Off`, the
+    /// default) or a rotating provider's, for tests of clients that lose a new refresh token.
+    pub async fn set_refresh_token_rotation(
+        &self,
+        rotation: RefreshTokenRotation,
+    ) -> anyhow::Result<Settings> {
+        self.update_settings(&UpdateSettings {
+            refresh_token_rotation: Some(rotation),
+            ..UpdateSettings::default()
+        })
+        .await
+    }
+
     /// Creates a tenant, a multi-tenant app registration with a secret and the given redirect
     /// URIs, and one user with `people` seeded people.
     pub async fn setup_demo(&self, options: DemoOptions) -> anyhow::Result<DemoSetup> {

@@ -2,6 +2,10 @@
 //!
 //! Runs inside [`crate::observe`] (so faulted responses still carry request ids and 429s are
 //! counted) and before any route, so faults reach every identity and Graph endpoint alike.
+//!
+//! A `*` segment in a rule's path prefix (`/*/oauth2/v2.0/token`) matches any one segment of
+//! the path: the token endpoint of every tenant at once, as an outage of the identity platform
+//! takes them all down, rather than one tenant's path.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -60,7 +64,7 @@ impl Faults {
     fn take(&self, method: &Method, path: &str) -> Option<FaultKind> {
         let mut rules = self.rules();
         let position = rules.iter().position(|rule| {
-            path.starts_with(&rule.path_prefix)
+            prefix_matches(&rule.path_prefix, path)
                 && rule
                     .method
                     .as_deref()
@@ -73,6 +77,24 @@ impl Faults {
             rules.remove(position);
         }
         Some(kind)
+    }
+}
+
+/// Whether `path` starts with `prefix`, a `*` segment of `prefix` (one followed by more of
+/// it) standing for any one non-empty segment of `path`.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let Some(wildcard) = prefix.find("/*/") else {
+        return path.starts_with(prefix);
+    };
+    let Some(rest) = path
+        .strip_prefix(&prefix[..wildcard])
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return false;
+    };
+    match rest.find('/') {
+        Some(end) if end > 0 => prefix_matches(&prefix[wildcard + 2..], &rest[end..]),
+        _ => false,
     }
 }
 
@@ -160,4 +182,36 @@ fn severed() -> Response {
     Response::new(Body::from_stream(futures::stream::once(async move {
         Err::<Bytes, _>(failure)
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_matches;
+
+    #[test]
+    fn a_star_segment_matches_any_one_segment() {
+        let every_tenant = "/*/oauth2/v2.0/token";
+        for path in [
+            "/common/oauth2/v2.0/token",
+            "/0f8c6b1e-5a4b-4c3d-9e2f-1a2b3c4d5e6f/oauth2/v2.0/token",
+        ] {
+            assert!(prefix_matches(every_tenant, path), "{path}");
+        }
+        for path in [
+            "/oauth2/v2.0/token",
+            "//oauth2/v2.0/token",
+            "/a/b/oauth2/v2.0/token",
+            "/common/oauth2/v2.0/authorize",
+            "/common",
+        ] {
+            assert!(!prefix_matches(every_tenant, path), "{path}");
+        }
+        assert!(prefix_matches("/v1.0/*/people", "/v1.0/me/people?x"));
+        assert!(
+            prefix_matches("/v1.0/", "/v1.0/me"),
+            "plain prefixes as before"
+        );
+        assert!(prefix_matches("/*/*/x", "/a/b/x/y"));
+        assert!(!prefix_matches("/*/*/x", "/a/x"));
+    }
 }

@@ -40,6 +40,7 @@ impl Emulator {
         let state = AppState::new(Settings {
             throttling: options.throttling,
             graph_latency_ms: options.graph_latency.as_millis() as u64,
+            ..Settings::default()
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let server = axum::serve(listener, router(state)).with_graceful_shutdown(async {

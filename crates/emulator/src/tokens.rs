@@ -49,6 +49,11 @@ pub struct RefreshToken {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Expired through the control API: AADSTS70008.
     pub expired: bool,
+    /// The sign-in the token descends from: the token an authorization code gave and every
+    /// token issued by refreshing it or its successors share it.
+    pub family: String,
+    /// When it was redeemed while refresh tokens rotate: refused as revoked from then on.
+    pub used_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -65,7 +70,14 @@ impl TokenStore {
         value
     }
 
-    pub fn issue_refresh(&mut self, grant: Grant, now: DateTime<Utc>) -> String {
+    /// A new refresh token of `family` (the one it was refreshed from), or of a family of its
+    /// own (from an authorization code).
+    pub fn issue_refresh(
+        &mut self,
+        grant: Grant,
+        family: Option<String>,
+        now: DateTime<Utc>,
+    ) -> String {
         let value = format!("0.A{}", random::opaque(160));
         let token = RefreshToken {
             grant,
@@ -73,6 +85,8 @@ impl TokenStore {
             last_used_at: now,
             revoked_at: None,
             expired: false,
+            family: family.unwrap_or_else(random::guid),
+            used_at: None,
         };
         self.refresh.insert(value.clone(), token);
         value
@@ -124,6 +138,21 @@ impl TokenStore {
             }
         }
         expired
+    }
+
+    /// Revokes every refresh token of the family not revoked yet, as a rotating provider does
+    /// when a used token comes back. How many were.
+    pub fn revoke_family(&mut self, family: &str, now: DateTime<Utc>) -> usize {
+        let mut revoked = 0;
+        for token in self
+            .refresh
+            .values_mut()
+            .filter(|t| t.family == family && t.revoked_at.is_none())
+        {
+            token.revoked_at = Some(now);
+            revoked += 1;
+        }
+        revoked
     }
 
     /// Revokes every refresh token the user holds, as a password reset does.

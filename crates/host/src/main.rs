@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod console;
+mod crash_point;
 mod credential_watch;
 mod dev;
 mod integrations;

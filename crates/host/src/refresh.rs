@@ -10,6 +10,14 @@
 //! Providers that rotate refresh tokens (and revoke the old one, or the whole family, on reuse)
 //! make this a correctness matter, not an optimisation.
 //!
+//! They also make a crash mid-refresh matter: a process killed after the provider answered and
+//! before the new tokens were stored leaves a refresh token the provider may have revoked. Its
+//! lease stays held until it expires; the next refresh takes it over (the store says so) and
+//! knows the one before was interrupted. It still tries the stored refresh token, once:
+//! Microsoft keeps it valid, and the connection recovers by itself. Refused, the connection is
+//! marked for reconnect with a reason that says a refresh was interrupted, and never retried
+//! (a provider that revokes the whole family on reuse would lock it out for good).
+//!
 //! Every use of a connection (proxy, `GET /connections/{id}`, syncs, actions) refreshes through
 //! here, so this is also where `connection.refresh_failed` and `connection.recovered` webhook
 //! events start: once per change, by a compare-and-swap on the store, however many requests
@@ -28,13 +36,14 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::activity;
+use crate::crash_point;
 use crate::credential_watch;
 use crate::integrations::Integration;
 use crate::telemetry::metrics;
 use crate::webhooks::Webhooks;
 use plugboard_store::{
-    ActivityKind, Connection, ConnectionKey, ConnectionStatus, NewConnection, Store, StoreError,
-    TokenUpdate,
+    ActivityKind, Connection, ConnectionKey, ConnectionStatus, NewConnection, RefreshLease, Store,
+    StoreError, TokenUpdate,
 };
 
 /// Tokens expiring sooner than this are refreshed before use; short-lived tokens get a
@@ -91,17 +100,24 @@ pub struct Connections {
     owner: String,
     locks: Mutex<HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>>>,
     cache: RwLock<HashMap<ConnectionKey, Cached>>,
+    /// Tokens redeemed but refused by the store, by connection, with the token version they
+    /// replace: stored by the next refresh of the connection instead of redeeming again.
+    unsaved: Mutex<HashMap<ConnectionKey, (i64, TokenUpdate)>>,
     /// Where refresh failures and recoveries are announced, if anywhere.
     webhooks: Option<Arc<Webhooks>>,
 }
 
 impl Connections {
     pub fn new(store: Arc<dyn Store>, webhooks: Option<Arc<Webhooks>>) -> Self {
+        // Built once per process over its store, before anything is written: where the store's
+        // crash points get their hook.
+        crash_point::install();
         Connections {
             store,
             owner: uuid::Uuid::new_v4().to_string(),
             locks: Mutex::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
+            unsaved: Mutex::new(HashMap::new()),
             webhooks,
         }
     }
@@ -253,6 +269,9 @@ impl Connections {
     ) -> Result<Arc<Connection>, RefreshError> {
         let waited_since = Instant::now();
         let mut transient_failures = 0;
+        // Whether an earlier refresh of the connection, in a process that then stopped, may
+        // have redeemed the stored refresh token without storing what it got.
+        let mut after_interrupted = false;
         loop {
             // Always the store, not the cache: another process may have refreshed.
             let current = self.load(key).await?.ok_or(RefreshError::NotFound)?;
@@ -276,11 +295,15 @@ impl Connections {
             };
             let now = Utc::now();
             let lease_until = now + chrono::Duration::from_std(LEASE).expect("small duration");
-            if !self
+            let lease = self
                 .store
                 .acquire_refresh_lease(key, &self.owner, lease_until, now)
-                .await?
-            {
+                .await?;
+            if lease == RefreshLease::TakenOver {
+                tracing::warn!(integration = %key.integration, connection_id = %key.connection_id, "the previous refresh of this connection was interrupted (its process stopped before releasing the refresh lease); refreshing once with the stored refresh token");
+                after_interrupted = true;
+            }
+            if !lease.taken() {
                 if waited_since.elapsed() > LEASE * 2 {
                     return Err(RefreshError::Transient(
                         "another process holds the refresh lease".to_owned(),
@@ -300,7 +323,12 @@ impl Connections {
                 self.store.release_refresh_lease(key, &self.owner).await?;
                 continue;
             }
-            let outcome = self.redeem(integration, &current, &refresh_token).await;
+            // Tokens this process redeemed earlier but could not store go in first: redeeming
+            // the refresh token again would waste it, or be refused by a provider that rotates.
+            let outcome = match self.take_unsaved(&current) {
+                Some(update) => self.store_tokens(&current, update).await,
+                None => self.redeem(integration, &current, &refresh_token).await,
+            };
             self.store.release_refresh_lease(key, &self.owner).await?;
             metrics::token_refresh(&key.integration, refresh_outcome(&outcome));
             if let Some((succeeded, summary)) = refresh_summary(&outcome) {
@@ -368,7 +396,12 @@ impl Connections {
                         {
                             return Ok(again);
                         }
-                        return Err(self.give_up(&current, &error.to_string()).await?);
+                        let reason = if after_interrupted {
+                            interrupted_reason(&error)
+                        } else {
+                            error.to_string()
+                        };
+                        return Err(self.give_up(&current, &reason).await?);
                     }
                 },
             }
@@ -386,6 +419,7 @@ impl Connections {
             .oauth()?
             .refresh(&current.connection_config, refresh_token, None)
             .await?;
+        crash_point::reached("refresh.after_answer");
         let update = TokenUpdate {
             access_token: tokens.access_token,
             // None keeps the stored refresh token, for providers that do not rotate it.
@@ -394,19 +428,48 @@ impl Connections {
             expires_at: tokens.expires_at,
             scopes: tokens.scopes,
         };
+        self.store_tokens(current, update).await
+    }
+
+    /// Stores tokens redeemed for `current` if nobody else stored newer ones. When the store
+    /// refuses (a full disk, the database away), the tokens are kept in memory for the next
+    /// attempt instead of being lost: the provider may have revoked the refresh token they
+    /// replace.
+    async fn store_tokens(
+        &self,
+        current: &Connection,
+        update: TokenUpdate,
+    ) -> Result<Option<Connection>, OAuthError> {
+        let kept = update.clone();
         match self.store.update_tokens(current, update, Utc::now()).await {
-            Ok(updated) => Ok(updated),
+            Ok(updated) => {
+                crash_point::reached("refresh.after_store");
+                Ok(updated)
+            }
             Err(error) => {
-                // The new tokens are lost; the old refresh token stays valid at Microsoft, and
-                // the next request refreshes again.
-                tracing::error!(%error, "storing refreshed tokens failed");
+                tracing::error!(%error, "storing refreshed tokens failed; they are kept in memory for the next attempt");
+                self.unsaved
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(current.key.clone(), (current.token_version, kept));
                 Err(OAuthError::local(
                     OAuthErrorKind::Transient,
                     plugboard_core::oauth::Stage::Refresh,
-                    "the refreshed tokens could not be stored",
+                    "the refreshed tokens could not be stored yet",
                 ))
             }
         }
+    }
+
+    /// The tokens redeemed for `current` that the store refused, if they still replace its
+    /// version (another process may have stored newer ones since, which makes them stale).
+    fn take_unsaved(&self, current: &Connection) -> Option<TokenUpdate> {
+        let (version, update) = self
+            .unsaved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&current.key)?;
+        (version == current.token_version).then_some(update)
     }
 
     /// Marks the connection as needing a reconnect, and stops trying.
@@ -541,6 +604,18 @@ fn refresh_outcome<T>(outcome: &Result<Option<T>, OAuthError>) -> &'static str {
             _ => "refused",
         },
     }
+}
+
+/// Why a connection needs a reconnect when its refresh token is refused right after an
+/// interrupted refresh: most likely that refresh redeemed it, the provider rotated it (revoking
+/// the one stored here) and the new one was lost with the process. Retrying cannot help and,
+/// with providers that revoke a whole token family on reuse, would only make it worse.
+fn interrupted_reason(error: &OAuthError) -> String {
+    format!(
+        "a refresh was interrupted: an earlier token refresh stopped (its process crashed or \
+         stalled) after the provider may have issued new tokens and before they were stored, \
+         and the provider now refuses the stored refresh token ({error}); connect again"
+    )
 }
 
 fn needs_reconnect(connection: &Connection) -> RefreshError {

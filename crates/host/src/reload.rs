@@ -145,6 +145,13 @@ impl Snapshot {
                 format!("{:?}", server.limits),
             ),
             ("server.max_body_size", server.max_body_size.to_string()),
+            (
+                "server.proxy_timeout / max_proxy_requests_per_connection",
+                format!(
+                    "{:?} {}",
+                    server.proxy_timeout, server.max_proxy_requests_per_connection
+                ),
+            ),
             ("store", format!("{:?}", config.store)),
             ("store.encrypt_records", config.encrypt_records.to_string()),
             (

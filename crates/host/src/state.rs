@@ -35,7 +35,8 @@ pub struct Shared {
     pub api_key_digest: [u8; 32],
     /// SHA-256 of the key that signs in to the dashboard: `[ui] admin_key`, else the API key.
     pub console_key_digest: [u8; 32],
-    /// The dashboard's failed sign-ins, by client address.
+    /// Failed dashboard sign-ins and wrong API keys, by client address: one table, so guessing
+    /// through both gets no extra tries.
     pub sign_in_throttle: SignInThrottle,
 }
 

@@ -6,12 +6,22 @@
 //! path those showed up as a measurable share of Plugboard's CPU per request (see
 //! BENCHMARKS.md, "Proxy overhead"). The rules stay those of
 //! [`plugboard_core::http::http_client`]: redirects are never followed (hyper does not follow
-//! them), a connection gets 10 s to open, a request [`DEFAULT_REQUEST_TIMEOUT`] from sending
-//! to the last byte of the answer, `TCP_NODELAY` is set, HTTPS uses rustls with the webpki
-//! roots, and requests without `User-Agent` or `Accept` get reqwest's defaults.
+//! them), a connection gets 10 s to open, a request `[server] proxy_timeout` (by default
+//! [`DEFAULT_REQUEST_TIMEOUT`], as for syncs) from sending to the last byte of the answer, so
+//! a provider that drips its answer, pauses in it or never ends it is cut there, `TCP_NODELAY`
+//! is set, HTTPS uses rustls with the webpki roots, and requests without `User-Agent` or
+//! `Accept` get reqwest's defaults. Nothing is decompressed: bodies pass through as sent.
+//!
+//! Each connection (an end user's account) has at most `[server]
+//! max_proxy_requests_per_connection` requests in flight, counted until the answer's body has
+//! streamed out ([`Upstream::admit`]): one caller looping on one account cannot hold an
+//! unbounded share of the host's sockets and memory, nor of the provider's patience. The count
+//! is each process's own: replicas each allow that many.
 
+use std::collections::HashMap;
 use std::error::Error as _;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +33,9 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+#[cfg(doc)]
 use plugboard_core::http::DEFAULT_REQUEST_TIMEOUT;
+use plugboard_store::ConnectionKey;
 use tokio::time::Sleep;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,15 +47,49 @@ const DEFAULT_ACCEPT: &str = "*/*";
 /// Why a request got no answer.
 #[derive(Debug)]
 pub enum UpstreamError {
-    /// No answer within [`DEFAULT_REQUEST_TIMEOUT`].
+    /// No answer within the proxy's timeout.
     Timeout,
     /// The connection failed or broke; the message names why, never the URL or a header.
     Failed(String),
 }
 
-/// One connection pool for every proxied request.
+/// One connection pool for every proxied request, and the requests in flight per connection.
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Body>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Proxied requests in flight, by connection; a connection with none has no entry, so the
+/// table holds only the connections in use.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<ConnectionKey, usize>>);
+
+/// One admitted request of a connection: it counts until the last clone is dropped, which is
+/// when the answer's body has streamed out (or the request failed).
+#[derive(Clone)]
+pub struct Slot {
+    _admitted: Arc<Admitted>,
+}
+
+struct Admitted {
+    in_flight: Arc<InFlight>,
+    key: ConnectionKey,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self
+            .in_flight
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Upstream {
@@ -60,12 +106,42 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(https);
-        Upstream { client }
+        Upstream {
+            client,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// A slot for one more request of `key`, unless `limit` of its requests are in flight.
+    pub fn admit(&self, key: &ConnectionKey, limit: usize) -> Option<Slot> {
+        let mut counts = self
+            .in_flight
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match counts.get_mut(key) {
+            Some(count) if *count >= limit => return None,
+            Some(count) => *count += 1,
+            None => {
+                counts.insert(key.clone(), 1);
+            }
+        }
+        Some(Slot {
+            _admitted: Arc::new(Admitted {
+                in_flight: self.in_flight.clone(),
+                key: key.clone(),
+            }),
+        })
     }
 
     /// Sends `request` and returns the answer once its headers arrived; its body streams on
-    /// under the same deadline.
-    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<Body>, UpstreamError> {
+    /// under the same deadline, `timeout` from now, and holds `slot` until it ends.
+    pub async fn send(
+        &self,
+        mut request: Request<Body>,
+        timeout: Duration,
+        slot: Slot,
+    ) -> Result<Response<Body>, UpstreamError> {
         let headers = request.headers_mut();
         headers
             .entry(USER_AGENT)
@@ -73,7 +149,7 @@ impl Upstream {
         headers
             .entry(ACCEPT)
             .or_insert(HeaderValue::from_static(DEFAULT_ACCEPT));
-        let mut deadline = Box::pin(tokio::time::sleep(DEFAULT_REQUEST_TIMEOUT));
+        let mut deadline = Box::pin(tokio::time::sleep(timeout));
         let response = tokio::select! {
             biased;
             response = self.client.request(request) => response.map_err(failed)?,
@@ -83,6 +159,7 @@ impl Upstream {
             Body::new(Deadline {
                 inner: incoming,
                 deadline,
+                _slot: slot,
             })
         }))
     }
@@ -101,10 +178,12 @@ fn failed(error: hyper_util::client::legacy::Error) -> UpstreamError {
     UpstreamError::Failed(message)
 }
 
-/// A response body that fails once the request's deadline has passed.
+/// A response body that fails once the request's deadline has passed, holding its
+/// connection's slot until it is dropped.
 struct Deadline {
     inner: Incoming,
     deadline: Pin<Box<Sleep>>,
+    _slot: Slot,
 }
 
 impl HttpBody for Deadline {
@@ -132,5 +211,30 @@ impl HttpBody for Deadline {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_gets_its_limit_of_slots_and_each_dropped_one_back() {
+        let upstream = Upstream::new();
+        let (a, b) = (ConnectionKey::new("m", "a"), ConnectionKey::new("m", "b"));
+        let held: Vec<Slot> = (0..2).map(|_| upstream.admit(&a, 2).unwrap()).collect();
+        assert!(upstream.admit(&a, 2).is_none(), "a third slot of two");
+        assert!(
+            upstream.admit(&b, 2).is_some(),
+            "another connection is not held up"
+        );
+
+        // Clones (one per attempt at the request) count once, until the last is gone.
+        let clone = held[0].clone();
+        drop(held);
+        assert!(upstream.admit(&a, 2).is_some());
+        drop(clone);
+        let counts = upstream.in_flight.0.lock().unwrap();
+        assert!(counts.is_empty(), "idle connections leave no entry");
     }
 }

@@ -142,6 +142,9 @@ fn broken(what: &str, error: &serde_json::Error) -> ProviderError {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use plugboard_core::ErrorKind;
 

@@ -102,6 +102,26 @@ pub struct TokenUpdate {
     pub scopes: Vec<String>,
 }
 
+/// What taking a connection's refresh lease found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshLease {
+    /// Another owner holds it and it has not expired (or there is no such connection).
+    NotTaken,
+    /// Taken: it was free, or already the owner's.
+    Taken,
+    /// Taken over from another owner whose lease expired without being released: that owner
+    /// stopped in the middle of a refresh (it crashed, or stalled for the whole lease), maybe
+    /// after the provider issued new tokens and before they were stored. With a provider that
+    /// revokes a refresh token once it is used, the stored one may then be dead.
+    TakenOver,
+}
+
+impl RefreshLease {
+    pub fn taken(self) -> bool {
+        self != RefreshLease::NotTaken
+    }
+}
+
 /// What a connect session token allows: starting one OAuth flow for one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectSession {

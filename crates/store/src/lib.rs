@@ -28,6 +28,7 @@ pub mod columns;
 mod connections;
 mod console;
 pub mod copy;
+pub mod crash_hook;
 pub mod crypto;
 mod integrations;
 mod postgres;
@@ -50,7 +51,7 @@ use crate::crypto::{CryptoError, KeyRing};
 
 pub use connections::{
     ConnectSession, Connection, ConnectionKey, ConnectionStatus, Flow, NewConnection, OAuthState,
-    Rotation, TokenUpdate, Tokens,
+    RefreshLease, Rotation, TokenUpdate, Tokens,
 };
 pub use console::{
     ACTIVITY_KEPT, Activity, ActivityFilter, ActivityKind, ConnectionFilter, ConnectionHealth,
@@ -77,6 +78,14 @@ pub enum StoreError {
     /// often than it is retried; nothing was written.
     #[error("the store is busy: {0}")]
     Conflict(String),
+    /// The database refused to write: its disk is full, or it is read-only (a file system
+    /// remounted read-only after errors, a PostgreSQL standby after a failover). The write's
+    /// transaction rolled back whole and reads still work, so the caller answers 503 for this
+    /// write only; the same write succeeds once space or write access is back, without a
+    /// restart. `reason` is one of a few fixed phrases, never the database's own message, so it
+    /// can be shown to callers.
+    #[error("the store refused a write: {reason}")]
+    WritesRefused { reason: &'static str },
     #[error("database error: {0}")]
     Database(String),
     #[error(transparent)]
@@ -85,8 +94,62 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the failure passes by itself (the database away, busy, full or read-only)
+    /// rather than being a fault of the data or the code: the caller may try again later.
+    pub fn is_passing(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Conflict(_) | StoreError::WritesRefused { .. }
+        )
+    }
+}
+
+/// Why the database refused a write, when `error` is such a refusal. SQLite's extended result
+/// codes (<https://www.sqlite.org/rescode.html>): `SQLITE_FULL` is what its file layer answers
+/// to `ENOSPC`; `SQLITE_READONLY*` a file or directory it may not write; and the I/O errors of
+/// writing, syncing and truncating are what a file system remounted read-only (`EROFS`) or
+/// failing gives. PostgreSQL's SQLSTATEs: class 53 (insufficient resources, but for
+/// `too_many_connections`, which is [`StoreError::Unavailable`]) and 25006
+/// (`read_only_sql_transaction`: a standby, or `default_transaction_read_only`).
+fn write_refusal(error: &(dyn sqlx::error::DatabaseError + 'static)) -> Option<&'static str> {
+    const SQLITE_READONLY: i32 = 8;
+    const SQLITE_IOERR: i32 = 10;
+    const SQLITE_FULL: i32 = 13;
+    /// `SQLITE_IOERR_WRITE`, `_FSYNC`, `_DIR_FSYNC`, `_TRUNCATE`.
+    const SQLITE_IOERR_OF_WRITING: [i32; 4] = [778, 1034, 1290, 1546];
+    let code = error.code()?;
+    if error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        let extended: i32 = code.parse().ok()?;
+        return match extended & 0xff {
+            SQLITE_FULL => Some("the disk is full"),
+            SQLITE_READONLY => Some("the database file is read-only"),
+            SQLITE_IOERR if SQLITE_IOERR_OF_WRITING.contains(&extended) => {
+                Some("the disk failed a write (the file system may be read-only)")
+            }
+            _ => None,
+        };
+    }
+    match &*code {
+        "53100" => Some("the database server's disk is full"),
+        "53200" => Some("the database server is out of memory"),
+        "25006" => Some("the database is read-only (a standby, or set to read-only)"),
+        "53300" => None,
+        code if code.starts_with("53") => Some("the database server is out of resources"),
+        _ => None,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && let Some(reason) = write_refusal(db.as_ref())
+        {
+            return StoreError::WritesRefused { reason };
+        }
         match e {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
@@ -236,14 +299,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     /// Takes the connection's refresh lease for `owner` until `until`, if it is free, expired or
-    /// already `owner`'s.
+    /// already `owner`'s; says whether it was taken over from another owner who never released
+    /// it (a refresh interrupted).
     async fn acquire_refresh_lease(
         &self,
         key: &ConnectionKey,
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<RefreshLease>;
 
     async fn release_refresh_lease(&self, key: &ConnectionKey, owner: &str) -> StoreResult<()>;
 

@@ -280,9 +280,10 @@ pub struct WebhookDelivery {
     pub body: String,
 }
 
-/// The error of a run whose process stopped (its lease expired) before it finished.
-pub(crate) const INTERRUPTED: &str =
-    "the host stopped during the run; the next run resumes from its checkpoint";
+/// The error of a run whose lease expired before its end was recorded: its process stopped,
+/// or the store refused every write (a full disk), so the real reason is only in the log.
+pub(crate) const INTERRUPTED: &str = "the run's end was never recorded (the host stopped during \
+     the run, or the store refused the write); the next run resumes from its checkpoint";
 
 /// How one write moves its model's counts of live and deleted records, which each backend
 /// keeps on the model's `record_clocks` row in the writing transaction, so that

@@ -11,6 +11,8 @@
 //! Plugboard plugin exporting this provider.
 
 mod actions;
+#[cfg(test)]
+mod fuzz;
 mod graph;
 mod lenient;
 mod people_sync;

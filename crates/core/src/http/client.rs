@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::body::{BodyError, MAX_ANSWER_SIZE, read_limited};
 use super::credential::Credential;
 use super::retry::RetryPolicy;
 use super::url::resolve_url;
@@ -48,8 +49,10 @@ pub fn api_base_url(
 /// Error statuses are answers, not errors: after the retries for a retryable status are
 /// exhausted the last response is returned, so the caller sees the status and body (use
 /// [`RetryPolicy::retries_status`] to tell exhaustion apart). Only failures without an answer
-/// become [`ErrorKind::Transport`] errors. The bearer token is marked sensitive and never
-/// appears in an error or a log line.
+/// become [`ErrorKind::Transport`] errors, and so does an answer larger than
+/// [`MAX_ANSWER_SIZE`], which is read no further and not asked for again (the provider would
+/// only send it again). The bearer token is marked sensitive and never appears in an error or
+/// a log line.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
@@ -145,11 +148,16 @@ impl ApiClient {
                 }
                 Err(failure) => {
                     let message = format!("{target}: {}", failure.message);
-                    match self.retry.delay_after_transport_error(
-                        attempt,
-                        method.as_str(),
-                        failure.connect,
-                    ) {
+                    let retry = if failure.repeatable {
+                        self.retry.delay_after_transport_error(
+                            attempt,
+                            method.as_str(),
+                            failure.connect,
+                        )
+                    } else {
+                        None
+                    };
+                    match retry {
                         Some(delay) => {
                             tracing::warn!(error = %message, attempt, ?delay, "retrying");
                             tokio::time::sleep(delay).await;
@@ -206,17 +214,17 @@ impl ApiClient {
                 )
             })
             .collect();
-        let body = response.bytes().await.map_err(|e| TransportFailure {
-            connect: false,
-            message: format!(
-                "reading the body of the {status} answer failed: {}",
-                describe(&e)
-            ),
-        })?;
+        let body = read_limited(response, MAX_ANSWER_SIZE)
+            .await
+            .map_err(|e| TransportFailure {
+                connect: false,
+                repeatable: !matches!(e, BodyError::TooLarge { .. }),
+                message: format!("reading the body of the {status} answer failed: {e}"),
+            })?;
         Ok(HttpResponse {
             status,
             headers,
-            body: body.to_vec(),
+            body,
         })
     }
 }
@@ -224,6 +232,8 @@ impl ApiClient {
 struct TransportFailure {
     /// The connection was never established, so the server cannot have seen the request.
     connect: bool,
+    /// Asking again could get an answer: false when the answer came and was refused.
+    repeatable: bool,
     message: String,
 }
 
@@ -231,6 +241,7 @@ impl From<reqwest::Error> for TransportFailure {
     fn from(e: reqwest::Error) -> Self {
         TransportFailure {
             connect: e.is_connect(),
+            repeatable: true,
             message: describe(&e),
         }
     }

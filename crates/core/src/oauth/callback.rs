@@ -142,6 +142,9 @@ impl Params {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
 

@@ -22,11 +22,15 @@ use super::certificate::{CLIENT_ASSERTION_TYPE, ClientCertificate};
 use super::credentials::{ClientCredential, Credentials, NamedCredential};
 use super::error::{ErrorFields, OAuthError, OAuthErrorKind, Stage, classify};
 use super::token::{TokenSet, WireToken};
-use crate::http::describe;
+use crate::http::{BodyError, describe, read_limited};
 use crate::spec::{ClientAuthentication, OAuth2Spec, fill_template};
 
 /// How long a token request may take before it counts as a transient failure.
 pub const DEFAULT_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most of a token endpoint's answer that is read: a token response, even with an ID
+/// token and a long scope list, is a few KB; anything near this is not one.
+const MAX_TOKEN_ANSWER: usize = 1024 * 1024;
 
 /// Parameters the engine sets itself; an integration or caller setting them would make two
 /// values of, say, `state` reach the provider, and the wrong one might win.
@@ -467,6 +471,29 @@ impl Recorder {
         }
     }
 
+    /// The `oauth2` crate's reqwest client, but with the answer read up to
+    /// [`MAX_TOKEN_ANSWER`]: the crate's own reads a body of any size into memory.
+    async fn exchange(
+        &self,
+        request: oauth2::HttpRequest,
+    ) -> Result<oauth2::HttpResponse, HttpClientError<reqwest::Error>> {
+        let request = reqwest::Request::try_from(request).map_err(Box::new)?;
+        let response = self.http.execute(request).await.map_err(Box::new)?;
+        let mut answer = oauth2::http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            answer = answer.header(name, value);
+        }
+        let body = read_limited(response, MAX_TOKEN_ANSWER)
+            .await
+            .map_err(|e| match e {
+                BodyError::Read(e) => HttpClientError::Reqwest(Box::new(e)),
+                too_large @ BodyError::TooLarge { .. } => {
+                    HttpClientError::Other(too_large.to_string())
+                }
+            })?;
+        answer.body(body).map_err(HttpClientError::Http)
+    }
+
     /// Turns the outcome of a token request into tokens or a classified error.
     fn finish(
         self,
@@ -485,6 +512,15 @@ impl Recorder {
             }
             Ok(Err(failure)) => failure,
         };
+        // `Other` is only ever an answer refused for its size: a token endpoint that answers
+        // with megabytes is not one.
+        if let RequestTokenError::Request(HttpClientError::Other(why)) = &failure {
+            return Err(OAuthError::local(
+                OAuthErrorKind::IntegrationMisconfigured,
+                stage,
+                format!("the token endpoint's answer was refused: {why} — check token_url"),
+            ));
+        }
         if let RequestTokenError::Request(e) = &failure {
             let why = match e {
                 HttpClientError::Reqwest(e) => describe(e),
@@ -545,7 +581,7 @@ impl<'c> AsyncHttpClient<'c> for Recorder {
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let response = self.http.call(request).await?;
+            let response = self.exchange(request).await?;
             let status = response.status().as_u16();
             let body = if status == 200 {
                 Vec::new()

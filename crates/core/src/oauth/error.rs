@@ -247,19 +247,10 @@ const MAX_PROVIDER_TEXT: usize = 500;
 /// and show: control characters — newlines that would forge log lines, ANSI escapes that would
 /// repaint a terminal — written as escapes, and the length capped.
 fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_PROVIDER_TEXT));
-    for (count, c) in text.chars().enumerate() {
-        if count == MAX_PROVIDER_TEXT {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+    match text.char_indices().nth(MAX_PROVIDER_TEXT) {
+        Some((cut, _)) => format!("{}…", crate::text::escape_controls(&text[..cut])),
+        None => crate::text::escape_controls(text),
     }
-    out
 }
 
 /// The first line of a description, without the trace, correlation and timestamp that

@@ -170,6 +170,9 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use chrono::TimeZone;
     use secrecy::ExposeSecret;

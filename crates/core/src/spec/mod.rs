@@ -7,6 +7,8 @@
 //! without any Rust at all.
 
 mod duration;
+#[cfg(test)]
+mod fuzz;
 mod parse;
 mod template;
 mod validate;

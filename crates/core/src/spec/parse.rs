@@ -33,9 +33,14 @@ impl ProviderSpec {
     /// see into them, so they refuse an unknown key themselves, and that error is the only one
     /// reported.
     pub fn parse(source: &str, text: &str) -> Result<ProviderSpec, SpecError> {
-        let fail = |problems| SpecError {
+        let fail = |problems: Vec<String>| SpecError {
             source: source.to_owned(),
-            problems,
+            // A value quoted in a problem may hold a line break or a terminal escape: written
+            // as an escape, each problem stays one line of the list, and of a log.
+            problems: problems
+                .iter()
+                .map(|p| crate::text::escape_controls(p))
+                .collect(),
         };
         let deserializer =
             toml::Deserializer::parse(text).map_err(|e| fail(vec![one_line(&e.to_string())]))?;

@@ -35,7 +35,7 @@
 //! | `DELETE /faults` | | `[]` |
 //! | `GET /counters` | | `Counters` |
 //! | `DELETE /counters` | | `Counters` (zeroed) |
-//! | `GET /settings` | | `Settings` (throttling, Graph latency) |
+//! | `GET /settings` | | `Settings` (throttling, Graph latency, refresh-token rotation) |
 //! | `PATCH /settings` | `UpdateSettings` | `Settings` |
 //!
 //! Errors are `{"error": "…"}` with 400, 404 or 409.

@@ -67,5 +67,8 @@ pub async fn update_settings(
     if let Some(latency) = update.graph_latency_ms {
         settings.graph_latency_ms = latency;
     }
+    if let Some(rotation) = update.refresh_token_rotation {
+        settings.refresh_token_rotation = rotation;
+    }
     Json(settings.clone())
 }

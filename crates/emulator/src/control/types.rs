@@ -238,7 +238,8 @@ pub struct NextOutcome {
     pub error_description: Option<String>,
 }
 
-/// Misbehaviour for the next `count` requests whose path starts with `path_prefix`.
+/// Misbehaviour for the next `count` requests whose path starts with `path_prefix`, in which a
+/// `*` segment (`/*/oauth2/v2.0/token`) stands for any one segment (every tenant at once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultRule {
     /// `GET`, `POST`, …; any method when absent.
@@ -326,6 +327,26 @@ pub struct Settings {
     pub throttling: ThrottleSettings,
     /// Added to every Graph response.
     pub graph_latency_ms: u64,
+    /// What redeeming a refresh token does to it.
+    #[serde(default)]
+    pub refresh_token_rotation: RefreshTokenRotation,
+}
+
+/// What redeeming a refresh token does to it. Microsoft keeps the old token valid (`Off`, the
+/// default); other providers rotate refresh tokens and revoke the one used, some the whole
+/// family when a used one comes back, which punishes a client that lost the new token (say,
+/// by crashing before storing it) and tries the old one again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshTokenRotation {
+    /// Microsoft's behaviour: a refresh returns a new refresh token and the old one stays valid.
+    #[default]
+    Off,
+    /// A refresh token works once; used again, it is refused as revoked.
+    RevokeUsed,
+    /// As `RevokeUsed`, and using a used token again also revokes every token issued from the
+    /// same sign-in (the family), the newest included: reuse is read as theft.
+    RevokeFamilyOnReuse,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -333,6 +354,7 @@ pub struct Settings {
 pub struct UpdateSettings {
     pub throttling: Option<ThrottleSettings>,
     pub graph_latency_ms: Option<u64>,
+    pub refresh_token_rotation: Option<RefreshTokenRotation>,
 }
 
 /// See [`ControlClient::setup_demo`](crate::ControlClient::setup_demo).

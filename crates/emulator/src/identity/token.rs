@@ -20,6 +20,7 @@ use url::form_urlencoded;
 
 use super::error::{Aadsts, OAuthError};
 use super::{assertion, jwt, resolve_client};
+use crate::control::types::RefreshTokenRotation;
 use crate::directory::App;
 use crate::random;
 use crate::scopes::{GRAPH_APP_ID, Scopes};
@@ -79,6 +80,7 @@ fn redeem(
         .counters
         .token_request(grant_type.unwrap_or("missing"));
     let now = state.clock.now();
+    let rotation = state.settings().refresh_token_rotation;
     let mut world = state.write();
 
     let (basic_id, credential) = credential(headers, &form)?;
@@ -113,11 +115,11 @@ fn redeem(
     };
     state.counters.client_credential(&authenticated);
 
-    let (grant, scopes, nonce) = match grant_type {
+    let redeemed = match grant_type {
         "authorization_code" => redeem_code(&mut world, &client_id, &form, now)?,
-        _ => redeem_refresh_token(&mut world, &client_id, &form, now)?,
+        _ => redeem_refresh_token(&mut world, &client_id, &form, rotation, now)?,
     };
-    Ok(issue(&mut world, grant, scopes, nonce, now))
+    Ok(issue(&mut world, redeemed, now))
 }
 
 enum Credential {
@@ -223,7 +225,16 @@ fn parse_scope(raw: &str) -> Result<Scopes, OAuthError> {
     Scopes::parse(raw).map_err(|bad| OAuthError::invalid_scope(Aadsts::invalid_scope(&bad)))
 }
 
-type Redeemed = (Grant, Scopes, Option<String>);
+/// What a redeemed code or refresh token yields.
+struct Redeemed {
+    grant: Grant,
+    /// Of the new tokens.
+    scopes: Scopes,
+    /// For the id token.
+    nonce: Option<String>,
+    /// The refresh token family a new refresh token joins; `None` starts one (a sign-in).
+    family: Option<String>,
+}
 
 fn redeem_code(
     world: &mut World,
@@ -263,21 +274,25 @@ fn redeem_code(
         }
     }
     code.redeemed = true;
-    Ok((
-        code.grant.clone(),
-        code.grant.scopes.clone(),
-        code.nonce.clone(),
-    ))
+    Ok(Redeemed {
+        grant: code.grant.clone(),
+        scopes: code.grant.scopes.clone(),
+        nonce: code.nonce.clone(),
+        family: None,
+    })
 }
 
 fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
+/// Redeems a refresh token. While refresh tokens rotate, the token is used up by this, and a
+/// used one coming back is refused as revoked (with its whole family, if so set).
 fn redeem_refresh_token(
     world: &mut World,
     client_id: &str,
     form: &TokenForm,
+    rotation: RefreshTokenRotation,
     now: DateTime<Utc>,
 ) -> Result<Redeemed, OAuthError> {
     let value = required(form, "refresh_token")?;
@@ -287,6 +302,17 @@ fn redeem_refresh_token(
         .get_mut(value)
         .filter(|token| token.grant.client_id == client_id)
         .ok_or_else(|| OAuthError::invalid_grant(Aadsts::malformed_grant()))?;
+    if let Some(used_at) = token.used_at
+        && rotation != RefreshTokenRotation::Off
+    {
+        let (issued_at, family) = (token.issued_at, token.family.clone());
+        if rotation == RefreshTokenRotation::RevokeFamilyOnReuse {
+            world.tokens.revoke_family(&family, now);
+        }
+        return Err(OAuthError::invalid_grant(Aadsts::revoked_grant(
+            issued_at, used_at,
+        )));
+    }
     if let Some(revoked_at) = token.revoked_at {
         return Err(OAuthError::invalid_grant(Aadsts::revoked_grant(
             token.issued_at,
@@ -335,17 +361,25 @@ fn redeem_refresh_token(
         }
     };
     token.last_used_at = now;
-    Ok((grant, scopes, None))
+    if rotation != RefreshTokenRotation::Off {
+        token.used_at = Some(now);
+    }
+    Ok(Redeemed {
+        grant,
+        scopes,
+        nonce: None,
+        family: Some(token.family.clone()),
+    })
 }
 
 /// Mints the access token (and the refresh and id tokens the grant and scopes call for).
-fn issue(
-    world: &mut World,
-    grant: Grant,
-    scopes: Scopes,
-    nonce: Option<String>,
-    now: DateTime<Utc>,
-) -> TokenResponse {
+fn issue(world: &mut World, redeemed: Redeemed, now: DateTime<Utc>) -> TokenResponse {
+    let Redeemed {
+        grant,
+        scopes,
+        nonce,
+        family,
+    } = redeemed;
     let user = world
         .directory
         .user(&grant.user_id)
@@ -408,7 +442,7 @@ fn issue(
     let refresh_token = grant
         .scopes
         .has("offline_access")
-        .then(|| world.tokens.issue_refresh(grant, now));
+        .then(|| world.tokens.issue_refresh(grant, family, now));
     TokenResponse {
         token_type: "Bearer",
         scope: response_scope,

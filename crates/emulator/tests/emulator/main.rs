@@ -11,6 +11,7 @@ mod control;
 mod faults;
 mod graph;
 mod harness;
+mod refresh_rotation;
 mod secrets;
 mod throttling;
 mod token_errors;

@@ -30,8 +30,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::header::RETRY_AFTER;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -109,7 +110,8 @@ impl Service<Request> for Api {
     fn call(&mut self, mut request: Request) -> Self::Future {
         if proxy::handles(request.uri().path()) {
             let state = self.state.clone();
-            Box::pin(async move { Ok(proxy::serve(state, request).await) })
+            let peer = self.peer.map(|peer| peer.ip());
+            Box::pin(async move { Ok(proxy::serve(state, peer, request).await) })
         } else {
             if let Some(peer) = self.peer {
                 request.extensions_mut().insert(ConnectInfo(peer));
@@ -200,6 +202,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header, on answers that say when to try again.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -209,7 +213,14 @@ impl ApiError {
             status,
             code,
             message: cut(message.into()),
+            retry_after: None,
         }
+    }
+
+    /// The answer with `Retry-After: seconds`.
+    fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// What went wrong, in words: for the dashboard, which shows it on a page.
@@ -256,21 +267,49 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
+
+/// When to try again after the store was away or busy: a dropped connection is replaced, a
+/// lost race retried, within seconds.
+const STORE_RETRY_AFTER: u32 = 5;
+
+/// When to try again after the store refused a write: a disk filled up or a database turned
+/// read-only waits for an operator or a failover, which takes longer than a reconnect.
+const WRITES_REFUSED_RETRY_AFTER: u32 = 30;
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
+            // Passing: the disk is full or the database read-only. Reads still work; the
+            // write that was refused rolled back whole.
+            StoreError::WritesRefused { reason } => {
+                tracing::warn!(%error, "store refused a write");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!(
+                        "the store refused to write: {reason}; reads still work; try again later"
+                    ),
+                )
+                .retry_after(WRITES_REFUSED_RETRY_AFTER)
+            }
             // Passing: the database is away or busy. The caller may try again shortly.
-            StoreError::Unavailable(_) | StoreError::Conflict(_) => {
+            _ if error.is_passing() => {
                 tracing::warn!(%error, "store unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
                     "the store cannot be reached right now; try again shortly",
                 )
+                .retry_after(STORE_RETRY_AFTER)
             }
             _ => {
                 tracing::error!(%error, "store failure");

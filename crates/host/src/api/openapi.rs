@@ -150,7 +150,7 @@ struct Shared {
     applies: fn(&Operation) -> bool,
 }
 
-const SHARED: [Shared; 6] = [
+const SHARED: [Shared; 7] = [
     Shared {
         status: "413",
         name: "BodyTooLarge",
@@ -162,6 +162,14 @@ const SHARED: [Shared; 6] = [
         name: "Unauthorized",
         description: "No API key, or a wrong one (`unauthorized`); the answer carries \
                       `WWW-Authenticate: Bearer`.",
+        applies: authenticated,
+    },
+    Shared {
+        status: "429",
+        name: "TooManyFailedAttempts",
+        description: "Too many requests with a wrong API key came from the caller's address \
+                      (`too_many_failed_attempts`): every request from it is refused until \
+                      `Retry-After` has passed.",
         applies: authenticated,
     },
     Shared {
@@ -186,8 +194,10 @@ const SHARED: [Shared; 6] = [
     Shared {
         status: "503",
         name: "Unavailable",
-        description: "The store cannot be reached right now (`store_unavailable`), or a token \
-                      refresh failed for a passing reason (`refresh_failed`); try again shortly.",
+        description: "The store cannot be reached right now, or it refused to write because \
+                      its disk is full or it is read-only while reads still work \
+                      (`store_unavailable`, with `Retry-After`), or a token refresh failed for a \
+                      passing reason (`refresh_failed`); try again shortly.",
         applies: authenticated,
     },
 ];

@@ -7,6 +7,11 @@
 //! memory so the request can be sent again (after a token refresh, or a 429/503); larger or
 //! chunked bodies stream straight through and are sent once.
 //!
+//! Each connection has at most `[server] max_proxy_requests_per_connection` requests in flight
+//! (more are answered 429 `too_many_concurrent_requests` at once), each within `[server]
+//! proxy_timeout` to the last byte of its answer. Answers, redirects included, come back as the
+//! provider sent them, never followed and never decompressed.
+//!
 //! A 401 from an OAuth provider gets one token refresh (or the token another request already
 //! refreshed) and one more attempt. `Retries: N` (0 to 10, default 0) asks for up to N more
 //! attempts after a 429 or 503, each after the provider's `Retry-After` (capped by the spec's
@@ -16,6 +21,7 @@
 //! `resolve_url` sees `%2e%2e` and friends and refuses them instead of their decoded form
 //! slipping through.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::body::HttpBody as _;
@@ -86,24 +92,30 @@ pub fn handles(path: &str) -> bool {
             (`invalid_body`).", body = ErrorBody),
         (status = 404, description = "No such integration or connection \
             (`integration_not_found`, `connection_not_found`).", body = ErrorBody),
+        (status = 429, description = "The connection already has `[server] \
+            max_proxy_requests_per_connection` proxied requests in flight \
+            (`too_many_concurrent_requests`), or too many requests with a wrong API key came \
+            from the caller's address (`too_many_failed_attempts`); try again after \
+            `Retry-After`. A 429 with any other body is the provider's.", body = ErrorBody),
         (status = 409, description = "The provider refused a refresh: the end user must \
             connect again (`needs_reconnect`).", body = ErrorBody),
         (status = 502, description = "The integration is misconfigured \
             (`integration_misconfigured`, `invalid_credential`), or the provider could not be \
             reached (`upstream_unreachable`).", body = ErrorBody),
-        (status = 504, description = "The provider did not answer in time \
-            (`upstream_timeout`).", body = ErrorBody),
+        (status = 504, description = "The provider did not answer within `[server] \
+            proxy_timeout` (`upstream_timeout`); an answer whose body is still streaming then \
+            is cut off.", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
-pub async fn serve(state: AppState, request: Request) -> Response {
+pub async fn serve(state: AppState, peer: Option<IpAddr>, request: Request) -> Response {
     let route = ::metrics::SharedString::const_str(ROUTE);
-    super::requests::observed(route, request, |request| answer(state, request)).await
+    super::requests::observed(route, request, |request| answer(state, peer, request)).await
 }
 
-async fn answer(state: AppState, request: Request) -> Response {
-    if !auth::authorized(&state, request.headers()) {
-        return auth::unauthorized();
+async fn answer(state: AppState, peer: Option<IpAddr>, request: Request) -> Response {
+    if let Some(refused) = auth::refusal(&state, request.headers(), peer) {
+        return refused;
     }
     forward(state, request).await.into_response()
 }
@@ -148,6 +160,11 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
         .get(&key)
         .await?
         .ok_or_else(|| ApiError::connection_not_found(connection_id, integration_name))?;
+    let limit = state.server.max_proxy_requests_per_connection;
+    let slot = state
+        .upstream
+        .admit(&key, limit)
+        .ok_or_else(|| too_many_concurrent_requests(limit))?;
     let mut connection = state
         .connections
         .fresh(integration, connection, REFRESH_MARGIN)
@@ -189,7 +206,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
         let sent = Instant::now();
         let response = state
             .upstream
-            .send(outgoing)
+            .send(outgoing, state.server.proxy_timeout, slot.clone())
             .await
             .map_err(upstream_error)?;
         metrics::upstream_latency(integration_name, sent.elapsed());
@@ -365,6 +382,20 @@ fn stream_back(mut response: Response) -> Response {
         headers.remove(name);
     }
     response
+}
+
+/// The answer to a request beyond its connection's share: at once, rather than queued, so a
+/// caller looping on one account learns it and no queue grows without end.
+fn too_many_concurrent_requests(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_concurrent_requests",
+        format!(
+            "this connection already has {limit} proxied requests in flight, the most \
+             `[server] max_proxy_requests_per_connection` allows; try again when one has finished"
+        ),
+    )
+    .retry_after(1)
 }
 
 fn upstream_error(error: UpstreamError) -> ApiError {

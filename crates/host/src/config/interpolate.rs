@@ -18,9 +18,11 @@ pub fn interpolate(text: &str, env: &HashMap<String, String>) -> Result<String, 
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
+            // Errors never quote the value: it may be a secret's (the text after the `$`
+            // included), or hold a line break of its own.
             let close = body
                 .find('}')
-                .ok_or_else(|| format!("`${{{body}` is not closed with `}}`"))?;
+                .ok_or_else(|| "a `${` is not closed with `}`".to_owned())?;
             out.push_str(&expand(&body[..close], env)?);
             rest = &body[close + 1..];
         } else {
@@ -41,9 +43,9 @@ fn expand(reference: &str, env: &HashMap<String, String>) -> Result<String, Stri
         None => (reference, None),
     };
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "`${{{reference}}}` does not name an environment variable"
-        ));
+        return Err(
+            "a `${…}` does not name an environment variable (letters, digits and `_`)".to_owned(),
+        );
     }
     let value = env.get(name).filter(|v| !v.is_empty());
     match (value, operator) {
@@ -103,5 +105,19 @@ mod tests {
                 .unwrap_err()
                 .contains("does not name")
         );
+    }
+
+    /// A value with a broken reference may be a secret's: the error names the problem without
+    /// quoting the value (found by the `config_file` fuzz target).
+    #[test]
+    fn errors_never_quote_the_value() {
+        let env = env();
+        for value in ["x${literal-secret", "${literal secret}", "${\0A\nB}"] {
+            let error = interpolate(value, &env).unwrap_err();
+            assert!(
+                !error.contains("secret") && !error.contains(char::is_control),
+                "{error}"
+            );
+        }
     }
 }

@@ -8,6 +8,8 @@
 
 mod certificates;
 mod credentials;
+#[cfg(test)]
+mod fuzz;
 mod integrations;
 mod interpolate;
 mod providers;
@@ -130,6 +132,12 @@ pub struct ServerConfig {
     /// reads, in bytes; a larger one is answered 413. The proxy streams bodies instead and is
     /// not bound by it.
     pub max_body_size: usize,
+    /// `[server] proxy_timeout`: how long a proxied request may take, from sending it to the
+    /// last byte of the provider's answer.
+    pub proxy_timeout: Duration,
+    /// `[server] max_proxy_requests_per_connection`: proxied requests one connection may have
+    /// in flight; more are answered 429 at once instead of queueing.
+    pub max_proxy_requests_per_connection: usize,
 }
 
 impl ServerConfig {
@@ -485,6 +493,7 @@ fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
     };
     let limits = read_limits(ctx, &mut t);
     let max_body_size = read_max_body_size(ctx, &mut t);
+    let (proxy_timeout, max_proxy_requests) = read_proxy_limits(ctx, &mut t);
     t.finish(ctx);
     Some(ServerConfig {
         bind: bind?,
@@ -493,7 +502,37 @@ fn read_server(ctx: &mut Ctx<'_>, mut t: Table) -> Option<ServerConfig> {
         allowed_return_origins: origins?,
         limits: limits?,
         max_body_size: max_body_size?,
+        proxy_timeout: proxy_timeout?,
+        max_proxy_requests_per_connection: max_proxy_requests?,
     })
+}
+
+/// Proxied requests one connection may have in flight unless `[server]
+/// max_proxy_requests_per_connection` says otherwise: several times what one account's
+/// callers need (providers throttle one account long before: Graph allows 4 concurrent
+/// requests per mailbox), yet few enough that one caller looping on one account holds at most
+/// this many of the host's sockets and answers.
+pub const DEFAULT_MAX_PROXY_REQUESTS_PER_CONNECTION: usize = 32;
+
+/// `[server] proxy_timeout` (1s to 1h, default [`plugboard_core::http::DEFAULT_REQUEST_TIMEOUT`],
+/// as for syncs) and `max_proxy_requests_per_connection` (1 to 10000).
+fn read_proxy_limits(ctx: &mut Ctx<'_>, t: &mut Table) -> (Option<Duration>, Option<usize>) {
+    let timeout = match t.take("proxy_timeout") {
+        None => Some(plugboard_core::http::DEFAULT_REQUEST_TIMEOUT),
+        Some(f) => read_timeout(ctx, &f),
+    };
+    let requests = match t.take("max_proxy_requests_per_connection") {
+        None => Some(DEFAULT_MAX_PROXY_REQUESTS_PER_CONNECTION),
+        Some(f) => match ctx.integer(&f, "a number of requests") {
+            Some(n @ 1..=10_000) => Some(n as usize),
+            Some(_) => {
+                ctx.error(&f, "must be from 1 to 10000");
+                None
+            }
+            None => None,
+        },
+    };
+    (timeout, requests)
 }
 
 /// The request body limit unless `[server] max_body_size` says otherwise: far above any JSON
@@ -529,20 +568,7 @@ fn read_limits(ctx: &mut Ctx<'_>, t: &mut Table) -> Option<Limits> {
     let defaults = Limits::default();
     let mut timeout = |name: &str, default: Duration| match t.take(name) {
         None => Some(default),
-        Some(f) => {
-            let text = ctx.string(&f, "a duration such as \"10s\"")?;
-            match text.parse::<HumanDuration>().map(HumanDuration::get) {
-                Ok(d) if d >= Duration::from_secs(1) && d <= MAX_READ_TIMEOUT => Some(d),
-                Ok(_) => {
-                    ctx.error(&f, "must be from 1s to 1h");
-                    None
-                }
-                Err(e) => {
-                    ctx.error(&f, e);
-                    None
-                }
-            }
-        }
+        Some(f) => read_timeout(ctx, &f),
     };
     let header_read_timeout = timeout("header_read_timeout", defaults.header_read_timeout);
     let body_read_timeout = timeout("body_read_timeout", defaults.body_read_timeout);
@@ -561,6 +587,22 @@ fn read_limits(ctx: &mut Ctx<'_>, t: &mut Table) -> Option<Limits> {
         body_read_timeout: body_read_timeout?,
         max_connections: max_connections?,
     })
+}
+
+/// A timeout of `[server]`, from 1s to [`MAX_READ_TIMEOUT`].
+fn read_timeout(ctx: &mut Ctx<'_>, f: &read::Field) -> Option<Duration> {
+    let text = ctx.string(f, "a duration such as \"10s\"")?;
+    match text.parse::<HumanDuration>().map(HumanDuration::get) {
+        Ok(d) if d >= Duration::from_secs(1) && d <= MAX_READ_TIMEOUT => Some(d),
+        Ok(_) => {
+            ctx.error(f, "must be from 1s to 1h");
+            None
+        }
+        Err(e) => {
+            ctx.error(f, e);
+            None
+        }
+    }
 }
 
 /// Whether two listeners would take the same port on the same interface.

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use config::{Value, ValueKind};
+use plugboard_core::text::escape_controls;
 use secrecy::SecretString;
 
 use super::interpolate::interpolate;
@@ -76,7 +77,7 @@ impl<'a> Ctx<'a> {
             self.origin(field),
             message.as_ref()
         );
-        self.problems.push(line);
+        self.problem(line);
     }
 
     pub fn warn(&mut self, field: &Field, message: impl AsRef<str>) {
@@ -86,24 +87,35 @@ impl<'a> Ctx<'a> {
             self.origin(field),
             message.as_ref()
         );
-        self.warnings.push(line);
+        self.warning(line);
     }
 
     /// A problem with a key that has no value of its own to name its origin (an entry of an
     /// array of tables, which only the file can hold).
     pub fn error_at(&mut self, key: &str, message: impl AsRef<str>) {
         let line = format!("{key} (from {}): {}", self.file, message.as_ref());
-        self.problems.push(line);
+        self.problem(line);
     }
 
     /// A warning about such a key.
     pub fn warn_at(&mut self, key: &str, message: impl AsRef<str>) {
         let line = format!("{key} (from {}): {}", self.file, message.as_ref());
-        self.warnings.push(line);
+        self.warning(line);
+    }
+
+    /// Every problem and warning is one line of a list, and of a log: a key or a value quoted
+    /// in it (a quoted TOML key, a string from the file) has its control characters written
+    /// as escapes.
+    fn problem(&mut self, line: String) {
+        self.problems.push(escape_controls(&line));
+    }
+
+    fn warning(&mut self, line: String) {
+        self.warnings.push(escape_controls(&line));
     }
 
     pub fn missing(&mut self, key: &str, expected: &str) {
-        self.problems.push(format!(
+        self.problem(format!(
             "{key}: required, not set; expected {expected} in {} or in {}",
             self.file,
             env_var(key)
@@ -112,7 +124,7 @@ impl<'a> Ctx<'a> {
 
     /// Like [`Ctx::missing`] for a table whose keys are names, set by one variable per entry.
     pub fn missing_entries(&mut self, key: &str, expected: &str) {
-        self.problems.push(format!(
+        self.problem(format!(
             "{key}: required, not set; expected {expected} in {} or in {}__<ID>",
             self.file,
             env_var(key)

@@ -666,3 +666,52 @@ fn the_request_body_limit_is_read_with_its_unit_and_bounded() {
             .contains("server.max_body_size (from plugboard.toml): must be from 1KiB to 1GiB")
     );
 }
+
+#[test]
+fn the_proxys_timeout_and_per_connection_cap_are_read_and_bounded() {
+    let server = |extra: &str| {
+        let text = VALID.replace(
+            "bind = \"127.0.0.1:3003\"",
+            &format!("bind = \"127.0.0.1:3003\"\n{extra}"),
+        );
+        load_with(&text, &[]).map(|loaded| loaded.config.server)
+    };
+    let defaults = server("").unwrap();
+    assert_eq!(
+        defaults.proxy_timeout,
+        plugboard_core::http::DEFAULT_REQUEST_TIMEOUT
+    );
+    assert_eq!(
+        defaults.max_proxy_requests_per_connection,
+        super::DEFAULT_MAX_PROXY_REQUESTS_PER_CONNECTION
+    );
+    let set = server("proxy_timeout = \"5m\"\nmax_proxy_requests_per_connection = 4").unwrap();
+    assert_eq!(set.proxy_timeout, std::time::Duration::from_secs(300));
+    assert_eq!(set.max_proxy_requests_per_connection, 4);
+    let from_env = load_with(
+        VALID,
+        &[("PLUGBOARD__SERVER__MAX_PROXY_REQUESTS_PER_CONNECTION", "8")],
+    )
+    .unwrap();
+    assert_eq!(from_env.config.server.max_proxy_requests_per_connection, 8);
+
+    let report = server("proxy_timeout = \"0s\"\nmax_proxy_requests_per_connection = 0")
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "server.proxy_timeout (from plugboard.toml): must be from 1s to 1h",
+        "server.max_proxy_requests_per_connection (from plugboard.toml): must be from 1 to 10000",
+    ] {
+        assert!(report.contains(expected), "{report}");
+    }
+    let report = server("proxy_timeout = 60\nmax_proxy_requests_per_connection = \"many\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        report.contains(
+            "server.proxy_timeout (from plugboard.toml): expected a duration such as \"10s\""
+        ),
+        "{report}"
+    );
+    assert!(report.contains("server.max_proxy_requests_per_connection (from plugboard.toml): expected a number of requests"), "{report}");
+}

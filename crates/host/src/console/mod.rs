@@ -148,7 +148,14 @@ impl From<StoreError> for ConsoleError {
     fn from(error: StoreError) -> Self {
         tracing::warn!(%error, "a dashboard page could not read the store");
         match error {
-            StoreError::Unavailable(_) | StoreError::Conflict(_) => ConsoleError::new(
+            StoreError::WritesRefused { reason } => ConsoleError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The store refuses changes",
+                format!(
+                    "Plugboard's database refused to write: {reason}. The change was not made; pages still show what is stored. Try again once it has room or takes writes again."
+                ),
+            ),
+            _ if error.is_passing() => ConsoleError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The store is unavailable",
                 "Plugboard cannot reach its database right now. Reload the page in a moment.",

@@ -9,11 +9,13 @@
 //! refused with 403, never redirected.
 //!
 //! Failed sign-ins are slowed down per client address: after a few, each further attempt has
-//! to wait twice as long as the one before, up to a minute; a success forgets them.
+//! to wait twice as long as the one before, up to a minute; a success forgets them. The API's
+//! key check counts its wrong keys in the same [`SignInThrottle`] (see `api/auth.rs`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -108,10 +110,15 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
-/// Failed sign-ins by client address.
+/// Failed attempts at a secret key by client address: the dashboard's sign-ins and requests
+/// to the API with a wrong bearer key. One table for both, since both guess at the API's key
+/// (unless `[ui] admin_key` is set): guessing through both gets no more tries than through one.
 #[derive(Default)]
 pub struct SignInThrottle {
     failures: Mutex<HashMap<IpAddr, Failures>>,
+    /// Whether any failure is kept, read without the lock: every API request asks, and
+    /// almost always none is.
+    any: AtomicBool,
 }
 
 #[derive(Clone, Copy)]
@@ -122,15 +129,19 @@ struct Failures {
 
 impl SignInThrottle {
     /// How long `address` must still wait before its next attempt, if it must.
-    fn wait(&self, address: IpAddr) -> Option<Duration> {
+    pub(crate) fn wait(&self, address: IpAddr) -> Option<Duration> {
+        if !self.any.load(Ordering::Relaxed) {
+            return None;
+        }
         let failures = self.failures.lock().ok()?;
         let seen = failures.get(&address)?;
         let wait = wait_after(seen.count)?;
         wait.checked_sub(seen.last.elapsed())
     }
 
-    fn failed(&self, address: IpAddr) {
+    pub(crate) fn failed(&self, address: IpAddr) {
         if let Ok(mut failures) = self.failures.lock() {
+            self.any.store(true, Ordering::Relaxed);
             failures.retain(|_, f| f.last.elapsed() < FAILURES_KEPT);
             // Guessing from many addresses must not grow the table without end: the address
             // that failed longest ago makes room.
@@ -149,9 +160,13 @@ impl SignInThrottle {
         }
     }
 
-    fn succeeded(&self, address: IpAddr) {
+    pub(crate) fn succeeded(&self, address: IpAddr) {
+        if !self.any.load(Ordering::Relaxed) {
+            return;
+        }
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(&address);
+            self.any.store(!failures.is_empty(), Ordering::Relaxed);
         }
     }
 }

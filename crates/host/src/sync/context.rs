@@ -14,6 +14,7 @@ use plugboard_core::{
 };
 use serde_json::Value;
 
+use crate::crash_point;
 use crate::integrations::Integration;
 use crate::refresh::{REFRESH_MARGIN, RefreshError};
 use crate::state::AppState;
@@ -436,6 +437,7 @@ impl Context for HostContext {
     async fn set_checkpoint(&self, checkpoint: Value) -> Result<(), ProviderError> {
         match &self.purpose {
             Purpose::Sync { sync, .. } => {
+                crash_point::reached("sync.before_checkpoint");
                 let store = self.state.connections.store();
                 let row = self.connection_row();
                 store

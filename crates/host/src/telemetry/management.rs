@@ -4,7 +4,10 @@
 //! `/health/live` answers while the process serves at all (restart it otherwise);
 //! `/health/ready` only when it can do its work: the store answers, its schema is the one this
 //! build migrates to, and the providers are loaded. A load balancer sends traffic to ready
-//! replicas only.
+//! replicas only. A store that refuses writes (its disk full, or read-only) leaves the server
+//! ready: it still serves reads and the proxy, and every replica shares the store, so taking
+//! them out would turn a write outage into a total one; each refused write answers 503
+//! `store_unavailable` with the reason instead.
 
 use std::time::Duration;
 

@@ -1,18 +1,30 @@
 //! Clients that hold connections open (slowloris) through the real binary: a silent client, a
 //! half-sent request line, an idle keep-alive connection and a body that never finishes are
 //! all cut after `[server]`'s read timeouts, and connections beyond `max_connections` wait
-//! until one closes.
+//! until one closes. A connection has a bounded share of proxied requests in flight, and
+//! wrong API keys from one address slow that address down.
 
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{API_KEY, Host, KEY_1, SYNCS_OFF, TempDir, free_port, host_config_with};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::hostile_upstreams::{Behaviour, Hostile};
+use crate::support::{
+    API_KEY, Host, KEY_1, STORM_CAP, SYNCS_OFF, TempDir, free_port, host_config_with, reply,
+};
 
 /// A host (no emulator: these tests never reach a provider) with `limits` in `[server]`.
 async fn host_with(limits: &str) -> (TempDir, Host) {
-    let dir = TempDir::new();
+    host_in(TempDir::new(), limits, "").await
+}
+
+/// A host whose files are in `dir`, with `limits` in `[server]` and `extra` at the end of its
+/// configuration.
+async fn host_in(dir: TempDir, limits: &str, extra: &str) -> (TempDir, Host) {
     let port = free_port();
     let nowhere = "http://127.0.0.1:9";
     let config = host_config_with(
@@ -22,8 +34,9 @@ async fn host_with(limits: &str) -> (TempDir, Host) {
         "client-id",
         nowhere,
         &["k1"],
-        SYNCS_OFF,
+        &format!("{SYNCS_OFF}\n{extra}"),
     )
+    .replace(STORM_CAP, "")
     .replace(
         "allowed_return_origins",
         &format!("{limits}\nallowed_return_origins"),
@@ -133,4 +146,198 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     drop(first);
     let served = fresh().get(&health).send().await.unwrap();
     assert_eq!(served.status(), 200);
+}
+
+/// A provider authenticated by API key whose API is `hostile`'s.
+const HELD_SPEC: &str = r#"
+id = "held"
+display_name = "Held"
+
+[auth]
+mode = "api_key"
+header = "X-Api-Key"
+
+[api]
+base_url = "https://held.example"
+
+[account]
+path = "/account"
+id = "/id"
+display_name = "/name"
+"#;
+
+/// A host with `limits` in `[server]` and the `held` integration, whose API is `hostile`'s,
+/// with one connection per id in `connections`.
+async fn host_against(hostile: &Hostile, limits: &str, connections: &[&str]) -> (TempDir, Host) {
+    hostile.route(
+        "/account",
+        Behaviour::Json(r#"{"id": "acct-1", "name": "Held account"}"#.to_owned()),
+    );
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.0.join("specs")).unwrap();
+    std::fs::write(dir.0.join("specs/held.toml"), HELD_SPEC).unwrap();
+    let extra = format!(
+        "[[providers]]\nspec_dir = \"specs\"\n\n[integrations.held]\nprovider = \"held\"\n\n\
+         [integrations.held.overrides]\napi_base_url = \"{}\"\n",
+        hostile.url
+    );
+    let (dir, host) = host_in(dir, limits, &extra).await;
+    for id in connections {
+        let (status, body) = host
+            .post(
+                "/connections",
+                &json!({"integration": "held", "connection_id": id, "credentials": {"api_key": "provider-key"}}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+    (dir, host)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_beyond_its_share_of_proxied_requests_is_answered_429_at_once() {
+    let hostile = Hostile::start().await;
+    hostile.route("/slow", Behaviour::Held);
+    let (_dir, host) = host_against(
+        &hostile,
+        "max_proxy_requests_per_connection = 2",
+        &["one", "other"],
+    )
+    .await;
+    let slow = |connection: &str| host.proxy(Method::GET, "held", connection, "/slow");
+
+    // Two answers of `one` whose bodies are still streaming hold both its slots.
+    let first = slow("one").send().await.unwrap();
+    let second = slow("one").send().await.unwrap();
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+
+    let started = Instant::now();
+    let refused = slow("one").send().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once, not queued"
+    );
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["error"]["code"], "too_many_concurrent_requests",
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 proxied requests in flight"),
+        "{body}"
+    );
+    let slow_requests = |hostile: &Hostile| {
+        hostile
+            .requests()
+            .iter()
+            .filter(|line| line.contains("/slow"))
+            .count()
+    };
+    assert_eq!(slow_requests(&hostile), 2, "the refused request never left");
+
+    // Another connection is not held up by `one`'s.
+    let other = slow("other").send().await.unwrap();
+    assert_eq!(other.status(), 200);
+
+    // Once the answers have streamed out, `one` has its slots back.
+    hostile.release();
+    for response in [first, second, other] {
+        assert_eq!(response.text().await.unwrap(), "{}");
+    }
+    hostile.route("/slow", Behaviour::Json("{}".to_owned()));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (status, body) = reply(slow("one")).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client whose connections come from `address` (any of 127/8 reaches the host).
+fn client_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_api_keys_from_one_address_slow_that_address_down_and_no_other() {
+    let (_dir, host) = host_with("").await;
+    let wrong = "wrong-key-0123456789-guess";
+    let ask = |from: &str, key: Option<&str>, path: &str| {
+        let request = client_from(from).get(format!("{}{path}", host.url));
+        let request = match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        reply(
+            request
+                .header("Integration", "held")
+                .header("Connection-Id", "one"),
+        )
+    };
+
+    // A few wrong keys are answered 401 as any wrong key is.
+    for _ in 0..5 {
+        let (status, body) = ask("127.0.0.1", Some(wrong), "/connections").await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    // Then the address must wait, whatever it sends, on every route and the proxy.
+    let response = client_from("127.0.0.1")
+        .get(format!("{}/connections", host.url))
+        .bearer_auth(wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_failed_attempts", "{body}");
+    for path in ["/connections", "/proxy/v1/items"] {
+        let (status, body) = ask("127.0.0.1", Some(API_KEY), path).await;
+        assert_eq!(status, 429, "{path}: {body}");
+        assert_eq!(
+            body["error"]["code"], "too_many_failed_attempts",
+            "{path}: {body}"
+        );
+    }
+
+    // The right key from another address is never slowed down; neither is one after
+    // requests without a key, which guess nothing.
+    let (status, body) = ask("127.0.0.2", Some(API_KEY), "/connections").await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..8 {
+        assert_eq!(ask("127.0.0.3", None, "/connections").await.0, 401);
+    }
+    assert_eq!(ask("127.0.0.3", Some(API_KEY), "/connections").await.0, 200);
+
+    // Once the wait has passed, the right key gets in and the failures are forgotten.
+    tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(100)).await;
+    assert_eq!(ask("127.0.0.1", Some(API_KEY), "/connections").await.0, 200);
+    assert_eq!(ask("127.0.0.1", Some(wrong), "/connections").await.0, 401);
+
+    let logs = host.logs();
+    assert!(
+        logs.contains("a request with a wrong API key was refused"),
+        "{logs}"
+    );
+    assert!(!logs.contains(wrong), "a guessed key reached the log");
 }

@@ -336,6 +336,11 @@ impl World {
     }
 }
 
+/// The `[server]` line of every test host's configuration that lifts the per-connection cap
+/// on proxied requests: refresh storms send hundreds of concurrent requests on one connection.
+/// The cap itself has its own tests (limits.rs), which replace this line.
+pub const STORM_CAP: &str = "max_proxy_requests_per_connection = 1000\n";
+
 pub fn host_config_with(
     port: u16,
     store_url: &str,
@@ -356,7 +361,7 @@ bind = "127.0.0.1:{port}"
 management_bind = "127.0.0.1:{management}"
 public_url = "http://127.0.0.1:{port}"
 allowed_return_origins = ["http://localhost:3000"]
-
+{STORM_CAP}
 [store]
 url = "{store_url}"
 
@@ -439,6 +444,19 @@ impl Host {
         client_secret: &str,
         keys: &[(&str, &str)],
     ) -> Host {
+        Self::start_with_env(dir, port, config, client_secret, keys, &[]).await
+    }
+
+    /// [`Host::start`] with `env` added to the process's environment: test hooks such as
+    /// `PLUGBOARD_CRASH_AT`.
+    pub async fn start_with_env(
+        dir: &Path,
+        port: u16,
+        config: &str,
+        client_secret: &str,
+        keys: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Host {
         let config_path = dir.join("plugboard.toml");
         std::fs::write(&config_path, config).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_plugboard"));
@@ -458,6 +476,7 @@ impl Host {
         for (id, key) in keys {
             command.env(format!("KEY_{}", id.to_uppercase()), key);
         }
+        command.envs(env.iter().copied());
         let mut child = command.spawn().unwrap();
         let logs = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
@@ -1230,5 +1249,38 @@ impl Host {
     /// The latest run of the people sync for the connection, with its log lines.
     pub async fn latest_run(&self, connection_id: &str) -> Value {
         self.runs(connection_id, 1).await[0].clone()
+    }
+}
+
+impl World {
+    /// Kills the host with SIGKILL and starts it again with the same port, config and store and
+    /// `env` added to its environment (a test hook such as `PLUGBOARD_CRASH_AT`). The old
+    /// host's logs.
+    pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) -> String {
+        let config = std::fs::read_to_string(self.dir.0.join("plugboard.toml")).unwrap();
+        let port = self.host.port();
+        let logs = self.host.kill();
+        let (secret, keys) = (&self.demo.client_secret, &[("k1", KEY_1)]);
+        self.host = Host::start_with_env(&self.dir.0, port, &config, secret, keys, env).await;
+        logs
+    }
+}
+
+impl Host {
+    /// Waits (at most 30 seconds) for the process to end by itself, as a crash point ends it:
+    /// how it ended.
+    pub async fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host did not stop; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

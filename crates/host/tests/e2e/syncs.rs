@@ -91,6 +91,20 @@ pub(crate) fn ids(records: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// Live records without their metadata, sorted by id: what a clean run and a repaired or
+/// resumed one must share.
+pub(crate) fn contents(records: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = live(records)
+        .into_iter()
+        .map(|mut r| {
+            r.as_object_mut().unwrap().remove("_metadata");
+            r
+        })
+        .collect();
+    out.sort_by_key(|r| r["id"].as_str().unwrap().to_owned());
+    out
+}
+
 pub(crate) fn live(records: &[Value]) -> Vec<Value> {
     records
         .iter()
@@ -475,20 +489,9 @@ async fn a_host_killed_mid_crawl_resumes_from_its_checkpoint() {
         .filter(|r| !people[..3].contains(&r["id"].as_str().unwrap().to_owned()))
         .cloned()
         .collect();
-    let strip = |records: &[Value]| -> Vec<Value> {
-        let mut out: Vec<Value> = live(records)
-            .into_iter()
-            .map(|mut r| {
-                r.as_object_mut().unwrap().remove("_metadata");
-                r
-            })
-            .collect();
-        out.sort_by_key(|r| r["id"].as_str().unwrap().to_owned());
-        out
-    };
     assert_eq!(
-        strip(&after),
-        strip(&expected),
+        contents(&after),
+        contents(&expected),
         "the same records as a clean run"
     );
 }

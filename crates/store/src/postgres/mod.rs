@@ -28,6 +28,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Row, SqlSafeStr};
 
 use self::changes::log_change;
+use crate::RefreshLease;
 use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
 use crate::rotation::reencrypt_all;
@@ -380,22 +381,31 @@ impl Store for PostgresStore {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<RefreshLease> {
         // One statement: PostgreSQL re-checks the condition on the row it locked, so of two
-        // replicas racing for a free lease exactly one updates it.
-        let done = sqlx::query(
-            "UPDATE connections SET refresh_lease_owner = $1, refresh_lease_until = $2 \
-             WHERE integration = $3 AND connection_id = $4 AND (refresh_lease_until IS NULL \
-             OR refresh_lease_until <= $5 OR refresh_lease_owner = $1)",
+        // replicas racing for a free lease exactly one updates it. The row, locked first,
+        // gives the holder before.
+        let taken: Option<Option<String>> = sqlx::query_scalar(
+            "WITH previous AS (SELECT id, refresh_lease_owner FROM connections \
+               WHERE integration = $3 AND connection_id = $4 FOR UPDATE) \
+             UPDATE connections SET refresh_lease_owner = $1, refresh_lease_until = $2 \
+             FROM previous WHERE connections.id = previous.id \
+             AND (connections.refresh_lease_until IS NULL \
+               OR connections.refresh_lease_until <= $5 OR connections.refresh_lease_owner = $1) \
+             RETURNING previous.refresh_lease_owner",
         )
         .bind(owner)
         .bind(millis(until))
         .bind(&key.integration)
         .bind(&key.connection_id)
         .bind(millis(now))
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(match taken {
+            None => RefreshLease::NotTaken,
+            Some(Some(holder)) if holder != owner => RefreshLease::TakenOver,
+            Some(_) => RefreshLease::Taken,
+        })
     }
 
     async fn release_refresh_lease(&self, key: &ConnectionKey, owner: &str) -> StoreResult<()> {

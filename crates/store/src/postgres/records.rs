@@ -18,6 +18,7 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use super::{PostgresStore, retrying};
 use crate::batch::{Prepared, prepare};
 use crate::columns::micros;
+use crate::crash_hook;
 use crate::records::{CountChange, next_page};
 use crate::rows;
 use crate::{
@@ -282,6 +283,7 @@ impl PostgresStore {
         }
         let counted = CountChange::saved(outcome.added, revived);
         count_records(&mut tx, connection, model, counted).await?;
+        crash_hook::reached("sync.mid_batch");
         tx.commit().await?;
         self.ensure_statistics().await?;
         Ok(outcome)
@@ -403,6 +405,8 @@ impl PostgresStore {
             let chunk: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
             deleted += retrying(|| self.mark_deleted(connection, model, &chunk, now)).await?;
         }
+        // The unseen records are marked; the crawl is not ended yet.
+        crash_hook::reached("sync.in_end_crawl");
         retrying(|| async {
             let mut tx = self.pool.begin().await?;
             forget_seen(&mut tx, connection, model).await?;

@@ -27,6 +27,7 @@ use sqlx::{Row, SqlSafeStr};
 
 use self::changes::log_change;
 use self::runs::SyncStateColumn;
+use crate::RefreshLease;
 use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
 use crate::rotation::reencrypt_all;
@@ -121,6 +122,7 @@ impl SqliteStore {
         let setup = lock_for_setup(path).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|connection, _| Box::pin(still_usable(connection)))
             .connect_with(writer_options(options.clone()))
             .await?;
         restrict_permissions(path);
@@ -375,20 +377,41 @@ impl Store for SqliteStore {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE connections SET refresh_lease_owner = ?1, refresh_lease_until = ?2 \
-             WHERE integration = ?3 AND connection_id = ?4 AND (refresh_lease_until IS NULL \
-             OR refresh_lease_until <= ?5 OR refresh_lease_owner = ?1)",
+    ) -> StoreResult<RefreshLease> {
+        // The holder before, and the taking, in one write transaction: another process's
+        // acquisition waits for it.
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let previous: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT refresh_lease_owner, refresh_lease_until FROM connections \
+             WHERE integration = ? AND connection_id = ?",
+        )
+        .bind(&key.integration)
+        .bind(&key.connection_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((holder, held_until)) = previous else {
+            return Ok(RefreshLease::NotTaken);
+        };
+        let ours = holder.as_deref() == Some(owner);
+        if !ours && held_until.is_some_and(|until| until > millis(now)) {
+            return Ok(RefreshLease::NotTaken);
+        }
+        sqlx::query(
+            "UPDATE connections SET refresh_lease_owner = ?, refresh_lease_until = ? \
+             WHERE integration = ? AND connection_id = ?",
         )
         .bind(owner)
         .bind(millis(until))
         .bind(&key.integration)
         .bind(&key.connection_id)
-        .bind(millis(now))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        tx.commit().await?;
+        Ok(if holder.is_some() && !ours {
+            RefreshLease::TakenOver
+        } else {
+            RefreshLease::Taken
+        })
     }
 
     async fn release_refresh_lease(&self, key: &ConnectionKey, owner: &str) -> StoreResult<()> {
@@ -836,6 +859,19 @@ fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
             "journal_size_limit",
             (WAL_CHECKPOINT_PAGES * 4096).to_string(),
         )
+}
+
+/// Whether the writer connection can go back to the pool after a use. After a write that
+/// failed because the disk is full or read-only, SQLite may already have rolled the
+/// transaction back by itself; the `ROLLBACK` sqlx then sends fails ("no transaction is
+/// active"), and sqlx, counting that transaction as still open, refuses every later `BEGIN`
+/// on the connection, so writes would never recover without a restart. Such a connection is
+/// closed instead (closing rolls back whatever is left) and the pool opens a new one.
+async fn still_usable(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // Runs the rollback that dropping an unfinished transaction queued.
+    connection.ping().await?;
+    Ok(!connection.is_in_transaction())
 }
 
 #[cfg(unix)]

@@ -20,6 +20,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::{BEGIN_WRITE, SCAN_CACHE_KIB, SqliteStore, WRITER_CACHE_KIB};
 use crate::batch::{Prepared, prepare};
 use crate::columns::micros;
+use crate::crash_hook;
 use crate::records::{CountChange, next_page};
 use crate::rows;
 use crate::{
@@ -243,6 +244,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        crash_hook::reached("sync.mid_batch");
         tx.commit().await?;
         Ok(outcome)
     }
@@ -369,6 +371,7 @@ impl SqliteStore {
             .bind(model)
             .execute(&mut *tx)
             .await?;
+        crash_hook::reached("sync.in_end_crawl");
         tx.commit().await?;
         Ok(Some(deleted))
     }

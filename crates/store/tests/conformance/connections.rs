@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use plugboard_store::{ConnectionStatus, TakenState};
+use plugboard_store::{ConnectionStatus, RefreshLease, TakenState};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::*;
@@ -129,30 +129,29 @@ pub async fn leases_exclude_other_owners_until_released_or_expired(b: &Backend) 
         .await
         .unwrap();
     let later = now + chrono::Duration::seconds(30);
-    assert!(
-        store
-            .acquire_refresh_lease(&conn.key, "a", later, now)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .acquire_refresh_lease(&conn.key, "b", later, now)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .acquire_refresh_lease(&conn.key, "b", later, later)
-            .await
-            .unwrap()
-    );
+    let take = |owner: &'static str, at| {
+        let (store, key) = (store.clone(), conn.key.clone());
+        async move {
+            store
+                .acquire_refresh_lease(&key, owner, later, at)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(take("a", now).await, RefreshLease::Taken);
+    assert_eq!(take("a", now).await, RefreshLease::Taken, "already a's");
+    assert_eq!(take("b", now).await, RefreshLease::NotTaken);
+    // a never released it: once expired, b takes it over and learns a was interrupted.
+    assert_eq!(take("b", later).await, RefreshLease::TakenOver);
     store.release_refresh_lease(&conn.key, "b").await.unwrap();
-    assert!(
+    assert_eq!(take("a", now).await, RefreshLease::Taken, "released");
+    let unknown = ConnectionKey::new("microsoft", "nobody");
+    assert_eq!(
         store
-            .acquire_refresh_lease(&conn.key, "a", later, now)
+            .acquire_refresh_lease(&unknown, "a", later, now)
             .await
-            .unwrap()
+            .unwrap(),
+        RefreshLease::NotTaken
     );
 }
 

@@ -206,6 +206,7 @@ pub async fn a_refresh_lease_has_one_winner_among_replicas(b: &Backend) {
                 .acquire_refresh_lease(&key, &format!("owner-{i}"), until, now)
                 .await
                 .unwrap()
+                .taken()
         }
     }))
     .await;

@@ -97,6 +97,15 @@ fn kind_code(kind: OAuthErrorKind) -> &'static str {
 }
 
 fn store_failure(error: plugboard_store::StoreError) -> Outcome {
+    // The database away, busy, full or read-only: the sign-in can be done again shortly.
+    if error.is_passing() {
+        tracing::warn!(%error, "the store is unavailable in an OAuth flow");
+        return Outcome::page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again in a moment",
+            "Plugboard cannot save this sign-in right now. Start it again in a moment.",
+        );
+    }
     tracing::error!(%error, "store failure in an OAuth flow");
     Outcome::page(
         StatusCode::INTERNAL_SERVER_ERROR,
