@@ -644,7 +644,7 @@ fn the_request_body_limit_is_read_with_its_unit_and_bounded() {
     };
     assert_eq!(
         load_with(VALID, &[]).unwrap().config.server.max_body_size,
-        super::DEFAULT_MAX_BODY_SIZE
+        super::server_limits::DEFAULT_MAX_BODY_SIZE
     );
     assert_eq!(size("\"2MiB\"").unwrap(), 2 * 1024 * 1024);
     assert_eq!(size("\"64 KB\"").unwrap(), 64_000);
@@ -683,7 +683,7 @@ fn the_proxys_timeout_and_per_connection_cap_are_read_and_bounded() {
     );
     assert_eq!(
         defaults.max_proxy_requests_per_connection,
-        super::DEFAULT_MAX_PROXY_REQUESTS_PER_CONNECTION
+        super::server_limits::DEFAULT_MAX_PROXY_REQUESTS_PER_CONNECTION
     );
     let set = server("proxy_timeout = \"5m\"\nmax_proxy_requests_per_connection = 4").unwrap();
     assert_eq!(set.proxy_timeout, std::time::Duration::from_secs(300));

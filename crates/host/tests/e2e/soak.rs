@@ -23,9 +23,7 @@ mod traffic;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    Host, KEY_1, Received, StoreKind, WEBHOOK_SECRET, World, events, webhook_receiver,
-};
+use crate::support::{Received, StoreKind, WEBHOOK_SECRET, World, events, webhook_receiver};
 use fleet::Fleet;
 use metrics::Scrape;
 use samples::Sampler;
@@ -111,18 +109,7 @@ async fn soak(kind: StoreKind) {
     let mut world = World::start_on(kind, 0, &config(&hook_url)).await;
     // Logged at `info`, as a deployment would run: the debug log of a thousand connections'
     // traffic would cost the host more than the traffic does.
-    let config = std::fs::read_to_string(world.dir.0.join("plugboard.toml")).unwrap();
-    let port = world.host.port();
-    world.host.kill();
-    world.host = Host::start_with_env(
-        &world.dir.0,
-        port,
-        &config,
-        &world.demo.client_secret,
-        &[("k1", KEY_1)],
-        &[("RUST_LOG", "info")],
-    )
-    .await;
+    world.restart_with_env(&[("RUST_LOG", "info")]).await;
 
     let set_up = Instant::now();
     let fleet = Arc::new(Fleet::connect(&world, settings.connections).await);

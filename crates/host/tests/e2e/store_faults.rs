@@ -21,7 +21,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 
-use crate::support::{Browser, Host, KEY_1, SYNCS_OFF, StoreKind, World, reply};
+use crate::support::{Browser, Host, SYNCS_OFF, StoreKind, World, reply};
 use crate::syncs::{emulator_ids, finished_run, ids, live, records, syncing};
 
 /// Webhooks that nobody receives.
@@ -112,18 +112,7 @@ async fn start(fault: Fault, extra: &str) -> World {
             ("STORE_FAULT_DIR", dir.to_str().unwrap()),
             ("STORE_FAULT_SWITCH", switch.to_str().unwrap()),
         ];
-        let config = std::fs::read_to_string(world.dir.0.join("plugboard.toml")).unwrap();
-        let port = world.host.port();
-        world.host.kill();
-        world.host = Host::start_with_env(
-            &world.dir.0,
-            port,
-            &config,
-            &world.demo.client_secret,
-            &[("k1", KEY_1)],
-            &env,
-        )
-        .await;
+        world.restart_with_env(&env).await;
     }
     world
 }
