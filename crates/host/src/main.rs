@@ -6,6 +6,7 @@ mod changes;
 mod cli;
 mod commands;
 mod config;
+mod connection_cache;
 mod console;
 mod crash_point;
 mod credential_watch;

@@ -27,7 +27,7 @@
 //! for reconnect), and a refresh that works clears it there.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -36,6 +36,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::activity;
+use crate::connection_cache::ConnectionCache;
 use crate::crash_point;
 use crate::credential_watch;
 use crate::integrations::Integration;
@@ -89,17 +90,12 @@ enum Need {
     Replace(i64),
 }
 
-struct Cached {
-    connection: Arc<Connection>,
-    read_at: Instant,
-}
-
 pub struct Connections {
     store: Arc<dyn Store>,
     /// Identifies this process as the holder of refresh leases.
     owner: String,
     locks: Mutex<HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>>>,
-    cache: RwLock<HashMap<ConnectionKey, Cached>>,
+    cache: ConnectionCache,
     /// Tokens redeemed but refused by the store, by connection, with the token version they
     /// replace: stored by the next refresh of the connection instead of redeeming again.
     unsaved: Mutex<HashMap<ConnectionKey, (i64, TokenUpdate)>>,
@@ -116,7 +112,7 @@ impl Connections {
             store,
             owner: uuid::Uuid::new_v4().to_string(),
             locks: Mutex::new(HashMap::new()),
-            cache: RwLock::new(HashMap::new()),
+            cache: ConnectionCache::default(),
             unsaved: Mutex::new(HashMap::new()),
             webhooks,
         }
@@ -133,16 +129,22 @@ impl Connections {
 
     /// The connection, from the cache when it was read recently.
     pub async fn get(&self, key: &ConnectionKey) -> Result<Option<Arc<Connection>>, StoreError> {
-        if let Some(cached) = self
-            .cache
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            && cached.read_at.elapsed() < CACHE_TTL
-        {
-            return Ok(Some(cached.connection.clone()));
+        self.named(&key.integration, &key.connection_id).await
+    }
+
+    /// [`get`](Self::get) by the connection's names, without building its key first (the
+    /// proxy's lookup, on every request).
+    pub async fn named(
+        &self,
+        integration: &str,
+        connection_id: &str,
+    ) -> Result<Option<Arc<Connection>>, StoreError> {
+        if let Some(cached) = self.cache.get(integration, connection_id, CACHE_TTL) {
+            return Ok(Some(cached));
         }
-        self.load(key).await
+        // Boxed: a future holds the largest of its awaits inline, and the store's read would
+        // make every proxied request's future kilobytes larger (see `Connections::refresh`).
+        Box::pin(self.load(&ConnectionKey::new(integration, connection_id))).await
     }
 
     /// Reads the connection from the store (bypassing the cache) and caches it.
@@ -158,14 +160,7 @@ impl Connections {
 
     pub fn remember(&self, connection: Connection) -> Arc<Connection> {
         let connection = Arc::new(connection);
-        let cached = Cached {
-            connection: connection.clone(),
-            read_at: Instant::now(),
-        };
-        self.cache
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(connection.key.clone(), cached);
+        self.cache.put(connection.clone());
         connection
     }
 
@@ -211,10 +206,7 @@ impl Connections {
     }
 
     pub fn forget(&self, key: &ConnectionKey) {
-        self.cache
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+        self.cache.remove(key);
     }
 
     /// The connection with a token valid for at least `margin`, or a quarter of its lifetime
@@ -255,7 +247,11 @@ impl Connections {
         let lock = self.lock_for(key);
         let result = {
             let _guard = lock.lock().await;
-            self.refresh_locked(integration, key, need).await
+            // Boxed, because a future holds the largest of its awaits inline: the refresh (the
+            // store's reads and writes, the provider's token request) is kilobytes, and without
+            // the box every proxied request's future would carry it, and copy it as it is
+            // built, though it almost never refreshes (BENCHMARKS.md, "Proxy overhead").
+            Box::pin(self.refresh_locked(integration, key, need)).await
         };
         self.release_lock(key, lock);
         result
@@ -629,8 +625,6 @@ fn needs_reconnect(connection: &Connection) -> RefreshError {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use plugboard_store::Tokens;
 
     use super::*;
@@ -638,24 +632,15 @@ mod tests {
     /// A connection whose token was issued at `now - used` to live `lifetime` (seconds).
     fn connection(now: DateTime<Utc>, lifetime: Option<i64>, used: i64) -> Connection {
         let issued = now - chrono::Duration::seconds(used);
+        let example = plugboard_store::testing::connection("microsoft", "c1");
         Connection {
-            id: "row-1".into(),
-            key: ConnectionKey::new("microsoft", "c1"),
-            provider: "microsoft-people".into(),
-            connection_config: BTreeMap::new(),
-            account: None,
-            status: ConnectionStatus::Ok,
-            status_reason: None,
             tokens: Tokens {
-                access_token: SecretString::from("a"),
-                refresh_token: Some(SecretString::from("r")),
-                id_token: None,
                 expires_at: lifetime.map(|secs| issued + chrono::Duration::seconds(secs)),
-                scopes: Vec::new(),
+                ..example.tokens.clone()
             },
-            token_version: 1,
             created_at: issued,
             updated_at: issued,
+            ..example
         }
     }
 

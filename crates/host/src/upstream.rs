@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 #[cfg(doc)]
 use plugboard_core::http::DEFAULT_REQUEST_TIMEOUT;
-use plugboard_store::ConnectionKey;
+use plugboard_store::{Connection, ConnectionKey};
 use tokio::time::Sleep;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,10 +59,30 @@ pub struct Upstream {
     in_flight: Arc<InFlight>,
 }
 
-/// Proxied requests in flight, by connection; a connection with none has no entry, so the
-/// table holds only the connections in use.
+/// Proxied requests in flight, by connection.
+///
+/// A connection's entry stays when its count falls to zero, so that counting the requests of a
+/// connection in use allocates nothing; entries at zero are swept when the table has grown to
+/// twice its size after the last sweep (and at least [`SWEEP_AT`]), which keeps it about as
+/// large as the number of connections in use at once.
 #[derive(Default)]
-struct InFlight(Mutex<HashMap<ConnectionKey, usize>>);
+struct InFlight(Mutex<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    by_connection: HashMap<ConnectionKey, usize>,
+    /// The table's size at which the next admission sweeps it.
+    sweep_at: usize,
+}
+
+/// The smallest table that is swept.
+const SWEEP_AT: usize = 1024;
+
+impl InFlight {
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// One admitted request of a connection: it counts until the last clone is dropped, which is
 /// when the answer's body has streamed out (or the request failed).
@@ -73,21 +93,14 @@ pub struct Slot {
 
 struct Admitted {
     in_flight: Arc<InFlight>,
-    key: ConnectionKey,
+    connection: Arc<Connection>,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut counts = self
-            .in_flight
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.key) {
+        let mut counts = self.in_flight.counts();
+        if let Some(count) = counts.by_connection.get_mut(&self.connection.key) {
             *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.key);
-            }
         }
     }
 }
@@ -112,24 +125,25 @@ impl Upstream {
         }
     }
 
-    /// A slot for one more request of `key`, unless `limit` of its requests are in flight.
-    pub fn admit(&self, key: &ConnectionKey, limit: usize) -> Option<Slot> {
-        let mut counts = self
-            .in_flight
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match counts.get_mut(key) {
+    /// A slot for one more request of `connection`, unless `limit` of its requests are in
+    /// flight.
+    pub fn admit(&self, connection: &Arc<Connection>, limit: usize) -> Option<Slot> {
+        let mut counts = self.in_flight.counts();
+        match counts.by_connection.get_mut(&connection.key) {
             Some(count) if *count >= limit => return None,
             Some(count) => *count += 1,
             None => {
-                counts.insert(key.clone(), 1);
+                if counts.by_connection.len() >= counts.sweep_at.max(SWEEP_AT) {
+                    counts.by_connection.retain(|_, count| *count > 0);
+                    counts.sweep_at = 2 * counts.by_connection.len();
+                }
+                counts.by_connection.insert(connection.key.clone(), 1);
             }
         }
         Some(Slot {
             _admitted: Arc::new(Admitted {
                 in_flight: self.in_flight.clone(),
-                key: key.clone(),
+                connection: connection.clone(),
             }),
         })
     }
@@ -221,7 +235,7 @@ mod tests {
     #[test]
     fn a_connection_gets_its_limit_of_slots_and_each_dropped_one_back() {
         let upstream = Upstream::new();
-        let (a, b) = (ConnectionKey::new("m", "a"), ConnectionKey::new("m", "b"));
+        let (a, b) = (connection("a"), connection("b"));
         let held: Vec<Slot> = (0..2).map(|_| upstream.admit(&a, 2).unwrap()).collect();
         assert!(upstream.admit(&a, 2).is_none(), "a third slot of two");
         assert!(
@@ -234,7 +248,30 @@ mod tests {
         drop(held);
         assert!(upstream.admit(&a, 2).is_some());
         drop(clone);
-        let counts = upstream.in_flight.0.lock().unwrap();
-        assert!(counts.is_empty(), "idle connections leave no entry");
+        let counts = upstream.in_flight.counts();
+        assert!(counts.by_connection.values().all(|count| *count == 0));
+    }
+
+    #[test]
+    fn idle_connections_are_swept_as_the_table_grows() {
+        let upstream = Upstream::new();
+        let busy = connection("busy");
+        let _held = upstream.admit(&busy, 1).unwrap();
+        for n in 0..SWEEP_AT * 3 {
+            drop(upstream.admit(&connection(&n.to_string()), 1).unwrap());
+        }
+        let counts = upstream.in_flight.counts();
+        assert!(
+            counts.by_connection.len() <= SWEEP_AT,
+            "{} entries",
+            counts.by_connection.len()
+        );
+        assert_eq!(counts.by_connection[&busy.key], 1, "one in use is kept");
+        drop(counts);
+        assert!(upstream.admit(&busy, 1).is_none(), "and still counted");
+    }
+
+    fn connection(id: &str) -> Arc<Connection> {
+        Arc::new(plugboard_store::testing::connection("m", id))
     }
 }

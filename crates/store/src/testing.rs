@@ -1,4 +1,5 @@
-//! Test support: a PostgreSQL database of its own for each test.
+//! Test support: a PostgreSQL database of its own for each test, and connections as the store
+//! returns them, for tests of code that reads them.
 //!
 //! Tests reach PostgreSQL at `PLUGBOARD_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`, which every machine of ours runs). Each
@@ -8,8 +9,36 @@
 
 use std::str::FromStr;
 
+use chrono::Utc;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::{ConnectOptions, Connection as _, Executor};
+
+use crate::{Connection, ConnectionKey, ConnectionStatus, Tokens};
+
+/// A working OAuth connection `connection_id` of `integration`, as read from the store: row
+/// id `row-<connection_id>`, tokens `access` and `refresh` that never expire, version 1.
+pub fn connection(integration: &str, connection_id: &str) -> Connection {
+    let now = Utc::now();
+    Connection {
+        id: format!("row-{connection_id}"),
+        key: ConnectionKey::new(integration, connection_id),
+        provider: format!("{integration}-provider"),
+        connection_config: Default::default(),
+        account: None,
+        status: ConnectionStatus::Ok,
+        status_reason: None,
+        tokens: Tokens {
+            access_token: "access".to_owned().into(),
+            refresh_token: Some("refresh".to_owned().into()),
+            id_token: None,
+            expires_at: None,
+            scopes: Vec::new(),
+        },
+        token_version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
 
 /// Where tests find PostgreSQL.
 pub const POSTGRES_URL_VARIABLE: &str = "PLUGBOARD_TEST_POSTGRES_URL";

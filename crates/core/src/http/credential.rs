@@ -47,9 +47,19 @@ impl Credential<'_> {
     /// caller set (a caller must not choose the key), and so does its query parameter. Header
     /// values are marked sensitive so they never appear in `Debug` output.
     pub fn apply(&self, headers: &mut HeaderMap, url: &mut Url) -> Result<(), CredentialError> {
+        self.apply_to_headers(headers)?;
+        if let Some(with_key) = self.url_with_key(url) {
+            *url = with_key;
+        }
+        Ok(())
+    }
+
+    /// The header half of [`apply`](Self::apply), for a caller that sends the same URL again
+    /// and again and asks [`url_with_key`](Self::url_with_key) whether it changes.
+    pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> Result<(), CredentialError> {
         match *self {
             Credential::Bearer(token) => {
-                let value = sensitive(&format!("Bearer {token}"), "access token")?;
+                let value = sensitive(format!("Bearer {token}"), "access token")?;
                 headers.insert(AUTHORIZATION, value);
             }
             Credential::ApiKey { spec, key } => {
@@ -60,20 +70,30 @@ impl Credential<'_> {
                         Some(format) => format.replace("{api_key}", key),
                         None => key.to_owned(),
                     };
-                    headers.insert(name, sensitive(&text, "API key")?);
-                }
-                if let Some(param) = &spec.query_param {
-                    set_query_param(url, param, key);
+                    headers.insert(name, sensitive(text, "API key")?);
                 }
             }
         }
         Ok(())
     }
+
+    /// `url` with the credential's query parameter, when the credential goes in the query.
+    pub fn url_with_key(&self, url: &Url) -> Option<Url> {
+        let Credential::ApiKey { spec, key } = *self else {
+            return None;
+        };
+        let param = spec.query_param.as_ref()?;
+        let mut url = url.clone();
+        set_query_param(&mut url, param, key);
+        Some(url)
+    }
 }
 
-fn sensitive(text: &str, what: &'static str) -> Result<HeaderValue, CredentialError> {
+/// `text` as a header value marked sensitive; taken by value so its bytes become the value's
+/// without a copy.
+fn sensitive(text: String, what: &'static str) -> Result<HeaderValue, CredentialError> {
     let mut value =
-        HeaderValue::from_str(text).map_err(|_| CredentialError::InvalidHeaderValue { what })?;
+        HeaderValue::try_from(text).map_err(|_| CredentialError::InvalidHeaderValue { what })?;
     value.set_sensitive(true);
     Ok(value)
 }

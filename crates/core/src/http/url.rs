@@ -108,14 +108,13 @@ fn raw_absolute_path(target: &str) -> &str {
 }
 
 fn check_path(path: &str) -> Result<(), &'static str> {
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2e") {
+    if escapes(path, b"2e") {
         return Err("its path contains a percent-encoded dot (`%2e`)");
     }
-    if lower.contains("%2f") {
+    if escapes(path, b"2f") {
         return Err("its path contains a percent-encoded slash (`%2f`)");
     }
-    if lower.contains("%5c") {
+    if escapes(path, b"5c") {
         return Err("its path contains a percent-encoded backslash (`%5c`)");
     }
     if path
@@ -125,6 +124,13 @@ fn check_path(path: &str) -> Result<(), &'static str> {
         return Err("its path contains a `.` or `..` segment");
     }
     Ok(())
+}
+
+/// Whether `path` holds the escape `%<hex>`, in either case, without a lowercased copy.
+fn escapes(path: &str, hex: &[u8; 2]) -> bool {
+    path.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1..].eq_ignore_ascii_case(hex))
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::FutureExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
@@ -111,7 +112,7 @@ impl Service<Request> for Api {
         if proxy::handles(request.uri().path()) {
             let state = self.state.clone();
             let peer = self.peer.map(|peer| peer.ip());
-            Box::pin(async move { Ok(proxy::serve(state, peer, request).await) })
+            Box::pin(proxy::serve(state, peer, request).map(Ok))
         } else {
             if let Some(peer) = self.peer {
                 request.extensions_mut().insert(ConnectInfo(peer));

@@ -37,7 +37,6 @@ use super::{ApiError, AppState, ErrorBody, auth};
 use crate::refresh::REFRESH_MARGIN;
 use crate::telemetry::metrics;
 use crate::upstream::UpstreamError;
-use plugboard_store::ConnectionKey;
 
 /// Bodies up to this size are kept so a request can be retried.
 const REPLAYABLE_BODY: u64 = 1024 * 1024;
@@ -108,16 +107,24 @@ pub fn handles(path: &str) -> bool {
     ),
     security(("api_key" = []))
 )]
-pub async fn serve(state: AppState, peer: Option<IpAddr>, request: Request) -> Response {
+pub fn serve(
+    state: AppState,
+    peer: Option<IpAddr>,
+    request: Request,
+) -> impl Future<Output = Response> {
     let route = ::metrics::SharedString::const_str(ROUTE);
-    super::requests::observed(route, request, |request| answer(state, peer, request)).await
+    super::requests::observed(route, request, move |request| answer(state, peer, request))
 }
 
 async fn answer(state: AppState, peer: Option<IpAddr>, request: Request) -> Response {
     if let Some(refused) = auth::refusal(&state, request.headers(), peer) {
         return refused;
     }
-    forward(state, request).await.into_response()
+    // Boxed: the request's whole state (its parts, the upstream request and answer, the
+    // retries' bookkeeping) is kilobytes, and every future around it would hold it inline and
+    // copy it as it starts, each layer once, on every request (BENCHMARKS.md, "Proxy
+    // overhead"). One allocation costs less than those copies.
+    Box::pin(forward(state, request)).await.into_response()
 }
 
 /// The old, non-standard spelling of `Connection` some proxies and servers still send.
@@ -154,29 +161,34 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     let connection_id = required_header(&parts.headers, &CONNECTION_ID)?;
     let retries = retries(&parts.headers)?;
     let integration = &state.integration(integration_name)?;
-    let key = ConnectionKey::new(integration_name, connection_id);
     let connection = state
         .connections
-        .get(&key)
+        .named(integration_name, connection_id)
         .await?
         .ok_or_else(|| ApiError::connection_not_found(connection_id, integration_name))?;
     let limit = state.server.max_proxy_requests_per_connection;
     let slot = state
         .upstream
-        .admit(&key, limit)
+        .admit(&connection, limit)
         .ok_or_else(|| too_many_concurrent_requests(limit))?;
     let mut connection = state
         .connections
         .fresh(integration, connection, REFRESH_MARGIN)
         .await?;
 
-    let target = target(parts.uri.path(), parts.uri.query())?;
+    let target = target(&parts.uri)?;
     let base = integration
         .api_base_url(&connection.connection_config)
         .map_err(|why| ApiError::new(StatusCode::BAD_GATEWAY, "integration_misconfigured", why))?;
-    let url = resolve_url(base.as_ref(), &target)
+    let url = resolve_url(base.as_ref(), target)
         .map_err(|refused| ApiError::bad_request("path_refused", refused.to_string()))?;
-    let headers = forwarded_headers(&parts.headers, &integration.default_headers);
+    // An API key that goes in the query is the same on every attempt (it is never refreshed),
+    // so the target is made once.
+    let url = integration
+        .credential(&connection)
+        .url_with_key(&url)
+        .unwrap_or(url);
+    let uri = request_uri(url)?;
     let mut body = Outgoing::read(body).await?;
     let policy = (retries > 0).then(|| {
         RetryPolicy::from_spec(&RetrySpec {
@@ -189,19 +201,18 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     let mut attempt = 1;
     let mut refreshed = false;
     loop {
-        // The credential goes where the integration says: a bearer token, or an API key in
-        // the spec's header or query parameter.
-        let mut headers = headers.clone();
-        let mut url = url.clone();
+        // The headers are built anew for each attempt, since a refresh changes the token,
+        // rather than cloned: most requests have only one attempt.
+        let mut headers = forwarded_headers(&parts.headers, &integration.default_headers);
         integration
             .credential(&connection)
-            .apply(&mut headers, &mut url)
+            .apply_to_headers(&mut headers)
             .map_err(|e| {
                 ApiError::new(StatusCode::BAD_GATEWAY, "invalid_credential", e.to_string())
             })?;
         let mut outgoing = axum::http::Request::new(body.for_attempt());
         *outgoing.method_mut() = parts.method.clone();
-        *outgoing.uri_mut() = request_uri(&url)?;
+        *outgoing.uri_mut() = uri.clone();
         *outgoing.headers_mut() = headers;
         let sent = Instant::now();
         let response = state
@@ -219,7 +230,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
             refreshed = true;
             connection = state
                 .connections
-                .replace(integration, &key, connection.token_version)
+                .replace(integration, &connection.key, connection.token_version)
                 .await?;
             continue;
         }
@@ -278,18 +289,19 @@ fn retries(headers: &HeaderMap) -> Result<u32, ApiError> {
 }
 
 /// The provider-relative target from the raw request path, with the query as it came.
-fn target(path: &str, query: Option<&str>) -> Result<String, ApiError> {
-    let rest = path.strip_prefix("/proxy").unwrap_or(path);
-    if rest.contains("://") || rest.starts_with("//") {
+fn target(uri: &axum::http::Uri) -> Result<&str, ApiError> {
+    let raw = uri
+        .path_and_query()
+        .map_or(uri.path(), |target| target.as_str());
+    let rest = raw.strip_prefix("/proxy").unwrap_or(raw);
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path.contains("://") || path.starts_with("//") {
         return Err(ApiError::bad_request(
             "path_refused",
             "send a path below the provider's API, not an absolute URL",
         ));
     }
-    Ok(match query {
-        Some(query) => format!("{rest}?{query}"),
-        None => rest.to_owned(),
-    })
+    Ok(rest)
 }
 
 /// The caller's headers minus hop-by-hop and Plugboard's own, plus the spec's defaults for
@@ -361,9 +373,10 @@ impl Outgoing {
     }
 }
 
-/// The resolved URL as the request target hyper sends.
-fn request_uri(url: &url::Url) -> Result<axum::http::Uri, ApiError> {
-    url.as_str().parse().map_err(|_| {
+/// The resolved URL as the request target hyper sends; taken by value so that its text
+/// becomes the target's without a copy.
+fn request_uri(url: url::Url) -> Result<axum::http::Uri, ApiError> {
+    axum::http::Uri::try_from(String::from(url)).map_err(|_| {
         ApiError::bad_request(
             "path_refused",
             "the path and query do not form a valid HTTP request target",
@@ -436,16 +449,19 @@ mod tests {
 
     #[test]
     fn targets_come_from_the_raw_path_and_refuse_absolute_urls() {
+        let target_of = |uri: &str| target(&uri.parse().unwrap()).map(str::to_owned);
         assert_eq!(
-            target("/proxy/v1.0/me/people", Some("$top=50")).unwrap(),
+            target_of("/proxy/v1.0/me/people?$top=50").unwrap(),
             "/v1.0/me/people?$top=50"
         );
+        assert_eq!(target_of("/proxy/v1.0/%2e%2e/x").unwrap(), "/v1.0/%2e%2e/x");
         assert_eq!(
-            target("/proxy/v1.0/%2e%2e/x", None).unwrap(),
-            "/v1.0/%2e%2e/x"
+            target_of("/proxy/v1.0/me?next=https://elsewhere.example/").unwrap(),
+            "/v1.0/me?next=https://elsewhere.example/",
+            "a URL in the query is the provider's business"
         );
         for bad in ["/proxy/https://evil.example/x", "/proxy//evil.example/x"] {
-            assert!(target(bad, None).is_err(), "{bad}");
+            assert!(target_of(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,6 +5,7 @@
 //! through the caller's systems and ours), a new random one otherwise, and is echoed in the
 //! response so that a caller can quote it in a support request.
 
+use std::pin::pin;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -38,19 +39,24 @@ pub async fn observe(request: Request, next: Next) -> Response {
 
 /// `answer(request)` as the request's id (its log lines carry it), with the id in the
 /// response, a debug log line and the request's metrics.
-pub async fn observed<F>(
+///
+/// Not an `async fn`: the request is taken apart and handed to `answer` before the future
+/// starts, so that the future holds `answer`'s future once, not also the request and the
+/// closure it came from, and is small to copy into place (see `proxy::answer`).
+pub fn observed<F>(
     route: SharedString,
     request: Request,
     answer: impl FnOnce(Request) -> F,
-) -> Response
+) -> impl Future<Output = Response>
 where
     F: Future<Output = Response>,
 {
     let id = request_id(request.headers());
     let method = request.method().clone();
     let started = Instant::now();
-    let (mut response, elapsed) = logs::with_request_id(id.clone(), async {
-        let response = answer(request).await;
+    let answering = answer(request);
+    let scoped = logs::with_request_id(id, async move {
+        let response = answering.await;
         let elapsed = started.elapsed();
         tracing::debug!(
             %method,
@@ -59,13 +65,18 @@ where
             elapsed_us = elapsed.as_micros() as u64,
             "request"
         );
-        (response, elapsed)
-    })
-    .await;
-    let status = response.status();
-    metrics::http_request(&method, route, status, elapsed);
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
+        metrics::http_request(&method, route, response.status(), elapsed);
+        response
+    });
+    async move {
+        let mut scoped = pin!(scoped);
+        let mut response = scoped.as_mut().await;
+        // Taken back rather than cloned before: a new id's clone would be an allocation.
+        if let Some(id) = scoped.as_mut().take_value() {
+            response.headers_mut().insert(REQUEST_ID, id);
+        }
+        response
+    }
 }
 
 /// The caller's id when it is 1 to 128 characters of letters, digits and `-_.:/+=@`; a new

@@ -66,9 +66,13 @@ tokio::task_local! {
 /// A task-local, not a span: a span is made, formatted and entered at every poll for every
 /// request, the proxy's included, which cost the proxy a fifth of its throughput at
 /// concurrency 16 (BENCHMARKS.md); the task-local costs a swap per poll and is only read by a
-/// line actually written.
-pub async fn with_request_id<F: Future>(id: HeaderValue, future: F) -> F::Output {
-    REQUEST_ID.scope(id, future).await
+/// line actually written. Not an `async fn`: that would be one more state machine around
+/// `future`, as large as it and copied into place as it starts.
+pub fn with_request_id<F: Future>(
+    id: HeaderValue,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<HeaderValue, F> {
+    REQUEST_ID.scope(id, future)
 }
 
 /// The line format, with the request id of the task that writes the line added: a top-level
