@@ -16,11 +16,12 @@
 //! HTTP/1.1 only. HTTP/2 without TLS (h2c) is spoken by no browser, and hyper-util's protocol
 //! detection reads the first bytes without any timer, which would reopen the hole.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,9 +31,8 @@ use axum::extract::Request;
 use axum::response::Response;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Sleep;
 use tower_service::Service;
 
@@ -72,8 +72,9 @@ pub async fn serve<S>(
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let open = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let max_connections = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let open = Arc::new(Semaphore::new(max_connections as usize));
+    let closing = Arc::new(Closing::default());
     let mut shutdown = pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -105,16 +106,74 @@ pub async fn serve<S>(
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .serve_connection(TokioIo::new(tcp), requests);
-        let connection = graceful.watch(connection);
+        let (id, stop) = closing.open();
+        let closing = closing.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = pin!(connection);
+            let ended = tokio::select! {
+                biased;
+                ended = connection.as_mut() => ended,
+                _ = stop => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            closing.closed(id);
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    closing.close_all();
+    // Every connection holds a permit until it has ended: all of them back means all ended.
+    let _ = open.acquire_many(max_connections).await;
+}
+
+/// How the accept loop asks its open connections to finish: each has a one-shot channel of
+/// its own.
+///
+/// hyper-util's `GracefulShutdown` has every connection wait on one shared `watch` channel,
+/// whose wait takes the channel's one lock on each wake of every connection, several times a
+/// request, from every worker thread. A one-shot channel per connection is polled with atomics
+/// on memory no other connection touches; the shared lock here is taken only as connections
+/// open and close.
+#[derive(Default)]
+struct Closing(Mutex<OpenConnections>);
+
+#[derive(Default)]
+struct OpenConnections {
+    next_id: u64,
+    stops: HashMap<u64, oneshot::Sender<()>>,
+}
+
+impl Closing {
+    /// A new connection's id, and what resolves when it is asked to finish.
+    fn open(&self) -> (u64, oneshot::Receiver<()>) {
+        let (stop, stopped) = oneshot::channel();
+        let mut open = self.connections();
+        let id = open.next_id;
+        open.next_id += 1;
+        open.stops.insert(id, stop);
+        (id, stopped)
+    }
+
+    /// The connection `id` has ended.
+    fn closed(&self, id: u64) {
+        self.connections().stops.remove(&id);
+    }
+
+    /// Asks every open connection to finish the request it is serving, then close.
+    fn close_all(&self) {
+        for (_, stop) in self.connections().stops.drain() {
+            let _ = stop.send(());
+        }
+    }
+
+    fn connections(&self) -> MutexGuard<'_, OpenConnections> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A request body whose every part must arrive within `timeout` of asking for it.

@@ -57,7 +57,7 @@ pub fn resolve_url(base: &Url, target: &str) -> Result<Url, UrlRefused> {
         joined.set_query(None);
         joined.set_fragment(None);
         let (path, query) = split_query(target);
-        joined.set_path(&format!("{base_path}{path}"));
+        joined.set_path(&[base_path, path].concat());
         joined.set_query(query);
         (path, joined)
     } else {

@@ -2,7 +2,8 @@
 //! half-sent request line, an idle keep-alive connection and a body that never finishes are
 //! all cut after `[server]`'s read timeouts, and connections beyond `max_connections` wait
 //! until one closes. A connection has a bounded share of proxied requests in flight, and
-//! wrong API keys from one address slow that address down.
+//! wrong API keys from one address slow that address down. A stopped host lets the answers in
+//! flight finish.
 
 use std::time::{Duration, Instant};
 
@@ -340,4 +341,39 @@ async fn wrong_api_keys_from_one_address_slow_that_address_down_and_no_other() {
         "{logs}"
     );
     assert!(!logs.contains(wrong), "a guessed key reached the log");
+}
+
+/// SIGTERM closes the listener at once, lets an answer that is still streaming finish, and
+/// only then exits, cleanly.
+#[tokio::test]
+async fn a_stopped_host_finishes_the_answers_in_flight_then_exits() {
+    let hostile = Hostile::start().await;
+    hostile.route("/slow", Behaviour::Held);
+    let (_dir, mut host) = host_against(&hostile, "", &["one"]).await;
+    let streaming = host
+        .proxy(Method::GET, "held", "one", "/slow")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streaming.status(), 200);
+
+    host.sigterm();
+    let address = host.url.trim_start_matches("http://").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        host.exit_within(Duration::from_millis(500)).await.is_none(),
+        "exited with an answer still streaming:\n{}",
+        host.logs()
+    );
+
+    hostile.release();
+    assert_eq!(streaming.text().await.unwrap(), "{}");
+    let status = host.exit_within(Duration::from_secs(10)).await;
+    let logs = host.logs();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{logs}");
+    assert!(logs.contains("plugboard stopped"), "{logs}");
 }

@@ -646,11 +646,34 @@ impl Host {
 
     /// Sends SIGHUP: `plugboard serve` reads its configuration file again.
     pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
+    /// Sends SIGTERM, as a service manager stops a service.
+    pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-HUP", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .unwrap();
-        assert!(status.success(), "kill -HUP failed");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// How the process exited, if it does within `within`.
+    pub async fn exit_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the logs contain `text` (at most 30 seconds): the logs then.

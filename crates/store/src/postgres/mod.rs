@@ -8,12 +8,14 @@
 //! starting together apply each one once.
 
 mod changes;
+mod connections;
 mod console;
 mod copy;
 mod integrations;
 mod records;
 mod rotation;
 mod runs;
+mod sessions;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -22,24 +24,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Row, SqlSafeStr};
 
-use self::changes::log_change;
 use crate::RefreshLease;
-use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
 use crate::rotation::reencrypt_all;
-use crate::rows;
-use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
+use crate::sealing::Sealer;
 use crate::{
     Activity, ActivityFilter, ConnectSession, Connection, ConnectionChanges, ConnectionFilter,
-    ConnectionHealth, ConnectionKey, ConnectionStatus, ConnectionSummaryPage, NewActivity,
-    NewConnection, OAuthState, RecordCount, RecordJson, RecordPage, RecordQuery, Rotation,
-    RunCounts, RunLog, RunStatus, SaveOutcome, SchemaVersion, Store, StoreError, StoreResult,
-    SyncRun, SyncState, TakenState, TokenUpdate, Tokens, WebhookDelivery,
+    ConnectionHealth, ConnectionKey, ConnectionSummaryPage, NewActivity, NewConnection, OAuthState,
+    RecordCount, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
+    SaveOutcome, SchemaVersion, Store, StoreError, StoreResult, SyncRun, SyncState, TakenState,
+    TokenUpdate, WebhookDelivery,
 };
 
 /// How long a request waits for a pooled connection before the store answers
@@ -121,88 +119,6 @@ impl PostgresStore {
         self.sealer.set_seal_records(seal);
         self
     }
-
-    /// One attempt of [`Store::save_connection`]; `None` when a replica created the same
-    /// connection between our read and our insert, so the caller tries again and updates it.
-    async fn try_save_connection(
-        &self,
-        new: &NewConnection,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<Connection>> {
-        let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(
-            "SELECT id, token_version, created_at FROM connections \
-             WHERE integration = $1 AND connection_id = $2 FOR UPDATE",
-        )
-        .bind(&new.key.integration)
-        .bind(&new.key.connection_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (id, version, created_at) = match existing {
-            Some(row) => (
-                row.try_get::<String, _>("id")?,
-                row.try_get::<i64, _>("token_version")? + 1,
-                from_millis(row.try_get("created_at")?)?,
-            ),
-            None => (uuid::Uuid::new_v4().to_string(), 1, now),
-        };
-        let seal = |value: &Option<SecretString>, column: &str| {
-            self.sealer.seal_opt(value, CONNECTIONS, &id, column)
-        };
-        let insert = sqlx::query(
-            "INSERT INTO connections AS c (id, integration, connection_id, provider, \
-             connection_config, account, status, status_reason, access_token, refresh_token, \
-             id_token, expires_at, scopes, token_version, refresh_lease_owner, \
-             refresh_lease_until, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'ok', NULL, $7, $8, $9, $10, $11, $12, NULL, NULL, $13, $14) \
-             ON CONFLICT (integration, connection_id) DO UPDATE SET \
-             provider = EXCLUDED.provider, connection_config = EXCLUDED.connection_config, \
-             account = EXCLUDED.account, status = 'ok', status_reason = NULL, \
-             access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token, \
-             id_token = EXCLUDED.id_token, expires_at = EXCLUDED.expires_at, \
-             scopes = EXCLUDED.scopes, token_version = EXCLUDED.token_version, \
-             refresh_lease_owner = NULL, refresh_lease_until = NULL, updated_at = EXCLUDED.updated_at \
-             WHERE c.id = EXCLUDED.id",
-        )
-        .bind(&id)
-        .bind(&new.key.integration)
-        .bind(&new.key.connection_id)
-        .bind(&new.provider)
-        .bind(to_json(&new.connection_config))
-        .bind(new.account.as_ref().map(to_json))
-        .bind(
-            self.sealer
-                .seal(&new.tokens.access_token, CONNECTIONS, &id, "access_token"),
-        )
-        .bind(seal(&new.tokens.refresh_token, "refresh_token"))
-        .bind(seal(&new.tokens.id_token, "id_token"))
-        .bind(new.tokens.expires_at.map(millis))
-        .bind(to_json(&new.tokens.scopes))
-        .bind(version)
-        .bind(millis(created_at))
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
-        if insert.rows_affected() == 0 {
-            // Another replica inserted it under another row id since our read.
-            return Ok(None);
-        }
-        log_change(&mut tx, &new.key, now).await?;
-        tx.commit().await?;
-        Ok(Some(Connection {
-            id,
-            key: new.key.clone(),
-            provider: new.provider.clone(),
-            connection_config: new.connection_config.clone(),
-            account: new.account.clone(),
-            status: ConnectionStatus::Ok,
-            status_reason: None,
-            tokens: new.tokens.clone(),
-            token_version: version,
-            created_at,
-            updated_at: now,
-        }))
-    }
 }
 
 /// Runs `attempt` (one whole transaction) again while it loses races with other transactions:
@@ -244,59 +160,19 @@ impl Store for PostgresStore {
         new: NewConnection,
         now: DateTime<Utc>,
     ) -> StoreResult<Connection> {
-        for _ in 0..ATTEMPTS {
-            if let Some(saved) = retrying(|| self.try_save_connection(&new, now)).await? {
-                return Ok(saved);
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "connection `{}` of `{}` kept being created concurrently",
-            new.key.connection_id, new.key.integration
-        )))
+        self.save_connection_pg(new, now).await
     }
 
     async fn connection(&self, key: &ConnectionKey) -> StoreResult<Option<Connection>> {
-        let row = sqlx::query(rows::select_connections!(
-            "WHERE integration = $1 AND connection_id = $2"
-        ))
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::connection(&row, &self.sealer))
-            .transpose()
+        self.connection_pg(key).await
     }
 
     async fn connections(&self, integration: Option<&str>) -> StoreResult<Vec<Connection>> {
-        let rows = sqlx::query(rows::select_connections!(
-            "WHERE $1::text IS NULL OR integration = $1 ORDER BY integration, connection_id"
-        ))
-        .bind(integration)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| rows::connection(row, &self.sealer))
-            .collect()
+        self.connections_pg(integration).await
     }
 
     async fn delete_connection(&self, key: &ConnectionKey) -> StoreResult<bool> {
-        retrying(|| async {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(
-                "DELETE FROM connections WHERE integration = $1 AND connection_id = $2",
-            )
-            .bind(&key.integration)
-            .bind(&key.connection_id)
-            .execute(&mut *tx)
-            .await?;
-            let deleted = done.rows_affected() > 0;
-            if deleted {
-                log_change(&mut tx, key, Utc::now()).await?;
-            }
-            tx.commit().await?;
-            Ok(deleted)
-        })
-        .await
+        self.delete_connection_pg(key).await
     }
 
     async fn update_tokens(
@@ -305,43 +181,7 @@ impl Store for PostgresStore {
         update: TokenUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Connection>> {
-        let id = &current.id;
-        let seal = |value: &Option<SecretString>, column: &str| {
-            self.sealer.seal_opt(value, CONNECTIONS, id, column)
-        };
-        let done = sqlx::query(
-            "UPDATE connections SET access_token = $1, \
-             refresh_token = COALESCE($2, refresh_token), id_token = COALESCE($3, id_token), \
-             expires_at = $4, scopes = $5, token_version = token_version + 1, updated_at = $6 \
-             WHERE id = $7 AND token_version = $8",
-        )
-        .bind(
-            self.sealer
-                .seal(&update.access_token, CONNECTIONS, id, "access_token"),
-        )
-        .bind(seal(&update.refresh_token, "refresh_token"))
-        .bind(seal(&update.id_token, "id_token"))
-        .bind(update.expires_at.map(millis))
-        .bind(to_json(&update.scopes))
-        .bind(millis(now))
-        .bind(id)
-        .bind(current.token_version)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let mut updated = current.clone();
-        updated.tokens = Tokens {
-            access_token: update.access_token,
-            refresh_token: update.refresh_token.or(updated.tokens.refresh_token),
-            id_token: update.id_token.or(updated.tokens.id_token),
-            expires_at: update.expires_at,
-            scopes: update.scopes,
-        };
-        updated.token_version += 1;
-        updated.updated_at = now;
-        Ok(Some(updated))
+        self.update_tokens_pg(current, update, now).await
     }
 
     async fn mark_needs_reconnect(
@@ -351,28 +191,8 @@ impl Store for PostgresStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        retrying(|| async {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(
-                "UPDATE connections SET status = 'needs_reconnect', status_reason = $1, \
-                 updated_at = $2 WHERE integration = $3 AND connection_id = $4 \
-                 AND token_version = $5",
-            )
-            .bind(reason)
-            .bind(millis(now))
-            .bind(&key.integration)
-            .bind(&key.connection_id)
-            .bind(token_version)
-            .execute(&mut *tx)
-            .await?;
-            let marked = done.rows_affected() > 0;
-            if marked {
-                log_change(&mut tx, key, now).await?;
-            }
-            tx.commit().await?;
-            Ok(marked)
-        })
-        .await
+        self.mark_needs_reconnect_pg(key, token_version, reason, now)
+            .await
     }
 
     async fn acquire_refresh_lease(
@@ -382,43 +202,11 @@ impl Store for PostgresStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<RefreshLease> {
-        // One statement: PostgreSQL re-checks the condition on the row it locked, so of two
-        // replicas racing for a free lease exactly one updates it. The row, locked first,
-        // gives the holder before.
-        let taken: Option<Option<String>> = sqlx::query_scalar(
-            "WITH previous AS (SELECT id, refresh_lease_owner FROM connections \
-               WHERE integration = $3 AND connection_id = $4 FOR UPDATE) \
-             UPDATE connections SET refresh_lease_owner = $1, refresh_lease_until = $2 \
-             FROM previous WHERE connections.id = previous.id \
-             AND (connections.refresh_lease_until IS NULL \
-               OR connections.refresh_lease_until <= $5 OR connections.refresh_lease_owner = $1) \
-             RETURNING previous.refresh_lease_owner",
-        )
-        .bind(owner)
-        .bind(millis(until))
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .bind(millis(now))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match taken {
-            None => RefreshLease::NotTaken,
-            Some(Some(holder)) if holder != owner => RefreshLease::TakenOver,
-            Some(_) => RefreshLease::Taken,
-        })
+        self.acquire_refresh_lease_pg(key, owner, until, now).await
     }
 
     async fn release_refresh_lease(&self, key: &ConnectionKey, owner: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE connections SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
-             WHERE integration = $1 AND connection_id = $2 AND refresh_lease_owner = $3",
-        )
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.release_refresh_lease_pg(key, owner).await
     }
 
     async fn set_refresh_failing(
@@ -426,23 +214,7 @@ impl Store for PostgresStore {
         key: &ConnectionKey,
         since: Option<DateTime<Utc>>,
     ) -> StoreResult<bool> {
-        let query = match since {
-            Some(since) => sqlx::query(
-                "UPDATE connections SET refresh_failed_at = $3 \
-                 WHERE integration = $1 AND connection_id = $2 AND refresh_failed_at IS NULL",
-            )
-            .bind(&key.integration)
-            .bind(&key.connection_id)
-            .bind(millis(since)),
-            None => sqlx::query(
-                "UPDATE connections SET refresh_failed_at = NULL \
-                 WHERE integration = $1 AND connection_id = $2 AND refresh_failed_at IS NOT NULL",
-            )
-            .bind(&key.integration)
-            .bind(&key.connection_id),
-        };
-        let done = query.execute(&self.pool).await?;
-        Ok(done.rows_affected() > 0)
+        self.set_refresh_failing_pg(key, since).await
     }
 
     async fn create_connect_session(
@@ -450,21 +222,7 @@ impl Store for PostgresStore {
         token_hash: &str,
         session: &ConnectSession,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO connect_sessions (token_hash, integration, connection_id, \
-             connection_config, return_url, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(token_hash)
-        .bind(&session.integration)
-        .bind(&session.connection_id)
-        .bind(to_json(&session.connection_config))
-        .bind(&session.return_url)
-        .bind(millis(session.expires_at))
-        .bind(millis(Utc::now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.create_connect_session_pg(token_hash, session).await
     }
 
     async fn connect_session(
@@ -472,15 +230,7 @@ impl Store for PostgresStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ConnectSession>> {
-        let row = sqlx::query(
-            "SELECT integration, connection_id, connection_config, return_url, expires_at \
-             FROM connect_sessions WHERE token_hash = $1 AND expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(millis(now))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::connect_session(&row)).transpose()
+        self.connect_session_pg(token_hash, now).await
     }
 
     async fn take_connect_session(
@@ -488,15 +238,7 @@ impl Store for PostgresStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ConnectSession>> {
-        let row = sqlx::query(
-            "DELETE FROM connect_sessions WHERE token_hash = $1 AND expires_at > $2 \
-             RETURNING integration, connection_id, connection_config, return_url, expires_at",
-        )
-        .bind(token_hash)
-        .bind(millis(now))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::connect_session(&row)).transpose()
+        self.take_connect_session_pg(token_hash, now).await
     }
 
     async fn create_oauth_state(
@@ -505,28 +247,7 @@ impl Store for PostgresStore {
         state: &OAuthState,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let verifier = state.pkce_verifier.as_ref().map(|v| {
-            self.sealer
-                .seal(v, OAUTH_STATES, state_hash, "pkce_verifier")
-        });
-        sqlx::query(
-            "INSERT INTO oauth_states (state_hash, flow, integration, connection_id, \
-             connection_config, return_url, pkce_verifier, browser_hash, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(state_hash)
-        .bind(state.flow.as_str())
-        .bind(&state.integration)
-        .bind(&state.connection_id)
-        .bind(to_json(&state.connection_config))
-        .bind(&state.return_url)
-        .bind(verifier)
-        .bind(&state.browser_hash)
-        .bind(millis(state.expires_at))
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.create_oauth_state_pg(state_hash, state, now).await
     }
 
     async fn take_oauth_state(
@@ -535,54 +256,12 @@ impl Store for PostgresStore {
         browser_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<TakenState> {
-        // Deleting is what makes a state single-use: of two racing callbacks, one gets the row.
-        let row = sqlx::query(
-            "DELETE FROM oauth_states WHERE state_hash = $1 AND browser_hash = $2 \
-             AND expires_at > $3 RETURNING flow, integration, connection_id, \
-             connection_config, return_url, pkce_verifier, browser_hash, expires_at",
-        )
-        .bind(state_hash)
-        .bind(browser_hash)
-        .bind(millis(now))
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return Ok(TakenState::Taken(rows::oauth_state(
-                &row,
-                &self.sealer,
-                state_hash,
-            )?));
-        }
-        let pending: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM oauth_states WHERE state_hash = $1 \
-             AND expires_at > $2)",
-        )
-        .bind(state_hash)
-        .bind(millis(now))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(if pending {
-            TakenState::OtherBrowser
-        } else {
-            TakenState::Unknown
-        })
+        self.take_oauth_state_pg(state_hash, browser_hash, now)
+            .await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let sessions = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= $1")
-            .bind(millis(now))
-            .execute(&self.pool)
-            .await?;
-        let states = sqlx::query("DELETE FROM oauth_states WHERE expires_at <= $1")
-            .bind(millis(now))
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("DELETE FROM connection_changes WHERE changed_at <= $1")
-            .bind(millis(now) - crate::CHANGES_KEPT_MS)
-            .execute(&self.pool)
-            .await?;
-        let console = self.purge_console_pg(now).await?;
-        Ok(sessions.rows_affected() + states.rows_affected() + console)
+        self.purge_expired_pg(now).await
     }
 
     async fn reencrypt_all(&self) -> StoreResult<Rotation> {

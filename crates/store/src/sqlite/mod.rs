@@ -5,12 +5,14 @@
 //! alongside (WAL lets readers see the last committed state while a write is in progress).
 
 mod changes;
+mod connections;
 mod console;
 mod copy;
 mod integrations;
 mod records;
 mod rotation;
 mod runs;
+mod sessions;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,27 +20,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, SqlSafeStr};
 
-use self::changes::log_change;
 use self::runs::SyncStateColumn;
 use crate::RefreshLease;
-use crate::columns::{from_millis, millis, to_json};
 use crate::crypto::KeyRing;
 use crate::rotation::reencrypt_all;
-use crate::rows;
-use crate::sealing::{CONNECTIONS, OAUTH_STATES, Sealer};
+use crate::sealing::Sealer;
 use crate::{
     Activity, ActivityFilter, ConnectSession, Connection, ConnectionChanges, ConnectionFilter,
-    ConnectionHealth, ConnectionKey, ConnectionStatus, ConnectionSummaryPage, NewActivity,
-    NewConnection, OAuthState, RecordCount, RecordJson, RecordPage, RecordQuery, Rotation,
-    RunCounts, RunLog, RunStatus, SaveOutcome, SchemaVersion, Store, StoreError, StoreResult,
-    SyncRun, SyncState, TakenState, TokenUpdate, Tokens, WebhookDelivery,
+    ConnectionHealth, ConnectionKey, ConnectionSummaryPage, NewActivity, NewConnection, OAuthState,
+    RecordCount, RecordJson, RecordPage, RecordQuery, Rotation, RunCounts, RunLog, RunStatus,
+    SaveOutcome, SchemaVersion, Store, StoreError, StoreResult, SyncRun, SyncState, TakenState,
+    TokenUpdate, WebhookDelivery,
 };
 
 /// The migrations, in order: each file of `migrations/` once, by its number.
@@ -190,113 +188,19 @@ impl Store for SqliteStore {
         new: NewConnection,
         now: DateTime<Utc>,
     ) -> StoreResult<Connection> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let existing = sqlx::query(
-            "SELECT id, token_version, created_at FROM connections \
-             WHERE integration = ? AND connection_id = ?",
-        )
-        .bind(&new.key.integration)
-        .bind(&new.key.connection_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (id, version, created_at) = match existing {
-            Some(row) => (
-                row.try_get::<String, _>("id")?,
-                row.try_get::<i64, _>("token_version")? + 1,
-                from_millis(row.try_get("created_at")?)?,
-            ),
-            None => (uuid::Uuid::new_v4().to_string(), 1, now),
-        };
-        let seal = |value: &Option<SecretString>, column: &str| {
-            self.sealer.seal_opt(value, CONNECTIONS, &id, column)
-        };
-        sqlx::query(
-            "INSERT INTO connections (id, integration, connection_id, provider, connection_config, \
-             account, status, status_reason, access_token, refresh_token, id_token, expires_at, \
-             scopes, token_version, refresh_lease_owner, refresh_lease_until, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) \
-             ON CONFLICT (integration, connection_id) DO UPDATE SET \
-             provider = excluded.provider, connection_config = excluded.connection_config, \
-             account = excluded.account, status = 'ok', status_reason = NULL, \
-             access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
-             id_token = excluded.id_token, expires_at = excluded.expires_at, \
-             scopes = excluded.scopes, token_version = excluded.token_version, \
-             refresh_lease_owner = NULL, refresh_lease_until = NULL, updated_at = excluded.updated_at",
-        )
-        .bind(&id)
-        .bind(&new.key.integration)
-        .bind(&new.key.connection_id)
-        .bind(&new.provider)
-        .bind(to_json(&new.connection_config))
-        .bind(new.account.as_ref().map(to_json))
-        .bind(
-            self.sealer
-                .seal(&new.tokens.access_token, CONNECTIONS, &id, "access_token"),
-        )
-        .bind(seal(&new.tokens.refresh_token, "refresh_token"))
-        .bind(seal(&new.tokens.id_token, "id_token"))
-        .bind(new.tokens.expires_at.map(millis))
-        .bind(to_json(&new.tokens.scopes))
-        .bind(version)
-        .bind(millis(created_at))
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
-        log_change(&mut tx, &new.key, now).await?;
-        tx.commit().await?;
-        Ok(Connection {
-            id,
-            key: new.key,
-            provider: new.provider,
-            connection_config: new.connection_config,
-            account: new.account,
-            status: ConnectionStatus::Ok,
-            status_reason: None,
-            tokens: new.tokens,
-            token_version: version,
-            created_at,
-            updated_at: now,
-        })
+        self.save_connection_sqlite(new, now).await
     }
 
     async fn connection(&self, key: &ConnectionKey) -> StoreResult<Option<Connection>> {
-        let row = sqlx::query(rows::select_connections!(
-            "WHERE integration = ? AND connection_id = ?"
-        ))
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| rows::connection(&row, &self.sealer))
-            .transpose()
+        self.connection_sqlite(key).await
     }
 
     async fn connections(&self, integration: Option<&str>) -> StoreResult<Vec<Connection>> {
-        let rows = sqlx::query(rows::select_connections!(
-            "WHERE ?1 IS NULL OR integration = ?1 ORDER BY integration, connection_id"
-        ))
-        .bind(integration)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|row| rows::connection(row, &self.sealer))
-            .collect()
+        self.connections_sqlite(integration).await
     }
 
     async fn delete_connection(&self, key: &ConnectionKey) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let done =
-            sqlx::query("DELETE FROM connections WHERE integration = ? AND connection_id = ?")
-                .bind(&key.integration)
-                .bind(&key.connection_id)
-                .execute(&mut *tx)
-                .await?;
-        let deleted = done.rows_affected() > 0;
-        if deleted {
-            log_change(&mut tx, key, Utc::now()).await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
+        self.delete_connection_sqlite(key).await
     }
 
     async fn update_tokens(
@@ -305,43 +209,7 @@ impl Store for SqliteStore {
         update: TokenUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Connection>> {
-        let id = &current.id;
-        let seal = |value: &Option<SecretString>, column: &str| {
-            self.sealer.seal_opt(value, CONNECTIONS, id, column)
-        };
-        let done = sqlx::query(
-            "UPDATE connections SET access_token = ?, refresh_token = COALESCE(?, refresh_token), \
-             id_token = COALESCE(?, id_token), expires_at = ?, scopes = ?, \
-             token_version = token_version + 1, updated_at = ? \
-             WHERE id = ? AND token_version = ?",
-        )
-        .bind(
-            self.sealer
-                .seal(&update.access_token, CONNECTIONS, id, "access_token"),
-        )
-        .bind(seal(&update.refresh_token, "refresh_token"))
-        .bind(seal(&update.id_token, "id_token"))
-        .bind(update.expires_at.map(millis))
-        .bind(to_json(&update.scopes))
-        .bind(millis(now))
-        .bind(id)
-        .bind(current.token_version)
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let mut updated = current.clone();
-        updated.tokens = Tokens {
-            access_token: update.access_token,
-            refresh_token: update.refresh_token.or(updated.tokens.refresh_token),
-            id_token: update.id_token.or(updated.tokens.id_token),
-            expires_at: update.expires_at,
-            scopes: update.scopes,
-        };
-        updated.token_version += 1;
-        updated.updated_at = now;
-        Ok(Some(updated))
+        self.update_tokens_sqlite(current, update, now).await
     }
 
     async fn mark_needs_reconnect(
@@ -351,24 +219,8 @@ impl Store for SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let done = sqlx::query(
-            "UPDATE connections SET status = 'needs_reconnect', status_reason = ?, updated_at = ? \
-             WHERE integration = ? AND connection_id = ? AND token_version = ?",
-        )
-        .bind(reason)
-        .bind(millis(now))
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .bind(token_version)
-        .execute(&mut *tx)
-        .await?;
-        let marked = done.rows_affected() > 0;
-        if marked {
-            log_change(&mut tx, key, now).await?;
-        }
-        tx.commit().await?;
-        Ok(marked)
+        self.mark_needs_reconnect_sqlite(key, token_version, reason, now)
+            .await
     }
 
     async fn acquire_refresh_lease(
@@ -378,53 +230,12 @@ impl Store for SqliteStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<RefreshLease> {
-        // The holder before, and the taking, in one write transaction: another process's
-        // acquisition waits for it.
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let previous: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT refresh_lease_owner, refresh_lease_until FROM connections \
-             WHERE integration = ? AND connection_id = ?",
-        )
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((holder, held_until)) = previous else {
-            return Ok(RefreshLease::NotTaken);
-        };
-        let ours = holder.as_deref() == Some(owner);
-        if !ours && held_until.is_some_and(|until| until > millis(now)) {
-            return Ok(RefreshLease::NotTaken);
-        }
-        sqlx::query(
-            "UPDATE connections SET refresh_lease_owner = ?, refresh_lease_until = ? \
-             WHERE integration = ? AND connection_id = ?",
-        )
-        .bind(owner)
-        .bind(millis(until))
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(if holder.is_some() && !ours {
-            RefreshLease::TakenOver
-        } else {
-            RefreshLease::Taken
-        })
+        self.acquire_refresh_lease_sqlite(key, owner, until, now)
+            .await
     }
 
     async fn release_refresh_lease(&self, key: &ConnectionKey, owner: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE connections SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
-             WHERE integration = ? AND connection_id = ? AND refresh_lease_owner = ?",
-        )
-        .bind(&key.integration)
-        .bind(&key.connection_id)
-        .bind(owner)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.release_refresh_lease_sqlite(key, owner).await
     }
 
     async fn set_refresh_failing(
@@ -432,23 +243,7 @@ impl Store for SqliteStore {
         key: &ConnectionKey,
         since: Option<DateTime<Utc>>,
     ) -> StoreResult<bool> {
-        let query = match since {
-            Some(since) => sqlx::query(
-                "UPDATE connections SET refresh_failed_at = ? \
-                 WHERE integration = ? AND connection_id = ? AND refresh_failed_at IS NULL",
-            )
-            .bind(millis(since)),
-            None => sqlx::query(
-                "UPDATE connections SET refresh_failed_at = NULL \
-                 WHERE integration = ? AND connection_id = ? AND refresh_failed_at IS NOT NULL",
-            ),
-        };
-        let done = query
-            .bind(&key.integration)
-            .bind(&key.connection_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.set_refresh_failing_sqlite(key, since).await
     }
 
     async fn create_connect_session(
@@ -456,20 +251,8 @@ impl Store for SqliteStore {
         token_hash: &str,
         session: &ConnectSession,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO connect_sessions (token_hash, integration, connection_id, \
-             connection_config, return_url, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(token_hash)
-        .bind(&session.integration)
-        .bind(&session.connection_id)
-        .bind(to_json(&session.connection_config))
-        .bind(&session.return_url)
-        .bind(millis(session.expires_at))
-        .bind(millis(Utc::now()))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.create_connect_session_sqlite(token_hash, session)
+            .await
     }
 
     async fn connect_session(
@@ -477,15 +260,7 @@ impl Store for SqliteStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ConnectSession>> {
-        let row = sqlx::query(
-            "SELECT integration, connection_id, connection_config, return_url, expires_at \
-             FROM connect_sessions WHERE token_hash = ? AND expires_at > ?",
-        )
-        .bind(token_hash)
-        .bind(millis(now))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| rows::connect_session(&row)).transpose()
+        self.connect_session_sqlite(token_hash, now).await
     }
 
     async fn take_connect_session(
@@ -493,15 +268,7 @@ impl Store for SqliteStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ConnectSession>> {
-        let row = sqlx::query(
-            "DELETE FROM connect_sessions WHERE token_hash = ? AND expires_at > ? \
-             RETURNING integration, connection_id, connection_config, return_url, expires_at",
-        )
-        .bind(token_hash)
-        .bind(millis(now))
-        .fetch_optional(&self.writer)
-        .await?;
-        row.map(|row| rows::connect_session(&row)).transpose()
+        self.take_connect_session_sqlite(token_hash, now).await
     }
 
     async fn create_oauth_state(
@@ -510,28 +277,7 @@ impl Store for SqliteStore {
         state: &OAuthState,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let verifier = state.pkce_verifier.as_ref().map(|v| {
-            self.sealer
-                .seal(v, OAUTH_STATES, state_hash, "pkce_verifier")
-        });
-        sqlx::query(
-            "INSERT INTO oauth_states (state_hash, flow, integration, connection_id, \
-             connection_config, return_url, pkce_verifier, browser_hash, expires_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(state_hash)
-        .bind(state.flow.as_str())
-        .bind(&state.integration)
-        .bind(&state.connection_id)
-        .bind(to_json(&state.connection_config))
-        .bind(&state.return_url)
-        .bind(verifier)
-        .bind(&state.browser_hash)
-        .bind(millis(state.expires_at))
-        .bind(millis(now))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.create_oauth_state_sqlite(state_hash, state, now).await
     }
 
     async fn take_oauth_state(
@@ -540,54 +286,12 @@ impl Store for SqliteStore {
         browser_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<TakenState> {
-        // Deleting is what makes a state single-use: of two racing callbacks, one gets the row.
-        let row = sqlx::query(
-            "DELETE FROM oauth_states WHERE state_hash = ? AND browser_hash = ? \
-             AND expires_at > ? RETURNING flow, integration, connection_id, \
-             connection_config, return_url, pkce_verifier, browser_hash, expires_at",
-        )
-        .bind(state_hash)
-        .bind(browser_hash)
-        .bind(millis(now))
-        .fetch_optional(&self.writer)
-        .await?;
-        if let Some(row) = row {
-            return Ok(TakenState::Taken(rows::oauth_state(
-                &row,
-                &self.sealer,
-                state_hash,
-            )?));
-        }
-        let pending: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM oauth_states WHERE state_hash = ? \
-             AND expires_at > ?)",
-        )
-        .bind(state_hash)
-        .bind(millis(now))
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(if pending {
-            TakenState::OtherBrowser
-        } else {
-            TakenState::Unknown
-        })
+        self.take_oauth_state_sqlite(state_hash, browser_hash, now)
+            .await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let sessions = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= ?")
-            .bind(millis(now))
-            .execute(&self.writer)
-            .await?;
-        let states = sqlx::query("DELETE FROM oauth_states WHERE expires_at <= ?")
-            .bind(millis(now))
-            .execute(&self.writer)
-            .await?;
-        sqlx::query("DELETE FROM connection_changes WHERE changed_at <= ?")
-            .bind(millis(now) - crate::CHANGES_KEPT_MS)
-            .execute(&self.writer)
-            .await?;
-        let console = self.purge_console_sqlite(now).await?;
-        Ok(sessions.rows_affected() + states.rows_affected() + console)
+        self.purge_expired_sqlite(now).await
     }
 
     async fn reencrypt_all(&self) -> StoreResult<Rotation> {
