@@ -52,7 +52,7 @@ impl ConnectionCache {
         connections.insert(
             key.connection_id.clone(),
             Cached {
-                connection: connection.clone(),
+                connection,
                 read_at: Instant::now(),
             },
         );
