@@ -1,7 +1,8 @@
 //! `plugboard serve` re-reads its configuration on SIGHUP: a new secret is taken without a
-//! restart and without failing a request in flight; a file with a problem, or one that changes
-//! what cannot change while running (the bind address), is refused whole and the server goes
-//! on with the configuration it had.
+//! restart and without failing a request in flight, new sync settings reach the scheduler, a
+//! new webhook target gets the next events; a file with a problem, or one that changes what
+//! cannot change while running (the bind address), is refused whole and the server goes on
+//! with the configuration it had.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use plugboard_emulator::AddSecret;
 use reqwest::StatusCode;
 
-use crate::support::{World, free_port};
+use crate::support::{Received, WEBHOOK_SECRET, World, events, free_port, webhook_receiver};
 
 /// Connections of the integration whose secret is rotated.
 const CONNECTIONS: usize = 3;
@@ -231,5 +232,44 @@ async fn sync_settings_changed_on_sighup_reach_the_scheduler() {
         }
         assert!(std::time::Instant::now() < deadline, "{runs}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_webhook_target_on_sighup_gets_the_next_events() {
+    let (old_url, old) = webhook_receiver().await;
+    let (new_url, new) = webhook_receiver().await;
+    let webhooks = format!("\n[webhooks]\nurl = \"{old_url}\"\nsecret = \"{WEBHOOK_SECRET}\"\n");
+    let world = World::start_with(5, &webhooks).await;
+    world.connect("microsoft", "before").await;
+    let before = first_created(&old).await;
+    assert_eq!(before["data"]["connection_id"], "before", "{before}");
+
+    rewrite(&world, |config| config.replace(&old_url, &new_url));
+    world.host.sighup();
+    world.host.wait_for_log("configuration reloaded").await;
+    world.connect("microsoft", "after").await;
+
+    let after = first_created(&new).await;
+    assert_eq!(after["data"]["connection_id"], "after", "{after}");
+    assert_eq!(
+        events(&old, "connection.created").len(),
+        1,
+        "the old target got nothing more"
+    );
+}
+
+/// The first `connection.created` event that reaches `received`, waited for.
+async fn first_created(received: &Received) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(first) = events(received, "connection.created").into_iter().next() {
+            return first;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection.created event"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
