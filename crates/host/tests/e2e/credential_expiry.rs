@@ -5,14 +5,14 @@
 //! reload (SIGHUP) with a valid secret brings every connection back with one `integration.recovered`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use plugboard_emulator::AddSecret;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{
-    API_KEY, Received, SYNCS_OFF, StoreKind, WEBHOOK_SECRET, World, events, webhook_receiver,
+    API_KEY, Received, SYNCS_OFF, StoreKind, World, events, expect_events, webhook_receiver,
+    webhooks_section,
 };
 
 /// Connections of the integration whose secret expires.
@@ -42,25 +42,7 @@ enabled = false
 }
 
 fn webhooks(url: &str) -> String {
-    format!("{SYNCS_OFF}\n[webhooks]\nurl = \"{url}\"\nsecret = \"{WEBHOOK_SECRET}\"\n")
-}
-
-/// Waits until `count` events of `kind` arrived, then a little longer to see that no
-/// duplicate follows; the events.
-async fn expect_events(received: &Received, kind: &str, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while events(received, kind).len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "{kind}: {:?}",
-            events(received, kind)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let arrived = events(received, kind);
-    assert_eq!(arrived.len(), count, "{kind}: {arrived:?}");
-    arrived
+    format!("{SYNCS_OFF}{}", webhooks_section(url))
 }
 
 /// The integration `name` as `GET /integrations` shows it.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use plugboard_emulator::AddSecret;
 use reqwest::StatusCode;
 
-use crate::support::{Received, WEBHOOK_SECRET, World, events, free_port, webhook_receiver};
+use crate::support::{World, events, expect_events, free_port, webhook_receiver, webhooks_section};
 
 /// Connections of the integration whose secret is rotated.
 const CONNECTIONS: usize = 3;
@@ -239,37 +239,21 @@ async fn sync_settings_changed_on_sighup_reach_the_scheduler() {
 async fn a_new_webhook_target_on_sighup_gets_the_next_events() {
     let (old_url, old) = webhook_receiver().await;
     let (new_url, new) = webhook_receiver().await;
-    let webhooks = format!("\n[webhooks]\nurl = \"{old_url}\"\nsecret = \"{WEBHOOK_SECRET}\"\n");
-    let world = World::start_with(5, &webhooks).await;
+    let world = World::start_with(5, &webhooks_section(&old_url)).await;
     world.connect("microsoft", "before").await;
-    let before = first_created(&old).await;
-    assert_eq!(before["data"]["connection_id"], "before", "{before}");
+    let before = expect_events(&old, "connection.created", 1).await;
+    assert_eq!(before[0]["data"]["connection_id"], "before", "{before:?}");
 
     rewrite(&world, |config| config.replace(&old_url, &new_url));
     world.host.sighup();
     world.host.wait_for_log("configuration reloaded").await;
     world.connect("microsoft", "after").await;
 
-    let after = first_created(&new).await;
-    assert_eq!(after["data"]["connection_id"], "after", "{after}");
+    let after = expect_events(&new, "connection.created", 1).await;
+    assert_eq!(after[0]["data"]["connection_id"], "after", "{after:?}");
     assert_eq!(
         events(&old, "connection.created").len(),
         1,
         "the old target got nothing more"
     );
-}
-
-/// The first `connection.created` event that reaches `received`, waited for.
-async fn first_created(received: &Received) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(first) = events(received, "connection.created").into_iter().next() {
-            return first;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no connection.created event"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{
-    Host, Received, SYNCS_OFF, StoreKind, WEBHOOK_SECRET, World, all_answered, events,
-    webhook_receiver,
+    Host, Received, SYNCS_OFF, StoreKind, World, all_answered, events, webhook_receiver,
+    webhooks_section,
 };
 use crate::syncs::{finished_run, syncing};
 
@@ -111,9 +111,7 @@ async fn announced_once(kind: StoreKind) {
         World::start_on(
             kind,
             120,
-            &format!(
-                "{SYNCS_OFF}\n[webhooks]\nurl = \"{hook_url}\"\nsecret = \"{WEBHOOK_SECRET}\"\n"
-            ),
+            &format!("{SYNCS_OFF}{}", webhooks_section(&hook_url)),
         )
         .await,
     );

@@ -1105,6 +1105,11 @@ pub async fn raw_get(base: &str, target: &str, headers: &[(&str, &str)]) -> (u16
 /// The secret the tests' `[webhooks]` configs sign events with.
 pub const WEBHOOK_SECRET: &str = "webhook-secret-0123456789";
 
+/// A `[webhooks]` section sending events to `url`, signed with [`WEBHOOK_SECRET`].
+pub fn webhooks_section(url: &str) -> String {
+    format!("\n[webhooks]\nurl = \"{url}\"\nsecret = \"{WEBHOOK_SECRET}\"\n")
+}
+
 /// One POST that reached a test's webhook receiver.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -1214,6 +1219,24 @@ pub fn events(received: &Received, kind: &str) -> Vec<Value> {
         })
         .filter(|event| event["type"] == kind)
         .collect()
+}
+
+/// Waits until `count` events of `kind` arrived, then a little longer to see that no
+/// duplicate follows; the events.
+pub async fn expect_events(received: &Received, kind: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events(received, kind).len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{kind}: {:?}",
+            events(received, kind)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let arrived = events(received, kind);
+    assert_eq!(arrived.len(), count, "{kind}: {arrived:?}");
+    arrived
 }
 
 impl World {
