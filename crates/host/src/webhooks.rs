@@ -147,17 +147,19 @@ impl Webhooks {
         if !delivery.delivered {
             tracing::warn!(event = %delivery.event_type, attempts = delivery.attempts, error = ?delivery.error, "a webhook event could not be delivered");
         }
+        let attempts = match delivery.attempts {
+            1 => "1 attempt".to_owned(),
+            n => format!("{n} attempts"),
+        };
         let summary = match (&delivery.error, delivery.delivered) {
             (_, true) => format!(
-                "`{}` delivered ({}) after {} attempt(s)",
+                "`{}` delivered ({}) after {attempts}",
                 delivery.event_type,
                 delivery.status.unwrap_or_default(),
-                delivery.attempts
             ),
             (error, false) => format!(
-                "`{}` not delivered after {} attempt(s): {}",
+                "`{}` not delivered after {attempts}: {}",
                 delivery.event_type,
-                delivery.attempts,
                 error.as_deref().unwrap_or("no answer")
             ),
         };

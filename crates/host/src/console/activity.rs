@@ -54,11 +54,16 @@ pub struct ActivityRow {
     pub redeliver: Option<String>,
 }
 
+/// How one entry names its operation (the filter's [`KINDS`] name them in the plural).
 fn kind_label(kind: ActivityKind) -> &'static str {
-    KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map_or("", |(_, label)| label)
+    match kind {
+        ActivityKind::TokenRefresh => "Token refresh",
+        ActivityKind::SyncRun => "Sync run",
+        ActivityKind::Action => "Action",
+        ActivityKind::WebhookDelivery => "Webhook delivery",
+        ActivityKind::ConnectionCreated => "Connection created",
+        ActivityKind::ConnectionDeleted => "Connection deleted",
+    }
 }
 
 pub fn activity_rows(

@@ -92,9 +92,61 @@ pub fn account(account: Option<&Value>) -> String {
     }
 }
 
+/// `text` in parts, each marked whether it stood between backticks. Plugboard's messages quote
+/// names that way (sync `people`, `sync.completed` delivered); the pages show those parts as
+/// code (`templates/console/macros.html`) rather than print the backticks. A backtick without
+/// its pair stays in the text as it is.
+pub fn code_spans(text: &str) -> Vec<(bool, &str)> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some((before, after)) = rest.split_once('`') {
+        let Some((code, next)) = after.split_once('`') else {
+            break;
+        };
+        if !before.is_empty() {
+            parts.push((false, before));
+        }
+        if code.is_empty() {
+            parts.push((false, "``"));
+        } else {
+            parts.push((true, code));
+        }
+        rest = next;
+    }
+    if !rest.is_empty() {
+        parts.push((false, rest));
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backticks_mark_code_and_an_unpaired_one_stays() {
+        assert_eq!(
+            code_spans("sync `people` failed: `x` is not `y`"),
+            [
+                (false, "sync "),
+                (true, "people"),
+                (false, " failed: "),
+                (true, "x"),
+                (false, " is not "),
+                (true, "y"),
+            ]
+        );
+        assert_eq!(
+            code_spans("`a` and a lone ` here"),
+            [(true, "a"), (false, " and a lone ` here")]
+        );
+        assert_eq!(
+            code_spans("empty `` pair"),
+            [(false, "empty "), (false, "``"), (false, " pair")]
+        );
+        assert_eq!(code_spans("plain"), [(false, "plain")]);
+        assert_eq!(code_spans(""), []);
+    }
 
     #[test]
     fn a_client_secret_shows_its_expiry_and_never_a_value() {

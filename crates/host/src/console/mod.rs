@@ -224,3 +224,25 @@ async fn stylesheet() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_names_show_as_code_and_everything_is_escaped() {
+        let page = ErrorHtml {
+            title: "Not found",
+            detail: "There is no connection `<b>x</b>` in integration `a&b`; <script>alert(1)</script>",
+        }
+        .render()
+        .unwrap();
+        assert!(
+            page.contains(
+                "<p>There is no connection <code>&#60;b&#62;x&#60;/b&#62;</code> in integration \
+                 <code>a&#38;b</code>; &#60;script&#62;alert(1)&#60;/script&#62;</p>"
+            ),
+            "{page}"
+        );
+    }
+}

@@ -159,7 +159,18 @@ async fn an_operator_finds_a_connection_runs_its_sync_and_reads_its_records() {
     // The Activity page has the run and the webhook deliveries; one is sent again.
     browser.click("nav a[href='/ui/activity']").await;
     let activity = browser.text(".activity").await;
-    assert!(activity.contains("sync `people`"), "{activity}");
+    assert!(
+        activity.contains("sync people (incremental run)"),
+        "{activity}"
+    );
+    assert!(
+        browser
+            .texts(".activity td.summary code")
+            .await
+            .contains(&"people".to_owned()),
+        "the sync's name is shown as code, not between backticks"
+    );
+    assert!(!activity.contains('`'), "{activity}");
     assert!(activity.contains("connection created"), "{activity}");
     let before = received.lock().unwrap().len();
     let first_event = received.lock().unwrap()[0].event_id.clone();
@@ -344,7 +355,7 @@ async fn forged_forms_are_refused_and_guessing_the_key_is_slowed_down() {
         "{overview}"
     );
     assert!(
-        overview.contains("`offline_access` is missing"),
+        overview.contains("<code>offline_access</code> is missing"),
         "{overview}"
     );
     assert!(
