@@ -171,6 +171,17 @@ async fn an_operator_finds_a_connection_runs_its_sync_and_reads_its_records() {
         "the sync's name is shown as code, not between backticks"
     );
     assert!(!activity.contains('`'), "{activity}");
+    let operations = browser.texts(".activity td:nth-child(2)").await;
+    for operation in ["Sync run", "Webhook delivery", "Connection created"] {
+        assert!(operations.iter().any(|o| o == operation), "{operations:?}");
+    }
+    let summaries = browser.texts(".activity td.summary").await;
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.ends_with("delivered (204) after 1 attempt")),
+        "{summaries:?}"
+    );
     assert!(activity.contains("connection created"), "{activity}");
     let before = received.lock().unwrap().len();
     let first_event = received.lock().unwrap()[0].event_id.clone();
